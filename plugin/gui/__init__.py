@@ -1,0 +1,1 @@
+"""Widgets, Qt models, the map tool: thin QGIS glue over the pure layers."""

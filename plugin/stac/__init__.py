@@ -1,0 +1,1 @@
+"""STAC catalogs, collections, search and asset hrefs. Pure: no QGIS imports."""

@@ -1,0 +1,76 @@
+"""Reading a static STAC catalog from disk: the collections it links to, following child catalogs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class CatalogError(Exception):
+    """A catalog file that cannot be read or is not STAC; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """What the dock shows of a collection before any search."""
+
+    id: str
+    title: str
+    description: str
+    license: str
+    bbox: tuple[float, float, float, float] | None
+    """Spatial extent in lon/lat (first bbox of the collection)."""
+    interval: tuple[str | None, str | None]
+    """Temporal extent as ISO strings; None for an open end."""
+    href: str
+    """Where the collection JSON was read from."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8") as stream:
+            document = json.load(stream)
+    except OSError as error:
+        raise CatalogError(f"Cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise CatalogError(f"{path} is not valid JSON (line {error.lineno}: {error.msg})") from error
+    if not isinstance(document, dict) or "type" not in document:
+        raise CatalogError(f"{path} is not a STAC document (no 'type')")
+    return document
+
+
+def summarize_collection(document: dict, href: str) -> CollectionSummary:
+    extent = document.get("extent", {})
+    bboxes = extent.get("spatial", {}).get("bbox") or [None]
+    intervals = extent.get("temporal", {}).get("interval") or [[None, None]]
+    bbox = tuple(bboxes[0][:4]) if bboxes[0] else None
+    start, end = (list(intervals[0]) + [None, None])[:2]
+    return CollectionSummary(
+        id=str(document.get("id", "")),
+        title=str(document.get("title") or document.get("id", "")),
+        description=str(document.get("description", "")),
+        license=str(document.get("license", "")),
+        bbox=bbox,  # type: ignore[arg-type]
+        interval=(start, end),
+        href=href,
+    )
+
+
+def read_collections(catalog: Path, max_depth: int = 8) -> list[CollectionSummary]:
+    """Collections reachable from ``catalog`` through ``child`` links, sorted by id."""
+    found: dict[str, CollectionSummary] = {}
+    pending = [(catalog.resolve(), 0)]
+    seen: set[Path] = set()
+    while pending:
+        path, depth = pending.pop()
+        if path in seen or depth > max_depth:
+            continue
+        seen.add(path)
+        document = _read_json(path)
+        if document["type"] == "Collection":
+            found.setdefault(document.get("id", str(path)), summarize_collection(document, str(path)))
+        for link in document.get("links", []):
+            if link.get("rel") == "child" and "href" in link and "://" not in link["href"]:
+                pending.append(((path.parent / link["href"]).resolve(), depth + 1))
+    return sorted(found.values(), key=lambda c: c.id)

@@ -1,0 +1,28 @@
+"""Shared fixtures: the demo cube (generated once per machine, reused), the real servers, QGIS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cubescope.plugin.demo import DemoCube, ensure_demo_cube
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+pytest_plugins = ["servers.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def demo_cube() -> DemoCube:
+    """The demo cube with its ground truth; generation is deterministic, so a cached copy is reused."""
+    return ensure_demo_cube(REPO / "build" / "cache" / "demo-cube")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Real-world data beside the project; a user's fresh clone has none, so tests using it skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-world data not present at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,56 @@
+"""`make package`'s ZIP: only plugin files, and it installs and loads in a fresh QGIS profile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from qgis_desktop import REPO, create_profile, run_probe
+
+DEMO_COLLECTIONS = ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
+
+
+@pytest.fixture(scope="module")
+def plugin_zip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "tools" / "package.py"), str(out)],
+        capture_output=True, text=True, check=True,
+    )
+    return out / completed.stdout.strip().rsplit("/", 1)[-1]
+
+
+def test_zip_holds_the_plugin_and_nothing_else(plugin_zip):
+    names = zipfile.ZipFile(plugin_zip).namelist()
+    assert {"cubescope/metadata.txt", "cubescope/__init__.py", "cubescope/ui/dock.ui",
+            "cubescope/resources/icon.svg", "cubescope/plugin/cubescope_plugin.py"} <= set(names)
+    assert all(name.startswith("cubescope/") for name in names)
+    forbidden = ("/tests/", "/.ci/", "/build/", "/.venv", "__pycache__", ".pyc", "Makefile", "/screenshots/")
+    assert [n for n in names if any(f in n for f in forbidden)] == []
+
+
+@pytest.fixture(scope="module")
+def fresh_install_report(plugin_zip, tmp_path_factory, demo_cube):
+    """Unzip as the Plugin Manager does, into a fresh profile; QGIS sees only Debian's packages."""
+    workdir = tmp_path_factory.mktemp("fresh-qgis")
+    unpacked = workdir / "unzipped"
+    zipfile.ZipFile(plugin_zip).extractall(unpacked)
+    create_profile(workdir / "profiles", plugin_source=unpacked / "cubescope", copy=True)
+    return run_probe(workdir / "profiles", demo_cube.root, workdir, with_venv=False)
+
+
+def test_zip_installs_and_loads_in_a_fresh_profile(fresh_install_report, tmp_path_factory):
+    assert "exception" not in fresh_install_report, fresh_install_report.get("exception")
+    assert "/profiles/cubescope/python/plugins/cubescope" in fresh_install_report["plugin_path"]
+    state = fresh_install_report["after_start"]
+    assert state["active"] and state["docks"] == 1 and state["provider"]
+
+
+def test_missing_packages_are_named_and_the_demo_still_works(fresh_install_report):
+    missing = fresh_install_report["after_start"]["missing_packages"]
+    assert {"pystac-client", "odc-stac", "dask", "pyqtgraph"} <= set(missing)
+    assert fresh_install_report["demo_collections"] == DEMO_COLLECTIONS
+    warnings = [m["message"] for m in fresh_install_report["log"] if m["tag"] == "Cubescope"]
+    assert all("Optional Python packages missing" in w for w in warnings)

@@ -1,0 +1,60 @@
+"""The plugin in the real QGIS desktop: loads, lists the demo catalog, reloads and unloads cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis_desktop import create_profile, run_probe
+
+EXPECTED_ACTIONS = ["CubescopePixelTool", "CubescopeShowDock"]
+DEMO_COLLECTIONS = ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
+
+
+@pytest.fixture(scope="module")
+def probe_report(tmp_path_factory, demo_cube) -> dict:
+    workdir = tmp_path_factory.mktemp("qgis")
+    create_profile(workdir / "profiles")
+    return run_probe(workdir / "profiles", demo_cube.root, workdir)
+
+
+def test_probe_ran_without_exception(probe_report):
+    assert "exception" not in probe_report, probe_report.get("exception")
+
+
+def test_everything_is_there_after_start(probe_report):
+    state = probe_report["after_start"]
+    assert state["active"]
+    assert state["docks"] == 1
+    assert state["toolbars"] == 1
+    assert state["actions"] == EXPECTED_ACTIONS
+    assert state["map_tool"]
+    assert state["provider"]
+    assert "cubescope:democube" in state["algorithms"]
+
+
+def test_dock_lists_the_demo_catalog(probe_report, demo_cube):
+    assert probe_report["demo_collections"] == DEMO_COLLECTIONS
+    assert str(demo_cube.root) in probe_report["demo_status"]
+
+
+def test_reload_leaves_no_duplicates(probe_report):
+    assert probe_report["after_reload"] == probe_report["after_start"]
+    assert probe_report["after_reload_collections"] == DEMO_COLLECTIONS
+
+
+def test_unload_removes_everything(probe_report):
+    state = probe_report["after_unload"]
+    assert not state["active"]
+    assert (state["docks"], state["toolbars"], state["actions"]) == (0, 0, [])
+    assert not state["provider"]
+
+
+def test_no_warnings_or_errors_in_the_log(probe_report):
+    ours = [m for m in probe_report["log"] if m["tag"] in {"Cubescope", "Python error", "Python warning"}]
+    assert ours == []
+
+
+def test_plugin_was_loaded_from_the_profile(probe_report):
+    assert probe_report["plugin_path"] is not None
+    assert Path(probe_report["plugin_path"]).name == "cubescope"

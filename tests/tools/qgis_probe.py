@@ -1,0 +1,93 @@
+"""Run inside the real QGIS desktop (``qgis --code tests/tools/qgis_probe.py``) with a real iface.
+
+Records what Cubescope added to QGIS after start-up, after a reload and after an unload, the log
+messages those produced, and whether the dock listed the demo catalog; writes it all as JSON to
+$CUBESCOPE_PROBE_REPORT and quits QGIS. The tests read the JSON; this script asserts nothing itself.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+import qgis.utils
+from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import QEventLoop, QTimer
+from qgis.PyQt.QtWidgets import QAction, QDockWidget, QToolBar
+
+REPORT = os.environ["CUBESCOPE_PROBE_REPORT"]
+WAIT_DEMO_S = float(os.environ.get("CUBESCOPE_PROBE_WAIT_S", "120"))
+iface = qgis.utils.iface
+report: dict = {"log": []}
+
+
+def on_message(message: str, tag: str, level) -> None:
+    if level >= Qgis.Warning:
+        report["log"].append({"tag": tag, "level": int(level), "message": message})
+
+
+def state() -> dict:
+    window = iface.mainWindow()
+    provider = QgsApplication.processingRegistry().providerById("cubescope")
+    plugin = qgis.utils.plugins.get("cubescope")
+    return {
+        "active": "cubescope" in qgis.utils.active_plugins,
+        "docks": len([d for d in window.findChildren(QDockWidget) if d.objectName() == "CubescopeDock"]),
+        "toolbars": len([t for t in window.findChildren(QToolBar) if t.objectName() == "CubescopeToolbar"]),
+        "actions": sorted(a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("Cubescope")),
+        "menu_actions": sorted(
+            a.text() for m in window.menuBar().findChildren(QAction) if m.text() == "&Cubescope"
+            for a in (m.menu().actions() if m.menu() else [])
+        ),
+        "map_tool": bool(plugin and plugin.pixel_tool is not None),
+        "provider": provider is not None,
+        "algorithms": sorted(a.id() for a in provider.algorithms()) if provider else [],
+        "missing_packages": [r.name for r in plugin.notice.missing] if plugin and plugin.notice else [],
+    }
+
+
+def wait_for_demo_collections() -> list:
+    """The dock lists the demo catalog once its background task is done; wait for that, bounded."""
+    plugin = qgis.utils.plugins["cubescope"]
+    loop = QEventLoop()
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(loop.quit)
+    poll = QTimer()
+    poll.timeout.connect(lambda: plugin.dock.collection_ids() and loop.quit())
+    deadline.start(int(WAIT_DEMO_S * 1000))
+    poll.start(100)
+    if not plugin.dock.collection_ids():
+        loop.exec_()
+    poll.stop()
+    return plugin.dock.collection_ids()
+
+
+def probe() -> None:
+    QgsApplication.messageLog().messageReceived.connect(on_message)
+    module = sys.modules.get("cubescope")
+    report["plugin_path"] = os.path.dirname(module.__file__) if module else None
+    report["after_start"] = state()
+    report["demo_collections"] = wait_for_demo_collections() if report["after_start"]["active"] else []
+    plugin = qgis.utils.plugins.get("cubescope")
+    report["demo_status"] = plugin.dock.form.sourceStatus.text() if plugin else ""
+    qgis.utils.reloadPlugin("cubescope")
+    report["after_reload"] = state()
+    report["after_reload_collections"] = wait_for_demo_collections()
+    qgis.utils.unloadPlugin("cubescope")
+    QgsApplication.processEvents()
+    report["after_unload"] = state()
+
+
+def finish() -> None:
+    with open(REPORT, "w", encoding="utf-8") as stream:
+        json.dump(report, stream, indent=2)
+    iface.actionExit().trigger()
+
+
+try:
+    probe()
+except Exception:  # noqa: BLE001 (the report must be written whatever happened)
+    report["exception"] = traceback.format_exc()
+finally:
+    QTimer.singleShot(0, finish)
