@@ -101,12 +101,16 @@ class CubescopePlugin:
             if self.toolbar is not None:
                 self.toolbar.removeAction(action)
         self.actions.clear()
+        # Detach before deleteLater: a reload right after unload must not find the old widgets.
         if self.toolbar is not None:
+            self.iface.mainWindow().removeToolBar(self.toolbar)
+            self.toolbar.setParent(None)
             self.toolbar.deleteLater()
             self.toolbar = None
         if self.dock is not None:
             self.dock.cancel_tasks()
             self.iface.removeDockWidget(self.dock)
+            self.dock.setParent(None)
             self.dock.deleteLater()
             self.dock = None
         if self.notice is not None:

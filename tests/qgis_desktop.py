@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -16,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "tests" / "tools" / "qgis_probe.py"
-QGIS_TIMEOUT_S = 300
+QGIS_TIMEOUT_S = 240
 PROFILE = "cubescope"
 
 SETTINGS = """[PythonPlugins]
@@ -69,11 +70,11 @@ def qgis_environment(demo_dir: Path, report: Path, with_venv: bool = True) -> di
     ``with_venv=False`` gives QGIS only Debian's Python packages, as in a user's fresh QGIS where
     pystac-client, odc-stac, dask and pyqtgraph are missing.
     """
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "DISPLAY"}}
+    drop = {"PYTHONPATH", "DISPLAY", "QT_QPA_PLATFORM"}  # the desktop app needs a (virtual) X display
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     if with_venv:
         env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
     env.update(
-        QT_QPA_PLATFORM="offscreen",
         CUBESCOPE_DEMO_DIR=str(demo_dir),
         CUBESCOPE_PROBE_REPORT=str(report),
         XDG_RUNTIME_DIR=str(report.parent),
@@ -86,17 +87,28 @@ def run_probe(profiles_dir: Path, demo_dir: Path, workdir: Path, with_venv: bool
     qgis = shutil.which("qgis") or "/usr/bin/qgis"
     report = workdir / "probe.json"
     command = [
+        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
         qgis, "--profiles-path", str(profiles_dir), "--profile", "cubescope",
         "--nologo", "--noversioncheck", "--code", str(PROBE),
     ]
-    completed = subprocess.run(
+    # Own session: on a timeout the whole group (xvfb-run, Xvfb, qgis.bin) is killed, not just xvfb-run.
+    process = subprocess.Popen(
         command, env=qgis_environment(demo_dir, report, with_venv), cwd=workdir,
-        capture_output=True, text=True, timeout=QGIS_TIMEOUT_S,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=QGIS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"QGIS did not finish within {QGIS_TIMEOUT_S} s (a modal error dialog?).\n"
+            f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-3000:]}"
+        ) from None
     if not report.exists():
         raise AssertionError(
-            f"QGIS exited with {completed.returncode} without a probe report.\n"
-            f"stdout:\n{completed.stdout[-3000:]}\nstderr:\n{completed.stderr[-3000:]}"
+            f"QGIS exited with {process.returncode} without a probe report.\n"
+            f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-3000:]}"
         )
     return json.loads(report.read_text(encoding="utf-8"))
 

@@ -29,7 +29,8 @@ class CubescopeDock(QgsDockWidget):
     OBJECT_NAME = "CubescopeDock"
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(self.tr("Cubescope"), parent)
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Cubescope"))
         self.setObjectName(self.OBJECT_NAME)
         container = QWidget(self)
         layout = QVBoxLayout(container)
