@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # The repository root is the plugin package `cubescope`; tests import it through this symlink.
 PKG_ROOT := $(BUILD)/pkg
-DEMO_DIR := $(BUILD)/demo-cube
+DEMO_DIR := $(BUILD)/cache/demo-cube
 PROFILE_DIR := $(BUILD)/profile
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -70,8 +70,9 @@ def qgis_environment(demo_dir: Path, report: Path, with_venv: bool = True) -> di
     ``with_venv=False`` gives QGIS only Debian's Python packages, as in a user's fresh QGIS where
     pystac-client, odc-stac, dask and pyqtgraph are missing.
     """
-    drop = {"PYTHONPATH", "DISPLAY", "QT_QPA_PLATFORM"}  # the desktop app needs a (virtual) X display
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+    # The desktop app needs a (virtual) X display; pytest-qgis's QGIS_* settings are for the test process.
+    drop = {"PYTHONPATH", "DISPLAY", "QT_QPA_PLATFORM"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("QGIS_")}
     if with_venv:
         env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
     env.update(
@@ -111,6 +112,21 @@ def run_probe(profiles_dir: Path, demo_dir: Path, workdir: Path, with_venv: bool
             f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-3000:]}"
         )
     return json.loads(report.read_text(encoding="utf-8"))
+
+
+
+def qgis_process(home: Path, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """Run ``qgis_process.bin`` (the Debian wrapper passes an option 3.22 rejects) with Cubescope
+    installed in ``home``'s default profile, as a user's command line would."""
+    plugins = home / ".local" / "share" / "QGIS" / "QGIS3" / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    if not (plugins / "cubescope").exists():
+        (plugins / "cubescope").symlink_to(REPO, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("QGIS_")}
+    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", PYTHONPATH=sysconfig.get_paths()["purelib"])
+    return subprocess.run(
+        ["/usr/bin/qgis_process.bin", *args], env=env, cwd=home, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 if __name__ == "__main__":

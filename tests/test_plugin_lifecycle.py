@@ -28,6 +28,7 @@ def test_everything_is_there_after_start(probe_report):
     assert state["docks"] == 1
     assert state["toolbars"] == 1
     assert state["actions"] == EXPECTED_ACTIONS
+    assert state["menu_actions"] == ["Cubescope panel", "Pixel time series"]
     assert state["map_tool"]
     assert state["provider"]
     assert "cubescope:democube" in state["algorithms"]
@@ -35,7 +36,8 @@ def test_everything_is_there_after_start(probe_report):
 
 def test_dock_lists_the_demo_catalog(probe_report, demo_cube):
     assert probe_report["demo_collections"] == DEMO_COLLECTIONS
-    assert str(demo_cube.root) in probe_report["demo_status"]
+    assert probe_report["demo_status"] == "Demo cube: 4 collections, offline."
+    assert probe_report["demo_root"] == str(demo_cube.root)
 
 
 def test_reload_leaves_no_duplicates(probe_report):
@@ -46,7 +48,7 @@ def test_reload_leaves_no_duplicates(probe_report):
 def test_unload_removes_everything(probe_report):
     state = probe_report["after_unload"]
     assert not state["active"]
-    assert (state["docks"], state["toolbars"], state["actions"]) == (0, 0, [])
+    assert (state["docks"], state["toolbars"], state["actions"], state["menu_actions"]) == (0, 0, [], [])
     assert not state["provider"]
 
 

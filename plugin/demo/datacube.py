@@ -10,7 +10,7 @@ fractional "days since" would not (xarray rounds some to the nanosecond below).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .spectra import DN_OFFSET, DN_SCALE
 from .zarr_writer import ZarrArray, write_zarr
 
 CHUNK_XY = 64
-TIME_EPOCH = datetime(2023, 1, 1, tzinfo=UTC)
+TIME_EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
 TIME_UNITS = "seconds since 2023-01-01 00:00:00"
 
 

@@ -79,7 +79,7 @@ class TileGrid:
         # Counter-clockwise for GeoJSON (RFC 7946): reverse the clockwise walk above.
         xs, ys = xs[::-1], ys[::-1]
         lon, lat = to_lonlat(self.epsg, xs, ys)
-        ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
+        ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat)]
         ring.append(ring[0])
         return ring
 

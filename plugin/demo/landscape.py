@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 
@@ -234,7 +233,7 @@ def _distance_to_water(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         r = np.hypot((x - cx) / rx, (y - cy) / ry)
         d = np.minimum(d, np.maximum(r - 1.0, 0.0) * min(rx, ry))
     for line in (_RIVER_WEST, _RIVER_EAST):
-        for (x0, y0), (x1, y1) in pairwise(line):
+        for (x0, y0), (x1, y1) in zip(line, line[1:]):
             dx, dy = x1 - x0, y1 - y0
             t = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
             d = np.minimum(d, np.hypot(x - (x0 + t * dx), y - (y0 + t * dy)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from .landscape import LAT0, LON0
 
@@ -61,7 +61,7 @@ def s2_acquisitions() -> tuple[Acquisition, ...]:
     out = []
     for i, d in enumerate(days):
         s2a = ((d - _S2A_REFERENCE).days // 5) % 2 == 0
-        t = datetime(d.year, d.month, d.day, 9, 20, 29 if s2a else 31, tzinfo=UTC)
+        t = datetime(d.year, d.month, d.day, 9, 20, 29 if s2a else 31, tzinfo=timezone.utc)
         out.append(Acquisition(i, t, "sentinel-2a" if s2a else "sentinel-2b"))
     return tuple(out)
 
@@ -70,7 +70,7 @@ def s1_acquisitions() -> tuple[Acquisition, ...]:
     out = []
     d = S1_FIRST
     while d <= S1_LAST:
-        t = datetime(d.year, d.month, d.day, 16, 15, 12, tzinfo=UTC)
+        t = datetime(d.year, d.month, d.day, 16, 15, 12, tzinfo=timezone.utc)
         out.append(Acquisition(len(out), t, "sentinel-1a"))
         d += timedelta(days=S1_REPEAT_DAYS)
     return tuple(out)

@@ -88,7 +88,7 @@ def reflectance(code: int, when: date) -> tuple[float, ...]:
                 _BUILT[3] + 0.04 * gardens, _BUILT[4] - 0.01 * gardens)
     soil, green = _END_MEMBERS[code]
     g = greenness(code, when)
-    return tuple(s + g * (v - s) for s, v in zip(soil, green, strict=True))
+    return tuple(s + g * (v - s) for s, v in zip(soil, green))
 
 
 def to_dn(refl: float) -> int:

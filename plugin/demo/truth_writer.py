@@ -102,7 +102,7 @@ def document(
             {"index": a.index, "datetime": a.iso, "platform": a.platform, "sky": scn.kind,
              "sun_azimuth": round(az, 2), "sun_elevation": round(el, 2),
              "brightness": scn.brightness, "swath_edge_km": list(scn.swath_edge) if scn.swath_edge else None}
-            for a, scn, (az, el) in zip(s2, scenarios, sun, strict=True)
+            for a, scn, (az, el) in zip(s2, scenarios, sun)
         ],
         "items": s2_items,
     }

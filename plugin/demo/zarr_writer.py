@@ -60,9 +60,9 @@ def _write_chunks(path: Path, arr: ZarrArray) -> None:
     if data.ndim == 0:
         (path / "0").write_bytes(zlib.compress(data.tobytes(), _ZLIB_LEVEL))
         return
-    counts = [-(-n // c) for n, c in zip(data.shape, arr.chunks, strict=True)]
+    counts = [-(-n // c) for n, c in zip(data.shape, arr.chunks)]
     for idx in product(*(range(n) for n in counts)):
-        sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, arr.chunks, strict=True))
+        sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, arr.chunks))
         block = data[sl]
         if block.shape != tuple(arr.chunks):  # edge chunks are stored full size, padded
             padded = np.full(arr.chunks, arr.fill_value or 0, dtype=data.dtype)

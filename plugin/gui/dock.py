@@ -73,7 +73,8 @@ class CubescopeDock(QgsDockWidget):
     def _start_demo_task(self, root: Path) -> None:
         self.cancel_tasks()
         self._collections.clear()
-        self.form.sourceStatus.setText(self.tr("Preparing the demo cube in {path}…").format(path=root))
+        self.form.sourceStatus.setText(self.tr("Preparing the demo cube…"))
+        self.form.sourceStatus.setToolTip(str(root))
         self.form.sourceProgress.setValue(0)
         self.form.sourceProgress.show()
         task = DemoCubeTask(root)
@@ -98,9 +99,8 @@ class CubescopeDock(QgsDockWidget):
         self.demo_cube = cube
         self.form.sourceProgress.hide()
         self._set_collections(collections)
-        self.form.sourceStatus.setText(
-            self.tr("Demo cube: {n} collections, offline, in {path}").format(n=len(collections), path=cube.root)
-        )
+        self.form.sourceStatus.setText(self.tr("Demo cube: {n} collections, offline.").format(n=len(collections)))
+        self.form.sourceStatus.setToolTip(str(cube.root))
 
     def _source_failed(self, message: str) -> None:
         if self._is_stale():
@@ -113,9 +113,9 @@ class CubescopeDock(QgsDockWidget):
     def _set_collections(self, collections: list[CollectionSummary]) -> None:
         self._collections.clear()
         for collection in collections:
-            item = QStandardItem(f"{collection.title}  ({collection.id})")
+            item = QStandardItem(collection.title)
             item.setData(collection, COLLECTION_ROLE)
-            item.setToolTip(collection.description[:300])
+            item.setToolTip(f"{collection.id}\n\n{collection.description[:300]}")
             self._collections.appendRow(item)
         if collections:
             self.form.collectionList.setCurrentIndex(self._filtered.index(0, 0))

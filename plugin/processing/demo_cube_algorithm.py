@@ -40,7 +40,7 @@ class DemoCubeAlgorithm(QgsProcessingAlgorithm):
             "as a Zarr cube, and the ground truth. The same seed always gives the same cube."
         )
 
-    def createInstance(self) -> "DemoCubeAlgorithm":  # noqa: N802 (QGIS name)
+    def createInstance(self) -> DemoCubeAlgorithm:  # noqa: N802 (QGIS name)
         return DemoCubeAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)

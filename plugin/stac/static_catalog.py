@@ -45,7 +45,7 @@ def summarize_collection(document: dict, href: str) -> CollectionSummary:
     bboxes = extent.get("spatial", {}).get("bbox") or [None]
     intervals = extent.get("temporal", {}).get("interval") or [[None, None]]
     bbox = tuple(bboxes[0][:4]) if bboxes[0] else None
-    start, end = (list(intervals[0]) + [None, None])[:2]
+    start, end = [*intervals[0], None, None][:2]
     return CollectionSummary(
         id=str(document.get("id", "")),
         title=str(document.get("title") or document.get("id", "")),

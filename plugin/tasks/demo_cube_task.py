@@ -38,7 +38,7 @@ class DemoCubeTask(QgsTask):
     def _report(self, fraction: float) -> None:
         self.setProgress(100.0 * fraction)
 
-    def finished(self, result: bool) -> None:  # noqa: N802 (Qt name)
+    def finished(self, result: bool) -> None:
         if result and self._cube is not None:
             self.ready.emit(self._cube, self._collections)
         elif self.isCanceled():

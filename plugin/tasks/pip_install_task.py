@@ -55,7 +55,7 @@ class PipInstallTask(QgsTask):
         self._message = f"Installed {names}. Restart QGIS to use them."
         return True
 
-    def finished(self, result: bool) -> None:  # noqa: N802 (Qt name)
+    def finished(self, result: bool) -> None:
         self._constraints.unlink(missing_ok=True)
         Path(self._constraints_dir).rmdir()
         self.done.emit(result, self._message or "Installation did not complete.")

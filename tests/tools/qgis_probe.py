@@ -34,10 +34,12 @@ def state() -> dict:
         "active": "cubescope" in qgis.utils.active_plugins,
         "docks": len([d for d in window.findChildren(QDockWidget) if d.objectName() == "CubescopeDock"]),
         "toolbars": len([t for t in window.findChildren(QToolBar) if t.objectName() == "CubescopeToolbar"]),
-        "actions": sorted(a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("Cubescope")),
+        "actions": sorted(
+            a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("Cubescope")
+        ),
         "menu_actions": sorted(
-            a.text() for m in window.menuBar().findChildren(QAction) if m.text() == "&Cubescope"
-            for a in (m.menu().actions() if m.menu() else [])
+            a.text() for m in iface.pluginMenu().actions() if m.text() == "&Cubescope" and m.menu()
+            for a in m.menu().actions()
         ),
         "map_tool": bool(plugin and plugin.pixel_tool is not None),
         "provider": provider is not None,
@@ -71,6 +73,7 @@ def probe() -> None:
     report["demo_collections"] = wait_for_demo_collections() if report["after_start"]["active"] else []
     plugin = qgis.utils.plugins.get("cubescope")
     report["demo_status"] = plugin.dock.form.sourceStatus.text() if plugin else ""
+    report["demo_root"] = plugin.dock.demo_cube and str(plugin.dock.demo_cube.root)
     qgis.utils.reloadPlugin("cubescope")
     report["after_reload"] = state()
     report["after_reload_collections"] = wait_for_demo_collections()

@@ -4,6 +4,7 @@ open two demo scenes so the map is not empty, and save PNGs of the window and th
 Screenshots go to resources/screenshots/ (kept out of the plugin ZIP); QGIS quits afterwards.
 """
 
+import json
 import os
 import traceback
 from pathlib import Path
@@ -37,21 +38,17 @@ def settle(ms: int) -> None:
 
 
 def add_demo_scenes(cube) -> None:
-    """A clear summer date of both tiles, false colour from the per-band COGs via a VRT."""
+    """A clear summer date of both tiles in false colour (nir/red/green COGs stacked in a VRT)."""
     from osgeo import gdal
 
-    items = sorted((cube.root / "stac" / "demo-s2-l2a").glob("*/"))
-    by_tile: dict[str, Path] = {}
-    for item in items:
-        if "2023-07" in item.name or "20230" in item.name:
-            by_tile.setdefault(item.name.split("_")[1] if "_" in item.name else item.name, item)
-    for name, item in list(by_tile.items())[:2]:
-        vrt = str(OUT.parent / f".{item.name}.vrt")
-        bands = [str(item / f"{b}.tif") for b in ("nir", "red", "green")]
-        if all(Path(b).exists() for b in bands):
-            gdal.BuildVRT(vrt, bands, separate=True)
-            layer = QgsRasterLayer(vrt, f"{item.name} (nir/red/green)")
-            QgsProject.instance().addMapLayer(layer)
+    for item_json in sorted((cube.root / "stac" / "demo-s2-l2a").glob("*/*.json")):
+        item = json.loads(item_json.read_text(encoding="utf-8"))
+        if not item["properties"]["datetime"].startswith("2023-07") or item["properties"]["eo:cloud_cover"] > 0:
+            continue
+        bands = [str(item_json.parent / f"{band}.tif") for band in ("nir", "red", "green")]
+        vrt = str(OUT.parent / f".{item['id']}.vrt")
+        gdal.BuildVRT(vrt, bands, separate=True)
+        QgsProject.instance().addMapLayer(QgsRasterLayer(vrt, f"{item['id']} (nir/red/green)"))
 
 
 def main() -> None:
