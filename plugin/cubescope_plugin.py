@@ -50,7 +50,7 @@ class CubescopePlugin:
         self.initProcessing()
         main_window = self.iface.mainWindow()
 
-        self.dock = CubescopeDock(main_window)
+        self.dock = CubescopeDock(main_window, self.iface.mapCanvas())
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
 
         self.toolbar = self.iface.addToolBar(tr("Cubescope"))

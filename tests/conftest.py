@@ -26,3 +26,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real-world data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    from servers.ports import free_port
+
+    return free_port()

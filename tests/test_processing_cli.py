@@ -25,3 +25,34 @@ def test_qgis_process_lists_and_runs_democube(tmp_path):
     catalog = json.loads((out / "stac" / "catalog.json").read_text())
     assert catalog["type"] == "Catalog"
     assert json.loads((out / "manifest.json").read_text())["seed"] == DEFAULT_SEED
+
+
+def _footprints(path) -> list[dict]:
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(str(path), "out", "ogr")
+    assert layer.isValid()
+    return [{f.name(): feature[f.name()] for f in layer.fields()} for feature in layer.getFeatures()]
+
+
+def test_qgis_process_searchitems_on_the_static_catalog_and_an_api(tmp_path, demo_cube, stac_api_light):
+    """The README's command line, against the demo's static catalog and the light STAC API."""
+    home = tmp_path / "home"
+    assert qgis_process(home, "plugins", "enable", "cubescope").returncode == 0
+    files = demo_cube.collections["demo-s2-l2a"].parent.glob("*/*.json")
+    expected = sorted(
+        item["id"] for item in (json.loads(p.read_text()) for p in files)
+        if item["properties"]["eo:cloud_cover"] <= 20 and item["properties"]["datetime"] < "2024-01-01"
+    )
+    for source in (str(demo_cube.catalog), stac_api_light.url):
+        out = tmp_path / f"footprints-{len(list(tmp_path.iterdir()))}.gpkg"
+        run = qgis_process(
+            home, "run", "cubescope:searchitems", "--", f"SOURCE={source}", "COLLECTION=demo-s2-l2a",
+            "EXTENT=23.90,24.10,45.40,45.60 [EPSG:4326]", "START=2023-01-01", "END=2023-12-31",
+            "MAX_CLOUD=20", "LIMIT=0", f"OUTPUT={out}",
+        )
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        rows = _footprints(out)
+        assert sorted(r["id"] for r in rows) == expected, source
+        assert {r["tile"] for r in rows} == {"MGRS-34TGR", "MGRS-35TKL"}
+        assert all(r["collection"] == "demo-s2-l2a" and r["cloud_cover"] <= 20 for r in rows)

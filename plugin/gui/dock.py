@@ -1,4 +1,4 @@
-"""The Cubescope dock: Browse, Time series and Analysis tabs."""
+"""The Cubescope dock: Browse, Time series and Analysis tabs, and the sources combo."""
 
 from __future__ import annotations
 
@@ -7,28 +7,24 @@ from pathlib import Path
 from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY
 from qgis.gui import QgsDockWidget, QgsMessageBar
 from qgis.PyQt import uic
-from qgis.PyQt.QtCore import QSortFilterProxyModel, Qt
-from qgis.PyQt.QtGui import QStandardItem, QStandardItemModel
-from qgis.PyQt.QtWidgets import QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QDialog, QMessageBox, QVBoxLayout, QWidget
 
-from ..demo import DemoCube, default_demo_dir
-from ..log import log
-from ..stac.static_catalog import CollectionSummary
-from ..tasks.demo_cube_task import DemoCubeTask
-from .collection_details import collection_html
+from .. import settings
+from ..stac.sources import Source
+from .browse_panel import DEMO_NAME, BrowsePanel
+from .connection_dialog import ConnectionDialog
 
 _FORM, _ = uic.loadUiType(str(Path(__file__).resolve().parents[2] / "ui" / "dock.ui"))
 
 DEMO_SOURCE = "demo"
-COLLECTION_ROLE = Qt.UserRole + 1
 
 
 class CubescopeDock(QgsDockWidget):
-    """Holds the tabs; owns the background tasks it starts and cancels them when closed."""
+    """Holds the tabs; owns the background tasks its panels start and cancels them when closed."""
 
     OBJECT_NAME = "CubescopeDock"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, canvas=None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Cubescope"))
         self.setObjectName(self.OBJECT_NAME)
@@ -43,91 +39,111 @@ class CubescopeDock(QgsDockWidget):
         layout.addWidget(body)
         self.setWidget(container)
 
-        self.demo_cube: DemoCube | None = None
-        self._task: DemoCubeTask | None = None
-        self._collections = QStandardItemModel(self)
-        self._filtered = QSortFilterProxyModel(self)
-        self._filtered.setSourceModel(self._collections)
-        self._filtered.setFilterCaseSensitivity(Qt.CaseInsensitive)
-        self._filtered.setFilterKeyColumn(0)
-        self.form.collectionList.setModel(self._filtered)
-        self.form.collectionFilter.textChanged.connect(self._filtered.setFilterFixedString)
-        self.form.collectionList.selectionModel().currentChanged.connect(self._show_collection)
-        self.form.sourceProgress.hide()
-
-        self.form.sourceCombo.addItem(
-            QgsApplication.getThemeIcon("/mIconFolder.svg"), self.tr("Demo cube (offline)"), DEMO_SOURCE
-        )
+        workdir = Path(QgsApplication.qgisSettingsDirPath()) / "cubescope" / "vrt"
+        self.browse = BrowsePanel(self.form, self.message_bar, canvas, workdir, self)
+        for button, icon in ((self.form.addSourceButton, "/symbologyAdd.svg"),
+                             (self.form.editSourceButton, "/symbologyEdit.svg"),
+                             (self.form.removeSourceButton, "/symbologyRemove.svg"),
+                             (self.form.refreshSourceButton, "/mActionRefresh.svg")):
+            button.setIcon(QgsApplication.getThemeIcon(icon))
+        self.form.addSourceButton.clicked.connect(self.add_source)
+        self.form.editSourceButton.clicked.connect(self.edit_source)
+        self.form.removeSourceButton.clicked.connect(self.remove_source)
+        self.form.refreshSourceButton.clicked.connect(self._open_selected_source)
+        self._fill_sources()
         self.form.sourceCombo.currentIndexChanged.connect(self._open_selected_source)
 
-    # -- sources -------------------------------------------------------------------------------
-    def open_demo_cube(self, root: Path | None = None) -> None:
-        """Select the demo cube and list its collections, generating it first if needed."""
-        self.form.sourceCombo.setCurrentIndex(self.form.sourceCombo.findData(DEMO_SOURCE))
-        self._start_demo_task(root or default_demo_dir())
+    # -- the sources combo --------------------------------------------------------------------------
+    def _fill_sources(self, select: str = DEMO_SOURCE) -> None:
+        combo = self.form.sourceCombo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem(QgsApplication.getThemeIcon("/mIconFolder.svg"), self.tr(DEMO_NAME), DEMO_SOURCE)
+        for source in settings.all_sources():
+            icon = "/mIconCloud.svg" if source.preset else "/mIconConnect.svg"
+            combo.addItem(QgsApplication.getThemeIcon(icon), source.name, source)
+        index = combo.findData(select) if select == DEMO_SOURCE else combo.findText(select)
+        combo.setCurrentIndex(max(0, index))
+        combo.blockSignals(False)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        data = self.form.sourceCombo.currentData()
+        editable = isinstance(data, Source) and not data.preset
+        self.form.editSourceButton.setEnabled(editable)
+        self.form.removeSourceButton.setEnabled(editable)
+
+    def current_source(self) -> Source | None:
+        data = self.form.sourceCombo.currentData()
+        return data if isinstance(data, Source) else None
 
     def _open_selected_source(self) -> None:
-        if self.form.sourceCombo.currentData() == DEMO_SOURCE:
-            self._start_demo_task(default_demo_dir())
+        self._update_buttons()
+        data = self.form.sourceCombo.currentData()
+        if data == DEMO_SOURCE:
+            self.browse.open_demo()
+        elif isinstance(data, Source):
+            self.browse.open_source(data)
 
-    def _start_demo_task(self, root: Path) -> None:
-        self.cancel_tasks()
-        self._collections.clear()
-        self.form.sourceStatus.setText(self.tr("Preparing the demo cube…"))
-        self.form.sourceStatus.setToolTip(str(root))
-        self.form.sourceProgress.setValue(0)
-        self.form.sourceProgress.show()
-        task = DemoCubeTask(root)
-        task.progressChanged.connect(self._set_progress)
-        task.ready.connect(self._demo_ready)
-        task.failed.connect(self._source_failed)
-        self._task = task
-        QgsApplication.taskManager().addTask(task)
+    def open_demo_cube(self, root: Path | None = None) -> None:
+        """Select the demo cube and list its collections, generating it first if needed."""
+        self.form.sourceCombo.blockSignals(True)
+        self.form.sourceCombo.setCurrentIndex(self.form.sourceCombo.findData(DEMO_SOURCE))
+        self.form.sourceCombo.blockSignals(False)
+        self.browse.open_demo(root)
 
-    def _is_stale(self) -> bool:
-        """A signal from a task this dock has since cancelled or replaced."""
-        return self.sender() is not self._task
+    def open_source(self, source: Source) -> None:
+        """Select (adding it to the combo if new) and open ``source``."""
+        combo = self.form.sourceCombo
+        index = combo.findText(source.name)
+        if index < 0:
+            combo.addItem(QgsApplication.getThemeIcon("/mIconConnect.svg"), source.name, source)
+            index = combo.count() - 1
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        self._update_buttons()
+        self.browse.open_source(source)
 
-    def _set_progress(self, value: float) -> None:
-        if not self._is_stale():
-            self.form.sourceProgress.setValue(int(value))
+    def add_source(self) -> None:
+        taken = {self.form.sourceCombo.itemText(i) for i in range(self.form.sourceCombo.count())}
+        dialog = ConnectionDialog(self, taken_names=taken)
+        if dialog.exec_() == QDialog.Accepted:
+            source = dialog.source()
+            settings.upsert_source(source)
+            self._fill_sources(source.name)
+            self._open_selected_source()
 
-    def _demo_ready(self, cube: DemoCube, collections: list[CollectionSummary]) -> None:
-        if self._is_stale():
+    def edit_source(self) -> None:
+        source = self.current_source()
+        if source is None or source.preset:
             return
-        self._task = None
-        self.demo_cube = cube
-        self.form.sourceProgress.hide()
-        self._set_collections(collections)
-        self.form.sourceStatus.setText(self.tr("Demo cube: {n} collections, offline.").format(n=len(collections)))
-        self.form.sourceStatus.setToolTip(str(cube.root))
+        taken = {self.form.sourceCombo.itemText(i) for i in range(self.form.sourceCombo.count())}
+        dialog = ConnectionDialog(self, source, taken_names=taken)
+        if dialog.exec_() == QDialog.Accepted:
+            edited = dialog.source()
+            settings.upsert_source(edited, replace=source.name)
+            self._fill_sources(edited.name)
+            self._open_selected_source()
 
-    def _source_failed(self, message: str) -> None:
-        if self._is_stale():
+    def remove_source(self) -> None:
+        source = self.current_source()
+        if source is None or source.preset:
             return
-        self._task = None
-        self.form.sourceProgress.hide()
-        self.form.sourceStatus.setText(message)
-        log(message, "critical", bar=self.message_bar)
+        answer = QMessageBox.question(self, self.tr("Remove connection"),
+                                      self.tr("Remove the connection '{name}'?").format(name=source.name))
+        if answer == QMessageBox.Yes:
+            settings.remove_source(source.name)
+            self._fill_sources()
+            self._open_selected_source()
 
-    def _set_collections(self, collections: list[CollectionSummary]) -> None:
-        self._collections.clear()
-        for collection in collections:
-            item = QStandardItem(collection.title)
-            item.setData(collection, COLLECTION_ROLE)
-            item.setToolTip(f"{collection.id}\n\n{collection.description[:300]}")
-            self._collections.appendRow(item)
-        if collections:
-            self.form.collectionList.setCurrentIndex(self._filtered.index(0, 0))
-
-    def _show_collection(self, current, _previous=None) -> None:
-        collection = current.data(COLLECTION_ROLE) if current.isValid() else None
-        self.form.collectionDetails.setHtml(collection_html(collection) if collection else "")
+    # -- compatibility helpers used by the plugin and tests --------------------------------------------
+    @property
+    def demo_cube(self):
+        return self.browse.demo_cube
 
     def collection_ids(self) -> list[str]:
-        return [
-            self._collections.item(row).data(COLLECTION_ROLE).id for row in range(self._collections.rowCount())
-        ]
+        return self.browse.collection_ids()
 
     # -- time series -----------------------------------------------------------------------------
     def show_picked_point(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
@@ -139,9 +155,4 @@ class CubescopeDock(QgsDockWidget):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def cancel_tasks(self) -> None:
-        if self._task is not None:
-            try:
-                self._task.cancel()
-            except RuntimeError:  # the C++ task is already gone
-                pass
-            self._task = None
+        self.browse.cancel_all()

@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .demo_cube_algorithm import DemoCubeAlgorithm
+from .search_items_algorithm import SearchItemsAlgorithm
 
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icon.svg"
 
@@ -27,3 +28,4 @@ class CubescopeProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS name)
         self.addAlgorithm(DemoCubeAlgorithm())
+        self.addAlgorithm(SearchItemsAlgorithm())

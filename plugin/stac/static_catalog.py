@@ -1,10 +1,16 @@
-"""Reading a static STAC catalog from disk: the collections it links to, following child catalogs."""
+"""Reading a static STAC catalog from disk: the collections it links to, following child catalogs.
+
+The dock's demo cube goes through here (plain file reads, no HTTP stack); any other static catalog,
+on disk or over HTTP, is read by `static_search.StaticCatalog` through a fetcher.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from .bands import BandInfo, list_bands
 
 
 class CatalogError(Exception):
@@ -25,6 +31,9 @@ class CollectionSummary:
     """Temporal extent as ISO strings; None for an open end."""
     href: str
     """Where the collection JSON was read from."""
+    bands: tuple[BandInfo, ...] = ()
+    """Its bands, from item_assets (eo:bands, raster:bands) or, failing that, its summaries."""
+    keywords: tuple[str, ...] = ()
 
 
 def _read_json(path: Path) -> dict:
@@ -41,11 +50,16 @@ def _read_json(path: Path) -> dict:
 
 
 def summarize_collection(document: dict, href: str) -> CollectionSummary:
-    extent = document.get("extent", {})
-    bboxes = extent.get("spatial", {}).get("bbox") or [None]
-    intervals = extent.get("temporal", {}).get("interval") or [[None, None]]
-    bbox = tuple(bboxes[0][:4]) if bboxes[0] else None
-    start, end = [*intervals[0], None, None][:2]
+    """The summary of a Collection document read from `href` (an API URL, a file URL or a path)."""
+    extent = document.get("extent") or {}
+    bboxes = (extent.get("spatial") or {}).get("bbox") or [None]
+    intervals = (extent.get("temporal") or {}).get("interval") or [[None, None]]
+    first = bboxes[0] if isinstance(bboxes[0], list) else None
+    bbox = None
+    if first and len(first) in (4, 6):
+        corners = first if len(first) == 4 else [first[0], first[1], first[3], first[4]]
+        bbox = tuple(float(v) for v in corners)
+    start, end = [*(intervals[0] or []), None, None][:2]
     return CollectionSummary(
         id=str(document.get("id", "")),
         title=str(document.get("title") or document.get("id", "")),
@@ -54,6 +68,8 @@ def summarize_collection(document: dict, href: str) -> CollectionSummary:
         bbox=bbox,  # type: ignore[arg-type]
         interval=(start, end),
         href=href,
+        bands=tuple(list_bands(document)),
+        keywords=tuple(str(k) for k in document.get("keywords") or [] if isinstance(k, (str, int, float))),
     )
 
 

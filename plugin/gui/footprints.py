@@ -1,0 +1,80 @@
+"""All footprints of a search in one time-enabled vector layer, its selection linked to the dock."""
+
+from __future__ import annotations
+
+import json
+
+from qgis.core import (
+    QgsFeature,
+    QgsField,
+    QgsFillSymbol,
+    QgsGeometry,
+    QgsJsonUtils,
+    QgsVectorLayer,
+    QgsVectorLayerTemporalProperties,
+)
+from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+
+from ..stac.items import item_cloud_cover, item_datetime
+from ..stac.tiles import tile_id
+
+FIELDS = [("id", QVariant.String), ("collection", QVariant.String), ("datetime", QVariant.DateTime),
+          ("cloud_cover", QVariant.Double), ("tile", QVariant.String)]
+
+
+def footprint_geometry(item: dict) -> QgsGeometry:
+    geometry = item.get("geometry")
+    if not geometry:
+        return QgsGeometry()
+    features = QgsJsonUtils.stringToFeatureList(
+        json.dumps({"type": "Feature", "geometry": geometry, "properties": {}}), QgsJsonUtils.stringToFields("{}")
+    )
+    if not features:
+        return QgsGeometry()
+    geometry = features[0].geometry()
+    geometry.convertToMultiType()  # one layer type whether items have Polygons or MultiPolygons
+    return geometry
+
+
+def footprint_attributes(item: dict, group_tile: str | None = None) -> list:
+    when = item_datetime(item)
+    return [
+        item.get("id", ""),
+        item.get("collection", ""),
+        QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.ISODate),
+        item_cloud_cover(item),
+        group_tile or tile_id(item) or "",
+    ]
+
+
+def footprints_layer(items: list[dict], name: str, tiles: dict[str, str] | None = None) -> QgsVectorLayer:
+    """A memory layer in EPSG:4326 (STAC geometries are lon/lat), temporal on its datetime field."""
+    layer = QgsVectorLayer("MultiPolygon?crs=EPSG:4326", name, "memory")
+    provider = layer.dataProvider()
+    provider.addAttributes([QgsField(n, t) for n, t in FIELDS])
+    layer.updateFields()
+    features = []
+    for item in items:
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(footprint_geometry(item))
+        feature.setAttributes(footprint_attributes(item, (tiles or {}).get(item.get("id", ""))))
+        features.append(feature)
+    provider.addFeatures(features)
+    layer.updateExtents()
+    symbol = QgsFillSymbol.createSimple(
+        {"color": "0,0,0,0", "outline_color": "217,72,15,255", "outline_width": "0.5"}
+    )
+    layer.renderer().setSymbol(symbol)
+    temporal = layer.temporalProperties()
+    temporal.setMode(QgsVectorLayerTemporalProperties.ModeFeatureDateTimeInstantFromField)
+    temporal.setStartField("datetime")
+    temporal.setIsActive(True)
+    return layer
+
+
+def ids_of_features(layer: QgsVectorLayer, feature_ids) -> list[str]:
+    return [layer.getFeature(fid)["id"] for fid in feature_ids]
+
+
+def feature_ids_of(layer: QgsVectorLayer, item_ids: set[str]) -> list[int]:
+    return [f.id() for f in layer.getFeatures() if f["id"] in item_ids]

@@ -1,0 +1,116 @@
+"""Turn LayerPlans into QGIS raster layers: opened off the GUI thread, grouped by tile and date,
+styled from the data, time-enabled, and carrying their provenance for saved projects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsDateTimeRange,
+    QgsLayerTreeGroup,
+    QgsMultiBandColorRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
+    QgsSingleBandGrayRenderer,
+)
+from qgis.PyQt.QtCore import QCoreApplication, QDateTime, Qt
+
+from ..cube.layer_plan import LayerPlan
+from ..network import scope_gdal_options
+
+PROVENANCE_KEYS = ("source", "collection", "item", "assets", "hrefs", "tile")
+
+
+def qdatetime(when: datetime) -> QDateTime:
+    return QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.ISODate)
+
+
+def gdal_prefix(path: str) -> str:
+    """The path prefix GDAL options are scoped to: the host (or bucket) of a remote path."""
+    inner = path.split('"')[1] if path.startswith("ZARR:") else path
+    for scheme in ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/"):
+        if inner.startswith(scheme):
+            rest = inner[len(scheme):]
+            if scheme == "/vsicurl/":
+                scheme_host = rest.split("/", 3)[:3]  # https:, '', host
+                return scheme + "/".join(scheme_host) + "/"
+            return scheme + rest.split("/", 1)[0] + "/"
+    return ""
+
+
+def open_layer(plan: LayerPlan) -> QgsRasterLayer:
+    """Open in the calling (worker) thread; the caller moves the layer to the GUI thread."""
+    prefix = gdal_prefix(plan.path)
+    if prefix and plan.config:
+        scope_gdal_options(prefix, plan.config)
+    layer = QgsRasterLayer(plan.path, plan.name, "gdal")
+    if not layer.isValid():
+        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else plan.path}: {layer.error().summary()}")
+    style(layer, plan)
+    set_time(layer, plan)
+    for key, value in zip(PROVENANCE_KEYS, (plan.source_name, plan.collection, plan.item_id,
+                                            ",".join(plan.assets), "\n".join(plan.hrefs), plan.tile)):
+        layer.setCustomProperty(f"cubescope/{key}", value)
+    layer.moveToThread(QCoreApplication.instance().thread())
+    return layer
+
+
+def style(layer: QgsRasterLayer, plan: LayerPlan) -> None:
+    provider = layer.dataProvider()
+    if layer.bandCount() >= 3:
+        renderer = QgsMultiBandColorRenderer(provider, 1, 2, 3)
+        setters = (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+                   renderer.setBlueContrastEnhancement)
+        for band, setter in enumerate(setters, start=1):
+            setter(_enhancement(provider.dataType(band), plan.stretch[band - 1] if plan.stretch else None))
+        layer.setRenderer(renderer)
+    elif plan.stretch:
+        renderer = QgsSingleBandGrayRenderer(provider, 1)
+        renderer.setContrastEnhancement(_enhancement(provider.dataType(1), plan.stretch[0]))
+        layer.setRenderer(renderer)
+
+
+def _enhancement(data_type, stretch: tuple[float, float] | None) -> QgsContrastEnhancement:
+    enhancement = QgsContrastEnhancement(data_type)
+    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    if stretch:
+        enhancement.setMinimumValue(stretch[0])
+        enhancement.setMaximumValue(stretch[1])
+    return enhancement
+
+
+def set_time(layer: QgsRasterLayer, plan: LayerPlan) -> None:
+    temporal = layer.temporalProperties()
+    temporal.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    temporal.setFixedTemporalRange(QgsDateTimeRange(qdatetime(plan.start), qdatetime(plan.end), True, False))
+    temporal.setIsActive(True)
+
+
+def _group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
+    return parent.findGroup(name) or parent.addGroup(name)
+
+
+def add_layers(layers: Sequence[QgsRasterLayer], stack_name: str | None = None) -> list[QgsRasterLayer]:
+    """Add to the project under "<tile>/<date>" groups, or "<tile>/<stack_name>" for a time stack."""
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    for layer in layers:
+        tile = layer.customProperty("cubescope/tile") or layer.customProperty("cubescope/collection") or "Cubescope"
+        group = _group(root, str(tile))
+        date = layer.name().split(" ", 1)[0]
+        group = _group(group, stack_name or date)
+        project.addMapLayer(layer, False)
+        group.addLayer(layer)
+        if stack_name:
+            group.setExpanded(False)
+    return list(layers)
+
+
+def temporal_extent(layers: Sequence[QgsRasterLayer]) -> QgsDateTimeRange | None:
+    ranges = [layer.temporalProperties().fixedTemporalRange() for layer in layers]
+    if not ranges:
+        return None
+    return QgsDateTimeRange(min(r.begin() for r in ranges), max(r.end() for r in ranges))

@@ -1,0 +1,141 @@
+"""STAC requests through QGIS's own network stack, and the GDAL side of the same settings.
+
+QgsBlockingNetworkRequest honours the user's proxy, SSL exceptions, timeout and authentication
+configurations (``authcfg``) and is safe to call from a QgsTask's ``run()``: the pure STAC client
+gets it as its ``Fetcher``, so the dock, the tasks and Processing share one client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from osgeo import gdal
+from qgis.core import (
+    QgsApplication,
+    QgsAuthMethodConfig,
+    QgsBlockingNetworkRequest,
+    QgsFeedback,
+    QgsNetworkAccessManager,
+    QgsSettings,
+)
+from qgis.PyQt.QtCore import QByteArray, QUrl
+from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
+
+from .stac.hrefs import gdal_http_config
+from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
+
+USER_AGENT = b"Cubescope QGIS plugin"
+
+
+def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
+    """A Fetcher that goes through QgsNetworkAccessManager; ``feedback`` cancels a request in flight.
+
+    The timeout is QGIS's own network timeout (Settings › Network), as users expect; the per-call
+    ``timeout_s`` of the Fetcher protocol only applies to local files (none).
+    """
+
+    def fetch(
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> Response:
+        if "://" not in url or url.startswith("file://"):
+            return read_local(method, url)
+        request = QNetworkRequest(QUrl(url))
+        request.setRawHeader(b"User-Agent", USER_AGENT)
+        request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
+        for key, value in (headers or {}).items():
+            request.setRawHeader(key.encode(), value.encode())
+        blocking = QgsBlockingNetworkRequest()
+        if authcfg:
+            blocking.setAuthCfg(authcfg)
+        if method.upper() == "POST":
+            request.setHeader(QNetworkRequest.ContentTypeHeader, "application/json")
+            payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
+            error = blocking.post(request, payload, True, feedback)
+        else:
+            error = blocking.get(request, True, feedback)
+        reply = blocking.reply()
+        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+        content = bytes(reply.content())
+        if feedback is not None and feedback.isCanceled():
+            raise HttpError(method, url, None, "cancelled")
+        if status is not None and not 200 <= int(status) < 300:
+            reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
+            raise error_from_response(method, url, int(status), str(reason), content)
+        if error != QgsBlockingNetworkRequest.NoError:
+            message = blocking.errorMessage() or "network error"
+            if reply.error() == QNetworkReply.OperationCanceledError:
+                message = f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s"
+            raise HttpError(method, url, None, message)
+        response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
+                            for k in reply.rawHeaderList()}
+        return Response(url=url, status=int(status or 200), headers=response_headers, content=content)
+
+    return fetch
+
+
+def auth_headers(authcfg: str, url: str) -> dict[str, str]:
+    """The HTTP headers QGIS's auth manager adds for ``authcfg`` (Basic, API header, OAuth2 ...).
+
+    Used to give GDAL the same credentials for reading assets; the values are kept in memory only.
+    """
+    if not authcfg:
+        return {}
+    request = QNetworkRequest(QUrl(url))
+    ok = QgsApplication.authManager().updateNetworkRequest(request, authcfg)
+    if isinstance(ok, tuple):  # PyQt returns (ok, request) for the in/out parameter
+        ok, request = ok
+    if not ok:
+        raise PermissionError(f"The authentication configuration '{authcfg}' could not be applied to {url}")
+    return {bytes(k).decode("latin-1"): bytes(request.rawHeader(k)).decode("latin-1") for k in request.rawHeaderList()}
+
+
+def s3_credentials(authcfg: str) -> dict[str, str]:
+    """AWS-style keys from an auth configuration (QGIS's "AWS S3" method, or Basic: user = key id)."""
+    if not authcfg:
+        return {}
+    config = QgsAuthMethodConfig()
+    loaded = QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True)
+    if isinstance(loaded, tuple):
+        loaded, config = loaded
+    if not loaded:
+        raise PermissionError(f"The authentication configuration '{authcfg}' could not be loaded")
+    credentials = {
+        "AWS_ACCESS_KEY_ID": config.config("username"),
+        "AWS_SECRET_ACCESS_KEY": config.config("password"),
+    }
+    if config.config("region"):
+        credentials["AWS_REGION"] = config.config("region")
+    return {k: v for k, v in credentials.items() if v}
+
+
+def qgis_gdal_http_config() -> dict[str, str]:
+    """GDAL's HTTP options from the user's QGIS network settings (proxy, timeout)."""
+    settings = QgsSettings()
+    proxy = proxy_userpwd = None
+    if settings.value("proxy/proxyEnabled", False, type=bool):
+        host = settings.value("proxy/proxyHost", "", type=str)
+        port = settings.value("proxy/proxyPort", "", type=str)
+        proxy = f"{host}:{port}" if port else host
+        user = settings.value("proxy/proxyUser", "", type=str)
+        if user:
+            proxy_userpwd = f"{user}:{settings.value('proxy/proxyPassword', '', type=str)}"
+    timeout_ms = QgsNetworkAccessManager.timeout()
+    timeout_s = timeout_ms / 1000 if timeout_ms else None
+    return gdal_http_config(proxy=proxy, proxy_userpwd=proxy_userpwd, timeout_s=timeout_s)
+
+
+def scope_gdal_options(prefix: str, options: Mapping[str, str]) -> None:
+    """Give GDAL options (credentials, headers) to every path under ``prefix`` only, in memory.
+
+    Path-specific options keep one source's keys away from other hosts and never reach a project
+    file or the log; they are set again from the auth manager when a project is reopened.
+    """
+    for key, value in options.items():
+        gdal.SetPathSpecificOption(prefix, key, value)

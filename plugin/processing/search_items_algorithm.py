@@ -1,0 +1,133 @@
+"""`cubescope:searchitems`: search a STAC API or static catalog, footprints as a vector layer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+
+from ..gui.footprints import footprint_attributes, footprint_geometry, footprints_layer
+from ..network import qgis_fetcher
+from ..stac.catalog_client import CatalogClient, SearchQuery
+from ..stac.http import HttpError
+from ..stac.items import sort_by_date
+from ..stac.sources import Source, guess_kind
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def _utc(value, end_of_day: bool = False) -> datetime | None:
+    if value is None or not value.isValid():
+        return None
+    date = value.date()
+    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
+    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
+
+
+class SearchItemsAlgorithm(QgsProcessingAlgorithm):
+    SOURCE, COLLECTION, EXTENT = "SOURCE", "COLLECTION", "EXTENT"
+    START, END, MAX_CLOUD, LIMIT, OUTPUT = "START", "END", "MAX_CLOUD", "LIMIT", "OUTPUT"
+
+    def name(self) -> str:
+        return "searchitems"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS name)
+        return "Search STAC items"
+
+    def group(self) -> str:
+        return "Catalogs"
+
+    def groupId(self) -> str:  # noqa: N802 (QGIS name)
+        return "catalogs"
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS name)
+        return (
+            "Searches a STAC API or a static STAC catalog (URL or local path) for the items of a collection "
+            "in an extent and a date range, with at most MAX_CLOUD % cloud cover (sent to the server when it "
+            "supports filtering, applied here otherwise). Writes the items' footprints with their id, "
+            "collection, datetime, cloud cover and grid tile, sorted by date. LIMIT 0 returns all items."
+        )
+
+    def createInstance(self) -> SearchItemsAlgorithm:  # noqa: N802 (QGIS name)
+        return SearchItemsAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
+        self.addParameter(QgsProcessingParameterString(self.SOURCE, "STAC API URL, static catalog URL or path"))
+        self.addParameter(QgsProcessingParameterString(self.COLLECTION, "Collection id"))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.START, "Start date", QgsProcessingParameterDateTime.Date, optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.END, "End date", QgsProcessingParameterDateTime.Date, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double, 100,
+            minValue=0, maxValue=100))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LIMIT, "Maximum number of items (0 = all)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, "Footprints", QgsProcessing.TypeVectorPolygon))
+
+    def _date(self, parameters, name: str, context, end_of_day: bool = False) -> datetime | None:
+        if not parameters.get(name):
+            return None
+        return _utc(self.parameterAsDateTime(parameters, name, context), end_of_day)
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        url = self.parameterAsString(parameters, self.SOURCE, context).strip()
+        collection = self.parameterAsString(parameters, self.COLLECTION, context).strip()
+        if not url or not collection:
+            raise QgsProcessingException("SOURCE and COLLECTION are required")
+        bbox = None
+        if parameters.get(self.EXTENT):
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, WGS84)
+            bbox = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        max_cloud = self.parameterAsDouble(parameters, self.MAX_CLOUD, context)
+        limit = self.parameterAsInt(parameters, self.LIMIT, context)
+        query = SearchQuery(
+            collections=(collection,), bbox=bbox,
+            start=self._date(parameters, self.START, context),
+            end=self._date(parameters, self.END, context, end_of_day=True),
+            max_cloud=None if max_cloud >= 100 else max_cloud, max_items=limit,
+        )
+        source = Source(name=url, kind=guess_kind(url), url=url)
+        client = CatalogClient(source, qgis_fetcher(feedback=feedback))
+        items: list[dict] = []
+        try:
+            for page in client.search(query, is_canceled=feedback.isCanceled):
+                items.extend(page.items)
+                for problem in page.skipped:
+                    feedback.reportError(problem)
+                feedback.pushInfo(f"{len(items)} items" + (f" of {page.matched}" if page.matched else ""))
+                if page.matched:
+                    feedback.setProgress(min(100.0, 100.0 * len(items) / page.matched))
+        except HttpError as error:
+            if not items:
+                raise QgsProcessingException(str(error)) from error
+            feedback.reportError(f"The search stopped after {len(items)} items: {error}")
+        items = sort_by_date(items)[: limit or None]
+
+        fields: QgsFields = footprints_layer([], "fields").fields()
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.MultiPolygon, WGS84)
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        for item in items:
+            feature = QgsFeature(fields)
+            feature.setGeometry(footprint_geometry(item))
+            feature.setAttributes(footprint_attributes(item))
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.pushInfo(f"Wrote {len(items)} footprints")
+        return {self.OUTPUT: dest_id}

@@ -1,0 +1,255 @@
+"""Find a band by the name a user knows, whatever the catalog keys its assets by.
+
+Earth Search keys Sentinel-2 assets by common name (`red`, `nir`, `scl`), Planetary Computer by band
+id (`B04`, `B08`, `SCL`), others by their own names; the band's scale, offset and no-data value live
+in `raster:bands` (STAC 1.0) or `bands` (STAC 1.1). Here "red", "B04" and "scene classification"
+find the right asset in all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_SKIP_ROLES = {"thumbnail", "overview", "metadata"}
+_NOT_RASTER = ("application/json", "application/geo+json", "application/xml", "text/", "application/x-protobuf")
+#: Other names people use for a band, mapped to the STAC common name or asset key.
+_ALIASES = {
+    "swir1": "swir16",
+    "swir2": "swir22",
+    "scene classification": "scl",
+    "scene_classification": "scl",
+    "scene classification map": "scl",
+}
+_QUALITY_KEYS = ("scl", "qa_pixel", "cmask", "fmask", "fmask4", "qa")
+
+
+@dataclass(frozen=True)
+class BandInfo:
+    """One band as the readers need it: where it is and how to turn its numbers into physical values."""
+
+    name: str
+    """What the caller asked for (the asset key when listing)."""
+    asset_key: str
+    """Key of the asset holding the band ("" when only the collection's summaries know the band)."""
+    common_name: str | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    """physical = raw * scale + offset."""
+    nodata: float | None = None
+    resolution: float | None = None
+    """Pixel size in the asset's CRS units (metres for UTM)."""
+    data_type: str | None = None
+    href: str | None = None
+    """The asset's href for an item; None for a collection's item_assets."""
+    title: str | None = None
+    center_wavelength: float | None = None
+    """Micrometres (eo:bands)."""
+    scaling: str = "none"
+    """Where scale/offset came from: "raster:bands", "bands", a Sentinel-2 processing-baseline rule, or "none"."""
+
+
+class BandNotFound(KeyError):  # noqa: N818 (public API name)
+    """No asset matches the requested band; the message lists what there is."""
+
+    def __init__(self, message: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.available = available
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _assets(document: dict) -> tuple[dict[str, dict], bool]:
+    """(assets, is_item): an item's assets, else a collection's item_assets."""
+    kind = document.get("type")
+    if kind == "Feature" or (kind != "Collection" and "geometry" in document):
+        return dict(document.get("assets") or {}), True
+    return dict(document.get("item_assets") or {}), False
+
+
+def _is_raster(asset: dict) -> bool:
+    roles = set(asset.get("roles") or [])
+    if roles & _SKIP_ROLES and "data" not in roles:
+        return False
+    media = str(asset.get("type") or "").lower()
+    if media.startswith(_NOT_RASTER):
+        return False
+    if media.startswith(("image/png", "image/jpeg")) and "data" not in roles:
+        return False
+    return True
+
+
+def _band_lists(asset: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    def dicts(value: Any) -> list[dict]:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    return dicts(asset.get("eo:bands")), dicts(asset.get("raster:bands")), dicts(asset.get("bands"))
+
+
+def _band_count(asset: dict) -> int:
+    return max(1, *(len(lst) for lst in _band_lists(asset)))
+
+
+def _names(asset: dict) -> tuple[str | None, str | None]:
+    """(common name, band name) of a single-band asset."""
+    eo, _, v11 = _band_lists(asset)
+    first = (eo or v11 or [{}])[0]
+    common = first.get("common_name") or first.get("eo:common_name") or asset.get("eo:common_name")
+    name = first.get("name")
+    return (str(common) if common else None), (str(name) if name else None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)  # "nan" and "inf" are valid no-data values
+    except (TypeError, ValueError):
+        return None
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _s2_baseline_scaling(item: dict, asset: dict) -> tuple[float, float, str] | None:
+    """Sentinel-2 L2A reflectance without raster:bands (Planetary Computer): scale/offset from the baseline.
+
+    ESA's processing baseline 04.00 (January 2022) added 1000 to every reflectance DN; catalogs that
+    do not harmonize and do not say so leave readers to subtract it. Reflectance = DN / 10000 - 0.1.
+    """
+    props = item.get("properties") or {}
+    baseline = props.get("s2:processing_baseline")
+    family = f"{props.get('constellation', '')} {props.get('platform', '')}".lower().replace(" ", "-")
+    common, _ = _names(asset)
+    eo, _, _ = _band_lists(asset)
+    if baseline is None or "sentinel-2" not in family or not common or "center_wavelength" not in (eo or [{}])[0]:
+        return None
+    try:
+        version = float(str(baseline))
+    except ValueError:
+        return None
+    offset = -0.1 if version >= 4.0 else 0.0
+    return 1e-4, offset, f"sentinel-2 processing baseline {baseline}"
+
+
+def _band_info(name: str, key: str, asset: dict, document: dict, is_item: bool) -> BandInfo:
+    eo, raster, v11 = _band_lists(asset)
+    rb = raster[0] if raster else {}
+    b11 = v11[0] if v11 else {}
+    common, _ = _names(asset)
+    scale = _number(_first(rb.get("scale"), b11.get("raster:scale"), asset.get("raster:scale")))
+    offset = _number(_first(rb.get("offset"), b11.get("raster:offset"), asset.get("raster:offset")))
+    if scale is not None or offset is not None:
+        scaling = "raster:bands" if rb else "bands"
+    elif is_item and (rule := _s2_baseline_scaling(document, asset)) is not None:
+        scale, offset, scaling = rule
+    else:
+        scaling = "none"
+    transform = asset.get("proj:transform")
+    pixel = abs(float(transform[0])) if isinstance(transform, list) and transform else None
+    resolution = _number(_first(rb.get("spatial_resolution"), b11.get("raster:spatial_resolution"),
+                                asset.get("raster:spatial_resolution"), asset.get("gsd"),
+                                (eo[0] if eo else {}).get("gsd"), pixel))
+    nodata = _number(_first(rb.get("nodata"), b11.get("nodata"), asset.get("nodata")))
+    data_type = _first(rb.get("data_type"), b11.get("data_type"), asset.get("data_type"))
+    wavelength = _number(_first((eo[0] if eo else {}).get("center_wavelength"), b11.get("eo:center_wavelength"),
+                                asset.get("eo:center_wavelength")))
+    return BandInfo(
+        name=name,
+        asset_key=key,
+        common_name=common,
+        scale=1.0 if scale is None else scale,
+        offset=0.0 if offset is None else offset,
+        nodata=nodata,
+        resolution=resolution,
+        data_type=str(data_type) if data_type else None,
+        href=str(asset["href"]) if is_item and asset.get("href") else None,
+        title=str(asset["title"]) if asset.get("title") else None,
+        center_wavelength=wavelength,
+        scaling=scaling,
+    )
+
+
+def _raster_assets(document: dict) -> tuple[list[tuple[str, dict]], bool]:
+    assets, is_item = _assets(document)
+    found = [(k, a) for k, a in assets.items() if isinstance(a, dict) and _is_raster(a)]
+    return sorted(found, key=lambda pair: pair[0].casefold()), is_item
+
+
+def _matches(wanted: str, key: str, asset: dict) -> int | None:
+    """How well an asset matches a wanted name: 0 best, None not at all."""
+    common, band = _names(asset)
+    single = _band_count(asset) == 1
+    title = str(asset.get("title") or "").casefold()
+    if key.casefold() == wanted:
+        return 0
+    if single and common and common.casefold() == wanted:
+        return 1
+    if single and band and band.casefold() == wanted:
+        return 2
+    if wanted == "scl" and ("(scl)" in title or "scene classification" in title):
+        return 3
+    return None
+
+
+def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
+    """The asset holding band `name` (asset key, common name or band id; case-insensitive)."""
+    wanted = name.strip().casefold()
+    wanted = _ALIASES.get(wanted, wanted)
+    candidates, is_item = _raster_assets(item_or_collection)
+    ranked = [(rank, key, asset) for key, asset in candidates
+              if (rank := _matches(wanted, key, asset)) is not None]
+    if not ranked:
+        available = available_band_names(item_or_collection)
+        what = f"item {item_or_collection['id']}" if is_item and item_or_collection.get("id") else (
+            f"collection {item_or_collection.get('id')}" if item_or_collection.get("id") else "this document")
+        listed = ", ".join(available) if available else "none"
+        raise BandNotFound(f"No band '{name}' in {what}; available bands: {listed}", available)
+    _, key, asset = min(ranked, key=lambda r: (r[0], r[1].casefold()))
+    return _band_info(name, key, asset, item_or_collection, is_item)
+
+
+def available_band_names(item_or_collection: dict) -> list[str]:
+    """Asset keys, common names and band ids that `resolve_band` accepts."""
+    names: list[str] = []
+    for key, asset in _raster_assets(item_or_collection)[0]:
+        names.append(key)
+        if _band_count(asset) == 1:
+            names.extend(n for n in _names(asset) if n)
+    seen: set[str] = set()
+    return [n for n in names if not (n.casefold() in seen or seen.add(n.casefold()))]
+
+
+def list_bands(item_or_collection: dict) -> list[BandInfo]:
+    """Every single-band raster asset (by asset key); for a collection without item_assets, its summaries."""
+    candidates, is_item = _raster_assets(item_or_collection)
+    bands = [_band_info(key, key, asset, item_or_collection, is_item)
+             for key, asset in candidates if _band_count(asset) == 1]
+    if bands or is_item:
+        return bands
+    summaries = item_or_collection.get("summaries") or {}
+    described = summaries.get("eo:bands") or summaries.get("bands") or []
+    return [BandInfo(name=str(b.get("name") or b.get("common_name")), asset_key="",
+                     common_name=b.get("common_name") or b.get("eo:common_name"),
+                     resolution=_number(b.get("gsd")),
+                     center_wavelength=_number(b.get("center_wavelength") or b.get("eo:center_wavelength")))
+            for b in described if isinstance(b, dict) and (b.get("name") or b.get("common_name"))]
+
+
+def quality_band(item_or_collection: dict) -> BandInfo | None:
+    """The pixel-quality band (Sentinel-2 SCL, Landsat QA_PIXEL, BDC CMASK, HLS Fmask), if any."""
+    candidates, is_item = _raster_assets(item_or_collection)
+    by_key = {key.casefold(): (key, asset) for key, asset in candidates}
+    for wanted in _QUALITY_KEYS:
+        if wanted in by_key:
+            key, asset = by_key[wanted]
+            return _band_info(key, key, asset, item_or_collection, is_item)
+    for key, asset in candidates:
+        if _matches("scl", key, asset) is not None or re.search(r"\bfmask\b|cloud mask", str(asset.get("title", "")),
+                                                                re.IGNORECASE):
+            return _band_info(key, key, asset, item_or_collection, is_item)
+    return None

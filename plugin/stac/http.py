@@ -1,0 +1,330 @@
+"""HTTP for the STAC layer: one Response type, one error type, and an injected fetcher.
+
+The catalog code never opens sockets itself: it calls a `Fetcher`. The QGIS glue passes one that
+goes through QGIS's network stack (proxy, SSL exceptions, authcfg); Processing under `qgis_process`
+and the tests pass `requests_fetcher()`. Errors carry what a person needs to act on them: the
+method and URL, the HTTP status, and the server's own words.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+#: How much of a server's message is kept: enough to read, not a whole HTML page.
+MESSAGE_CHARS = 300
+#: How much of a non-JSON answer is quoted.
+QUOTE_CHARS = 200
+
+_HINTS = {
+    401: "the server needs credentials: set an authentication configuration on the connection",
+    403: "the credentials were refused or lack access: check the connection's authentication",
+    404: "check the URL (a STAC API URL is its landing page, a static catalog its catalog.json)",
+    429: "the server is rate limiting: wait a little and try again",
+}
+
+
+class HttpError(Exception):
+    """A request that did not give a usable answer.
+
+    `status` is the HTTP status, or None when there was no HTTP answer (connection refused, host not
+    found, timeout, missing local file). `problem` says what went wrong in our words ("connection
+    refused", "timed out after 30 s", "the answer is not JSON"); `server_message` is the server's own
+    explanation, trimmed. `hint` says what to try, for the message bar.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int | None = None,
+        problem: str = "",
+        *,
+        reason: str = "",
+        server_message: str = "",
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.reason = reason
+        self.server_message = server_message
+        self.problem = problem
+        super().__init__(self._describe())
+
+    def __reduce__(self) -> tuple:
+        # picklable (a Dask worker or a Processing subprocess may raise it)
+        return (_rebuild_http_error, (self.method, self.url, self.status, self.problem, self.reason,
+                                      self.server_message))
+
+    def _describe(self) -> str:
+        where = f"{self.method} {self.url}"
+        if self.status is not None and not 200 <= self.status < 300:
+            text = f"{where} -> HTTP {self.status} {self.reason}".rstrip()
+        else:
+            text = where
+        details = [part for part in (self.problem, self.server_message) if part]
+        return f"{text}: {': '.join(details)}" if details else text
+
+    @property
+    def hint(self) -> str:
+        if self.status in _HINTS:
+            return _HINTS[self.status]
+        if self.status is not None and self.status >= 500:
+            return "the server failed: try again later, or report its message to the catalog's operator"
+        if self.status is None and "timed out" in self.problem:
+            return "the server is slow or unreachable: try again, or raise the timeout in QGIS's network settings"
+        if self.status is None and self.problem in ("no such file", "is a directory, not a JSON file"):
+            return "check the path of the catalog file"
+        if self.status is None:
+            return "check the URL, your network connection and QGIS's proxy settings"
+        if 200 <= self.status < 300:
+            return "check that the URL points at a STAC API landing page or a STAC catalog.json"
+        return ""
+
+
+def _rebuild_http_error(method: str, url: str, status: int | None, problem: str, reason: str,
+                        server_message: str) -> HttpError:
+    return HttpError(method, url, status, problem, reason=reason, server_message=server_message)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A successful (2xx) answer. Header names are lower case."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    method: str = field(default="GET")
+    """The request method, only used to word errors."""
+
+    def json(self) -> Any:
+        return parse_json(self, self.method)
+
+
+class Fetcher(Protocol):
+    """Performs one request; raises HttpError for non-2xx answers, connection errors and timeouts."""
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> Response: ...
+
+
+def parse_json(response: Response, method: str = "GET") -> Any:
+    """The decoded JSON of `response`, or an HttpError that quotes what came instead."""
+    text = response.content.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        content_type = response.headers.get("content-type", "")
+        quote = _squash(text)[:QUOTE_CHARS] or "(empty answer)"
+        if "json" in content_type:
+            problem = f"the answer is not valid JSON ({error})"
+        else:
+            problem = f"the answer is not JSON ({content_type or 'no content type'})"
+        raise HttpError(method, response.url, response.status, problem=problem, server_message=quote) from None
+
+
+def server_message(content: bytes, limit: int = MESSAGE_CHARS) -> str:
+    """The server's own explanation in an error body: JSON fields, an HTML title, or plain text."""
+    text = content.decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if document is not None:
+        return _json_message(document)[:limit]
+    if re.search(r"<\s*(html|head|body|title)\b", text, re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        if title and title.group(1).strip():
+            return _squash(html.unescape(title.group(1)))[:limit]
+        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    return _squash(text)[:limit]
+
+
+def _json_message(document: Any) -> str:
+    if isinstance(document, dict):
+        for key in ("description", "detail", "message", "error", "title", "code"):
+            value = document.get(key)
+            if value:
+                return _json_message(value) if not isinstance(value, str) else _squash(value)
+        return _squash(json.dumps(document))
+    if isinstance(document, list):
+        # FastAPI validation errors: [{"loc": [...], "msg": "..."}, ...]
+        parts = []
+        for entry in document:
+            if isinstance(entry, dict) and "msg" in entry:
+                where = ".".join(str(p) for p in entry.get("loc", []) if p != "body")
+                parts.append(f"{where}: {entry['msg']}" if where else str(entry["msg"]))
+            else:
+                parts.append(_json_message(entry))
+        return "; ".join(parts)
+    return _squash(str(document))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def error_from_response(method: str, url: str, status: int, reason: str, content: bytes) -> HttpError:
+    """The HttpError for a non-2xx answer, worded the same whichever network stack received it."""
+    if not reason:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    return HttpError(method, url, status, reason=reason, server_message=server_message(content))
+
+
+def local_path(url: str) -> Path | None:
+    """The file a `file://` URL or a plain path names; None for network URLs."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme and len(parsed.scheme) > 1:  # "C:\\..." parses with scheme "c"
+        return None
+    return Path(url).expanduser()
+
+
+def read_local(method: str, url: str) -> Response:
+    """Read a local file as if it had been fetched, so static catalogs on disk share the HTTP code."""
+    path = local_path(url)
+    if path is None:
+        raise HttpError(method, url, problem="not a local path")
+    if method != "GET":
+        raise HttpError(method, url, problem=f"cannot {method} a local file")
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise HttpError(method, url, problem="no such file") from None
+    except IsADirectoryError:
+        raise HttpError(method, url, problem="is a directory, not a JSON file") from None
+    except OSError as error:
+        raise HttpError(method, url, problem=f"cannot read: {error.strerror or error}") from None
+    content_type = "application/json" if path.suffix.lower() in (".json", ".geojson") else ""
+    return Response(str(path), 200, {"content-type": content_type}, content, method)
+
+
+def local_fetcher() -> Fetcher:
+    """A Fetcher for local files only: static catalogs on disk need no HTTP library."""
+
+    def fetch(
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> Response:
+        return read_local(method, url)
+
+    return fetch
+
+
+class RequestsFetcher:
+    """A Fetcher on `requests` (for Processing, `qgis_process` and tests); also reads local files.
+
+    `headers` go with every request (an API key, a user agent). The timeout bounds the whole
+    request, body included, not only each socket read. Use it as a context manager, or call
+    `close()`, to release the connections of a session it created.
+    """
+
+    def __init__(self, headers: Mapping[str, str] | None = None, session: Any = None) -> None:
+        try:
+            import requests
+        except ImportError as error:
+            raise ImportError("Reading STAC catalogs outside QGIS needs the Python package 'requests'") from error
+        self._requests = requests
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.headers = {"Accept": "application/geo+json, application/json;q=0.9, */*;q=0.1", **(headers or {})}
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> Response:
+        if local_path(url) is not None:
+            return read_local(method, url)
+        requests = self._requests
+        deadline = time.monotonic() + timeout_s
+        try:
+            answer = self.session.request(method, url, json=json_body, headers={**self.headers, **(headers or {})},
+                                          timeout=(timeout_s, timeout_s), stream=True)
+            try:
+                chunks = []
+                for chunk in answer.iter_content(64 * 1024):
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise requests.Timeout()
+                content = b"".join(chunks)
+            finally:
+                answer.close()
+        except requests.Timeout:
+            raise HttpError(method, url, problem=f"timed out after {timeout_s:g} s") from None
+        except requests.exceptions.SSLError as error:
+            raise HttpError(method, url, problem=f"SSL error: {_root_cause(error)}") from None
+        except requests.ConnectionError as error:
+            raise HttpError(method, url, problem=_connection_problem(error)) from None
+        except requests.RequestException as error:
+            raise HttpError(method, url, problem=_root_cause(error)) from None
+        if not 200 <= answer.status_code < 300:
+            raise error_from_response(method, url, answer.status_code, answer.reason or "", content)
+        lowered = {k.lower(): v for k, v in answer.headers.items()}
+        return Response(answer.url or url, answer.status_code, lowered, content, method)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> RequestsFetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def requests_fetcher(headers: Mapping[str, str] | None = None, session: Any = None) -> RequestsFetcher:
+    """A `requests`-based Fetcher that also reads local paths and file:// URLs (see RequestsFetcher)."""
+    return RequestsFetcher(headers, session)
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__context__ is not None and not str(error):
+        error = error.__context__
+    return _squash(str(error))[:MESSAGE_CHARS]
+
+
+def _connection_problem(error: Exception) -> str:
+    text = str(error)
+    if "refused" in text.lower():
+        return "connection refused"
+    if re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|Temporary failure in name",
+                 text):
+        return "host not found"
+    if "timed out" in text.lower():
+        return "connection timed out"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection without answering"
+    return _squash(text)[:MESSAGE_CHARS]

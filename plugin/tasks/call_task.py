@@ -1,0 +1,50 @@
+"""A QgsTask around one pure function: computed in run(), result or error reported in finished()."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from qgis.core import QgsMessageLog, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from .. import LOG_TAG
+from ..stac.http import HttpError
+
+# Errors whose message is meant for users (URL, status, server's words); anything else is a bug
+# and gets its traceback logged.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (HttpError, OSError, ValueError, KeyError, RuntimeError)
+
+
+class CallTask(QgsTask):
+    """``function(task, *args)`` runs off the GUI thread; it may call ``task.isCanceled()``,
+    ``task.setProgress()`` and ``task.partial.emit(...)`` to stream partial results."""
+
+    succeeded = pyqtSignal(object)
+    failed = pyqtSignal(str)
+    partial = pyqtSignal(object)
+
+    def __init__(self, description: str, function: Callable[..., Any], *args: Any, can_cancel: bool = True) -> None:
+        super().__init__(description, QgsTask.CanCancel if can_cancel else QgsTask.Flags())
+        self._function = function
+        self._args = args
+        self.result: Any = None
+        self.error = ""
+
+    def run(self) -> bool:
+        try:
+            self.result = self._function(self, *self._args)
+        except Exception as error:  # noqa: BLE001 (reported to the user in finished())
+            self.error = str(error) or type(error).__name__
+            if not isinstance(error, EXPECTED_ERRORS):
+                QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG)
+            return False
+        return not self.isCanceled()
+
+    def finished(self, result: bool) -> None:
+        if result:
+            self.succeeded.emit(self.result)
+        elif self.isCanceled():
+            self.failed.emit(self.tr("Cancelled: {task}").format(task=self.description()))
+        else:
+            self.failed.emit(self.error or self.tr("{task} failed").format(task=self.description()))

@@ -1,0 +1,96 @@
+"""What the Browse tab runs in the background: pure STAC/Zarr calls with QGIS's network stack.
+
+Each function takes the running CallTask first (for cancel, progress and partial results) and
+only plain values after it, copied on the main thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qgis.core import QgsFeedback
+
+from ..cube.zarr_cube import describe_zarr
+from ..network import qgis_fetcher, s3_credentials
+from ..stac.catalog_client import CatalogClient, SearchQuery
+from ..stac.http import HttpError
+from ..stac.items import sort_by_date
+from ..stac.sources import Source, SourceKind
+from ..stac.static_catalog import CollectionSummary
+
+
+def _feedback(task) -> QgsFeedback:
+    """A QgsFeedback cancelled together with the task, so a request in flight is aborted too."""
+    feedback = QgsFeedback()
+    task.taskTerminated.connect(feedback.cancel)
+    if task.isCanceled():
+        feedback.cancel()
+    return feedback
+
+
+def client_for(task, source: Source) -> CatalogClient:
+    return CatalogClient(source, qgis_fetcher(source.authcfg, _feedback(task)))
+
+
+def test_source(task, source: Source) -> str:
+    if source.kind == SourceKind.ZARR:
+        description = describe_zarr(source.url, source.s3, s3_credentials(source.authcfg))
+        return f"Connected: Zarr cube with {len(description.variables)} variables, {len(description.times)} dates"
+    return client_for(task, source).test()
+
+
+def zarr_collection(description) -> CollectionSummary:
+    """A Zarr cube shown like a collection: its variables are its bands."""
+    times = description.times
+    variables = ", ".join(f"{v.name} {tuple(v.dims)}" for v in description.variables)
+    text = (description.description or "") + f"\n\nVariables: {variables}"
+    return CollectionSummary(
+        id=description.url.rstrip("/").rsplit("/", 1)[-1],
+        title=description.title or description.url.rstrip("/").rsplit("/", 1)[-1],
+        description=text.strip(),
+        license="",
+        bbox=description.bbox_lonlat,
+        interval=(times[0].isoformat() if times else None, times[-1].isoformat() if times else None),
+        href=description.url,
+    )
+
+
+def list_collections(task, source: Source) -> list[CollectionSummary]:
+    """All collections, page after page; each page is also streamed to the dock as it arrives."""
+    if source.kind == SourceKind.ZARR:
+        description = describe_zarr(source.url, source.s3, s3_credentials(source.authcfg))
+        task.partial.emit(("zarr", description))
+        return [zarr_collection(description)]
+    collections: list[CollectionSummary] = []
+    for page in client_for(task, source).collections():
+        collections.extend(page)
+        task.partial.emit(("collections", list(page)))
+        if task.isCanceled():
+            break
+    return collections
+
+
+@dataclass
+class SearchOutcome:
+    """Items received (kept even when the search failed midway), problems, and the error if any."""
+
+    items: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    matched: int | None = None
+    error: str = ""
+
+
+def run_search(task, source: Source, query: SearchQuery) -> SearchOutcome:
+    outcome = SearchOutcome()
+    try:
+        for page in client_for(task, source).search(query, is_canceled=task.isCanceled):
+            outcome.items.extend(page.items)
+            outcome.skipped.extend(page.skipped)
+            outcome.matched = page.matched if page.matched is not None else outcome.matched
+            task.partial.emit((len(outcome.items), outcome.matched))
+            if outcome.matched:
+                task.setProgress(min(100.0, 100.0 * len(outcome.items) / outcome.matched))
+    except (HttpError, ValueError) as error:  # ValueError: CQL2 that cannot be parsed or evaluated here
+        outcome.error = str(error)
+    outcome.items = sort_by_date(outcome.items)
+    return outcome

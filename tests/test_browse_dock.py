@@ -1,0 +1,170 @@
+"""The Browse tab driven as a user would (pytest-qt): connect, list, search, pick a tile, load, play."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qgis.core import (
+    QgsDateTimeRange,
+    QgsInterval,
+    QgsProject,
+    QgsRectangle,
+    QgsTemporalNavigationObject,
+    QgsUnitTypes,
+)
+from qgis.PyQt.QtCore import QDateTime, Qt
+
+from cubescope.plugin.gui.browse_panel import WGS84
+from cubescope.plugin.gui.dock import CubescopeDock
+from cubescope.plugin.stac.sources import Source, SourceKind
+
+WAIT_MS = 60_000
+S2 = "demo-s2-l2a"
+
+
+def demo_items(demo_cube, collection=S2) -> list[dict]:
+    folder = demo_cube.collections[collection].parent
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*/*.json"))]
+
+
+@pytest.fixture()
+def dock(qgis_app, qgis_canvas, qtbot, tmp_path, demo_cube):
+    widget = CubescopeDock(None, qgis_canvas)
+    widget.browse.workdir = tmp_path / "vrt"
+    qtbot.addWidget(widget)
+    widget.resize(420, 900)
+    widget.show()
+    with qtbot.waitSignal(widget.browse.collections_listed, timeout=WAIT_MS):
+        widget.open_demo_cube(demo_cube.root)
+    yield widget
+    widget.cancel_tasks()
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+def search(dock, qtbot, collection=S2, bbox=None, cloud=100, cql2=""):
+    panel = dock.browse
+    panel.select_collection(collection)
+    if bbox is not None:
+        dock.form.extentBox.setOutputExtentFromUser(QgsRectangle(*bbox), WGS84)
+    dock.form.startEdit.setDateTime(QDateTime.fromString("2023-01-01", "yyyy-MM-dd"))
+    dock.form.endEdit.setDateTime(QDateTime.fromString("2024-12-31", "yyyy-MM-dd"))
+    dock.form.cloudSpin.setValue(cloud)
+    dock.form.cqlEdit.setText(cql2)
+    with qtbot.waitSignal(panel.search_finished, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.searchButton, Qt.LeftButton)
+    return blocker.args[0]
+
+
+def test_dock_lists_the_demo_collections_with_safe_details(dock):
+    assert dock.collection_ids() == ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
+    dock.browse.select_collection(S2)
+    html = dock.form.collectionDetails.toHtml()
+    assert "Sentinel-2" in html and "CC-BY-4.0" in html
+    assert dock.form.assetCombo.findData("red") >= 0 and dock.form.assetCombo.findData("scl") >= 0
+
+
+def test_search_groups_items_by_tile_and_fills_the_footprints_layer(dock, qtbot, demo_cube):
+    outcome = search(dock, qtbot)
+    expected = {item["id"] for item in demo_items(demo_cube)}
+    assert {item["id"] for item in outcome.items} == expected and outcome.error == ""
+    model = dock.browse.results
+    tiles = {model.item(row, 0).data(Qt.UserRole + 2).tile: model.item(row, 0).rowCount()
+             for row in range(model.rowCount())}
+    assert tiles == {"MGRS-34TGR": 37, "MGRS-35TKL": 37}
+    layer = dock.browse.footprints_layer
+    assert layer.featureCount() == len(expected)
+    assert [f.name() for f in layer.fields()] == ["id", "collection", "datetime", "cloud_cover", "tile"]
+    assert layer.temporalProperties().isActive()
+
+
+def test_cloud_filter_applies_to_a_static_catalog(dock, qtbot, demo_cube):
+    outcome = search(dock, qtbot, cloud=10)
+    expected = {i["id"] for i in demo_items(demo_cube) if i["properties"]["eo:cloud_cover"] <= 10}
+    assert {item["id"] for item in outcome.items} == expected
+    assert 0 < len(expected) < 74
+
+
+def test_selection_is_linked_both_ways(dock, qtbot):
+    search(dock, qtbot)
+    panel = dock.browse
+    panel.select_tile("MGRS-35TKL")
+    selected = panel.footprints_layer.selectedFeatures()
+    assert len(selected) == 37 and {f["tile"] for f in selected} == {"MGRS-35TKL"}
+    first = next(panel.footprints_layer.getFeatures())
+    panel.footprints_layer.selectByIds([first.id()])
+    assert [item["id"] for item in panel.selected_items()] == [first["id"]]
+
+
+def test_time_stack_loads_and_plays_on_the_temporal_controller(dock, qtbot):
+    search(dock, qtbot)
+    dock.browse.select_tile("MGRS-34TGR")
+    dock.form.assetCombo.setCurrentIndex(dock.form.assetCombo.findData("nir"))
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+    layers = blocker.args[0]
+    assert len(layers) == 37 and all(layer.isValid() for layer in layers)
+    assert {layer.customProperty("cubescope/tile") for layer in layers} == {"MGRS-34TGR"}
+    ranges = [layer.temporalProperties().fixedTemporalRange() for layer in layers]
+    assert all(a.end() == b.begin() for a, b in zip(ranges, ranges[1:])), "a stack's ranges follow each other"
+
+    navigation = QgsTemporalNavigationObject()
+    navigation.setTemporalExtents(QgsDateTimeRange(ranges[0].begin(), ranges[-1].end()))
+    navigation.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
+    shown = []
+    for frame in (0, 120, navigation.totalFrameCount() - 1):
+        navigation.setCurrentFrameNumber(frame)
+        frame_range = navigation.dateTimeRangeForFrameNumber(frame)
+        visible = [layer.name() for layer in layers if layer.temporalProperties().isVisibleInTemporalRange(frame_range)]
+        assert len(visible) == 1, (frame, visible)
+        shown.append(visible[0])
+    assert shown[0].startswith("2023-03-05") and shown[-1].startswith("2024-07-22") and len(set(shown)) == 3
+
+
+def test_true_colour_composite_of_one_date(dock, qtbot):
+    search(dock, qtbot)
+    panel = dock.browse
+    tile_row = panel.results.index(0, 0)
+    date_index = panel.results.index(10, 0, tile_row)
+    dock.form.resultsTree.selectionModel().select(date_index, dock.form.resultsTree.selectionModel().Rows |
+                                                  dock.form.resultsTree.selectionModel().ClearAndSelect)
+    with qtbot.waitSignal(panel.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.trueColourButton, Qt.LeftButton)
+    (layer,) = blocker.args[0]
+    assert layer.bandCount() == 3 and layer.renderer().type() == "multibandcolor"
+    red = layer.renderer().redContrastEnhancement()
+    assert 1000 <= red.minimumValue() < red.maximumValue() <= 11000
+    assert layer.customProperty("cubescope/assets") == "red,green,blue"
+    group = QgsProject.instance().layerTreeRoot().findGroup(layer.customProperty("cubescope/tile"))
+    assert group is not None and group.findLayer(layer.id()) is not None
+
+
+def test_stac_api_source_lists_and_searches(dock, qtbot, stac_api_full, demo_cube):
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source(name="pgstac", kind=SourceKind.STAC_API, url=stac_api_full.url))
+    assert dock.collection_ids() == ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
+    outcome = search(dock, qtbot, cloud=10)
+    expected = {i["id"] for i in demo_items(demo_cube) if i["properties"]["eo:cloud_cover"] <= 10}
+    assert {item["id"] for item in outcome.items} == expected
+
+
+def test_zarr_cube_time_steps_load_as_a_stack(dock, qtbot, demo_cube):
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source(name="zarr", kind=SourceKind.ZARR, url=str(demo_cube.zarr)))
+    assert dock.browse.zarr_description is not None
+    assert len(dock.browse.zarr_description.times) == 37
+    dock.form.assetCombo.clear()
+    dock.form.assetCombo.addItem("red", "red")
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+    layers = blocker.args[0]
+    assert len(layers) == 37 and layers[0].crs().authid() == "EPSG:32634"
+
+
+def test_unreachable_server_is_reported_with_its_url(dock, qtbot, unused_port):
+    url = f"http://127.0.0.1:{unused_port}/stac"
+    with qtbot.waitSignal(dock.browse.source_failed, timeout=WAIT_MS) as blocker:
+        dock.open_source(Source(name="dead", kind=SourceKind.STAC_API, url=url))
+    assert url in blocker.args[0]
+    assert url in dock.form.sourceStatus.text()

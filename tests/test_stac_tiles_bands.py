@@ -1,0 +1,218 @@
+"""Tiles and bands: a search result grouped into time stacks, and band names resolved across catalogs.
+
+The demo's ground truth (`truth/truth.json`) says which items belong to which tile; the real Earth
+Search and Planetary Computer metadata in ../shared show two catalogs naming the same bands and tiles
+differently.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from stac_expected import disk_items
+
+from cubescope.plugin.stac.bands import BandNotFound, list_bands, quality_band, resolve_band
+from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
+from cubescope.plugin.stac.http import local_fetcher, requests_fetcher
+from cubescope.plugin.stac.sources import Source, SourceKind
+from cubescope.plugin.stac.static_catalog import read_collections
+from cubescope.plugin.stac.tiles import group_by_tile, tile_id
+
+S2 = "demo-s2-l2a"
+OVERLAP = (23.998, 45.498, 24.002, 45.502)
+TILE_KEYS = ("grid:code", "s2:mgrs_tile", "mgrs:utm_zone", "mgrs:latitude_band", "mgrs:grid_square")
+
+
+@pytest.fixture(scope="module")
+def truth(demo_cube) -> dict:
+    return json.loads((demo_cube.truth / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def s2_items(demo_cube) -> list[dict]:
+    return disk_items(demo_cube.collections[S2])
+
+
+def read_es(shared_data: Path) -> tuple[list[dict], dict]:
+    folder = shared_data / "stac" / "earth-search-sentinel-2-c1-l2a"
+    return (json.loads((folder / "item-collection.json").read_text())["features"],
+            json.loads((folder / "collection.json").read_text()))
+
+
+def read_pc(shared_data: Path) -> tuple[list[dict], dict]:
+    folder = shared_data / "stac"
+    items = [json.loads(line) for line in (folder / "pc-sentinel-2-l2a-100-items.ndjson").read_text().splitlines()]
+    return items, json.loads((folder / "pc-sentinel-2-l2a-collection.json").read_text())
+
+
+# ---- tiles ----------------------------------------------------------------------------------------
+
+
+def check_demo_tiles(groups, truth) -> None:
+    assert [g.tile for g in groups] == ["MGRS-34TGR", "MGRS-35TKL"]
+    for group in groups:
+        tile = group.tile.removeprefix("MGRS-")
+        expected = [entry["id"] for entry in sorted(truth["s2"]["items"][tile], key=lambda e: e["datetime"])]
+        assert len(expected) == len(truth["s2"]["datetimes"]) == 37
+        assert [i["id"] for i in group.items] == expected
+        assert group.epsg == truth["tiles"][tile]["epsg"]
+        assert group.bbox == pytest.approx(tuple(truth["tiles"][tile]["bbox"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", ("static", "light"))
+def test_demo_search_groups_into_two_tiles_of_37_dates(request, backend, demo_cube, truth) -> None:
+    if backend == "static":
+        source = Source("demo", SourceKind.STATIC, str(demo_cube.catalog))
+    else:
+        source = Source("rustac", SourceKind.STAC_API, request.getfixturevalue("stac_api_light").url)
+    with requests_fetcher() as http:
+        client = CatalogClient(source, local_fetcher() if backend == "static" else http)
+        items = [i for page in client.search(SearchQuery((S2,), OVERLAP, None, None, None, page_size=20))
+                 for i in page.items]
+    check_demo_tiles(group_by_tile(items), truth)
+
+
+def test_items_without_tile_ids_cluster_by_footprint(s2_items, truth) -> None:
+    stripped = copy.deepcopy(s2_items)
+    for item in stripped:
+        for key in TILE_KEYS:
+            item["properties"].pop(key, None)
+        item["properties"].pop("proj:epsg")  # the two tiles' footprints overlap a little (IoU ~0.26): still two
+        assert tile_id(item) is None
+    groups = group_by_tile(stripped)
+    assert [g.tile for g in groups] == ["cluster-1", "cluster-2"]
+    by_first = {g.items[0]["id"][-5:]: g for g in groups}
+    for tile in ("34TGR", "35TKL"):
+        assert {i["id"] for i in by_first[tile].items} == {e["id"] for e in truth["s2"]["items"][tile]}
+        assert by_first[tile].epsg is None
+
+
+def test_cluster_needs_the_same_projection() -> None:
+    def footprint(item_id: str, west: float, epsg: int) -> dict:
+        ring = [[west, 0], [west + 1, 0], [west + 1, 1], [west, 1], [west, 0]]
+        return {"id": item_id, "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"datetime": "2024-01-01T00:00:00Z", "proj:epsg": epsg}}
+
+    groups = group_by_tile([footprint("a", 0, 32631), footprint("b", 0.1, 32631), footprint("c", 0.1, 32632),
+                            footprint("d", 0.6, 32631)])
+    assert [[i["id"] for i in g.items] for g in groups] == [["a", "b"], ["c"], ["d"]]
+    assert [g.tile for g in groups] == ["cluster-1", "cluster-2", "cluster-3"]
+    assert groups[0].bbox == (0, 0, 1.1, 1)
+
+
+@pytest.mark.parametrize(("properties", "expected"), [
+    ({"grid:code": "MGRS-4QFJ"}, "MGRS-04QFJ"),
+    ({"s2:mgrs_tile": "13TDE"}, "MGRS-13TDE"),
+    ({"mgrs:utm_zone": 13, "mgrs:latitude_band": "T", "mgrs:grid_square": "DE"}, "MGRS-13TDE"),
+    ({"sentinel:utm_zone": 35, "sentinel:latitude_band": "T", "sentinel:grid_square": "KL"}, "MGRS-35TKL"),
+    ({"bdc:tiles": ["012010"]}, "BDC:012010"),
+    ({"bdc:tile": "007004"}, "BDC:007004"),
+    ({"landsat:wrs_path": "221", "landsat:wrs_row": "71"}, "WRS2-221/071"),
+    ({"grid:code": "WRS2-221071"}, "WRS2-221071"),
+    ({"odc:region_code": "x174y056"}, "ODC:x174y056"),
+    ({"platform": "x"}, None),
+])
+def test_tile_ids_from_every_convention(properties, expected) -> None:
+    assert tile_id({"id": "x", "properties": properties}) == expected
+
+
+def test_real_earth_search_and_planetary_computer_items_share_a_tile(shared_data) -> None:
+    es_items, _ = read_es(shared_data)
+    pc_items, _ = read_pc(shared_data)
+    assert {tile_id(i) for i in es_items} == {tile_id(i) for i in pc_items} == {"MGRS-13TDE"}
+    (group,) = group_by_tile(es_items + pc_items)
+    assert len(group.items) == 110 and group.epsg == 32613
+    dates = [i["properties"]["datetime"] for i in group.items]
+    assert [d[:10] for d in dates] == sorted(d[:10] for d in dates)
+
+
+# ---- bands ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("asked", "asset"), [
+    ("red", "red"), ("RED", "red"), ("B04", "red"), ("nir", "nir"), ("b08", "nir"), ("swir1", "swir16"),
+    ("scl", "scl"), ("scene classification", "scl"),
+])
+def test_demo_bands_resolve_by_any_name(s2_items, demo_cube, asked, asset) -> None:
+    collection = json.loads(demo_cube.collections[S2].read_text())
+    for document in (s2_items[0], collection):
+        band = resolve_band(document, asked)
+        expected = document["assets" if document is s2_items[0] else "item_assets"][asset]
+        raster = expected["raster:bands"][0]
+        assert (band.name, band.asset_key) == (asked, asset)
+        assert (band.scale, band.offset) == (raster.get("scale", 1.0), raster.get("offset", 0.0))
+        assert (band.nodata, band.resolution, band.data_type) == (raster["nodata"], raster["spatial_resolution"],
+                                                                  raster["data_type"])
+    assert resolve_band(s2_items[0], "red").href == "./red.tif"
+    assert resolve_band(collection, "red").href is None
+
+
+def test_demo_band_listing_quality_band_and_missing_band(s2_items, demo_cube) -> None:
+    item = s2_items[0]
+    assert {b.asset_key for b in list_bands(item)} == {"blue", "green", "red", "nir", "swir16", "scl"}
+    assert quality_band(item).asset_key == "scl"
+    with pytest.raises(BandNotFound) as caught:
+        resolve_band(item, "B12")
+    message = str(caught.value)
+    assert message.startswith(f"No band 'B12' in item {item['id']}; available bands: ")
+    assert all(name in message for name in ("blue", "B02", "nir", "B08", "scl", "swir16"))
+    assert "thumbnail" not in message
+    summaries = read_collections(demo_cube.catalog)
+    s2 = next(c for c in summaries if c.id == S2)
+    assert [b.asset_key for b in s2.bands] == ["blue", "green", "nir", "red", "scl", "swir16"]
+    assert next(b for b in s2.bands if b.asset_key == "red").common_name == "red"
+
+
+@pytest.mark.parametrize(("asked", "es_key", "pc_key"), [
+    ("red", "red", "B04"), ("nir", "nir", "B08"), ("scl", "scl", "SCL"), ("scene classification", "scl", "SCL"),
+    ("B04", "red", "B04"), ("swir22", "swir22", "B12"),
+])
+def test_real_catalogs_that_name_assets_differently_resolve_the_same_band(shared_data, asked, es_key, pc_key) -> None:
+    es_items, es_collection = read_es(shared_data)
+    pc_items, pc_collection = read_pc(shared_data)
+    for document, key in ((es_items[0], es_key), (es_collection, es_key), (pc_items[0], pc_key),
+                          (pc_collection, pc_key)):
+        assert resolve_band(document, asked).asset_key == key
+    assert resolve_band(es_items[0], asked).href == es_items[0]["assets"][es_key]["href"]
+    assert resolve_band(pc_items[0], asked).href == pc_items[0]["assets"][pc_key]["href"]
+
+
+def test_real_catalogs_give_the_same_reflectance_scaling(shared_data) -> None:
+    """Earth Search says scale/offset in raster:bands; Planetary Computer says nothing, and its DNs carry
+    ESA's +1000 offset since processing baseline 04.00: both must read as DN * 0.0001 - 0.1."""
+    es_items, _ = read_es(shared_data)
+    pc_items, pc_collection = read_pc(shared_data)
+    for name in ("red", "nir"):
+        es = resolve_band(es_items[0], name)
+        assert (es.scale, es.offset, es.nodata, es.scaling) == (0.0001, -0.1, 0.0, "raster:bands")
+        for item in pc_items:
+            baseline = item["properties"]["s2:processing_baseline"]
+            assert float(baseline) >= 4.0
+            pc = resolve_band(item, name)
+            assert (pc.scale, pc.offset) == (0.0001, -0.1)
+            assert pc.scaling == f"sentinel-2 processing baseline {baseline}"
+        # a collection has no baseline: raw DNs, and it says so
+        assert (resolve_band(pc_collection, name).scale, resolve_band(pc_collection, name).scaling) == (1.0, "none")
+    for items in (es_items, pc_items):
+        scl = quality_band(items[0])
+        assert scl is not None and scl.asset_key.lower() == "scl"
+        assert (scl.scale, scl.offset) == (1.0, 0.0), "class codes are never scaled"
+    old = copy.deepcopy(pc_items[0])
+    old["properties"]["s2:processing_baseline"] = "03.01"
+    assert (resolve_band(old, "red").scale, resolve_band(old, "red").offset) == (0.0001, 0.0)
+
+
+def test_stac_1_1_bands_are_read_too() -> None:
+    item = {"type": "Feature", "id": "v11", "properties": {"datetime": "2024-01-01T00:00:00Z"},
+            "assets": {"B4": {"href": "b4.tif", "type": "image/tiff; application=geotiff",
+                              "bands": [{"name": "B4", "eo:common_name": "red", "nodata": 0, "data_type": "uint16",
+                                         "raster:scale": 2.75e-05, "raster:offset": -0.2,
+                                         "raster:spatial_resolution": 30}]},
+                       "meta": {"href": "m.xml", "type": "application/xml"}}}
+    band = resolve_band(item, "red")
+    assert (band.asset_key, band.scale, band.offset, band.nodata, band.resolution, band.data_type, band.scaling) == (
+        "B4", 2.75e-05, -0.2, 0.0, 30.0, "uint16", "bands")
+    assert [b.asset_key for b in list_bands(item)] == ["B4"]
