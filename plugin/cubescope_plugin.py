@@ -18,6 +18,7 @@ from .gui.dependencies_notice import DependenciesNotice
 from .gui.dock import CubescopeDock
 from .gui.pixel_tool import PixelPickTool
 from .log import log
+from .network import apply_gdal_http_settings
 from .processing.provider import CubescopeProvider
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -48,6 +49,7 @@ class CubescopePlugin:
     # -- GUI ---------------------------------------------------------------------------------------
     def initGui(self) -> None:  # noqa: N802 (QGIS name)
         self.initProcessing()
+        apply_gdal_http_settings()
         main_window = self.iface.mainWindow()
 
         self.dock = CubescopeDock(main_window, self.iface.mapCanvas())

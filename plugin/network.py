@@ -8,7 +8,8 @@ gets it as its ``Fetcher``, so the dock, the tasks and Processing share one clie
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from osgeo import gdal
@@ -23,8 +24,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QByteArray, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
-from .stac.hrefs import gdal_http_config
+from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
 from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
+from .stac.signing import signer_for
+from .stac.sources import Source
 
 USER_AGENT = b"Cubescope QGIS plugin"
 
@@ -139,3 +142,47 @@ def scope_gdal_options(prefix: str, options: Mapping[str, str]) -> None:
     """
     for key, value in options.items():
         gdal.SetPathSpecificOption(prefix, key, value)
+
+
+def source_token(authcfg: str) -> str:
+    """An access token kept in an auth configuration (the password of a Basic config, or "token")."""
+    if not authcfg:
+        return ""
+    config = QgsAuthMethodConfig()
+    loaded = QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True)
+    if isinstance(loaded, tuple):
+        loaded, config = loaded
+    return (config.config("token") or config.config("password")) if loaded else ""
+
+
+@dataclass
+class AssetAccess:
+    """How to read a source's assets: its URL signer (caches tokens) and S3 keys, in memory only."""
+
+    signer: Callable[[str], str] | None = None
+    credentials: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never show keys in logs or tracebacks
+        return f"AssetAccess(signer={self.signer!r}, credentials={sorted(self.credentials)})"
+
+
+def asset_access(source: Source) -> AssetAccess:
+    """Built on the main thread (the auth manager may ask for its master password)."""
+    token = source_token(source.authcfg) if source.signing == "bdc" else None
+    signer = signer_for(source, qgis_fetcher(), token)
+    credentials = s3_credentials(source.authcfg) if source.s3 is not None else {}
+    return AssetAccess(signer, credentials)
+
+
+def apply_gdal_http_settings() -> dict[str, str]:
+    """GDAL's HTTP options for the layers QGIS itself renders: the COG/Zarr defaults that matter
+    over HTTP and the user's proxy and timeout. Options the user set (environment) are left alone."""
+    applied = {}
+    # Not process-wide: EMPTY_DIR would hide local files' .ovr/.aux.xml from every QGIS layer
+    # (Cubescope's own readers set it per thread for remote paths).
+    defaults = {k: v for k, v in HTTP_DEFAULTS.items() if k != "GDAL_DISABLE_READDIR_ON_OPEN"}
+    for key, value in {**defaults, **qgis_gdal_http_config()}.items():
+        if gdal.GetConfigOption(key) is None:
+            gdal.SetConfigOption(key, value)
+            applied[key] = value
+    return applied

@@ -168,3 +168,11 @@ def test_unreachable_server_is_reported_with_its_url(dock, qtbot, unused_port):
         dock.open_source(Source(name="dead", kind=SourceKind.STAC_API, url=url))
     assert url in blocker.args[0]
     assert url in dock.form.sourceStatus.text()
+
+
+def test_dates_get_their_thumbnails(dock, qtbot):
+    search(dock, qtbot)
+    panel = dock.browse
+    first_id = panel.results.item_ids()[0]
+    qtbot.waitUntil(lambda: not panel.results.row_for(first_id).icon().isNull(), timeout=WAIT_MS)
+    assert panel.results.row_for(first_id).icon().availableSizes()

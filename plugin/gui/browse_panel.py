@@ -20,11 +20,12 @@ from qgis.core import (
     QgsUnitTypes,
 )
 from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QStandardItem, QStandardItemModel
+from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 
 from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR, plan_layers, plan_zarr_layers
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
+from ..network import AssetAccess, asset_access
 from ..stac.bands import list_bands
 from ..stac.catalog_client import SearchQuery
 from ..stac.sources import Source, SourceKind
@@ -32,7 +33,7 @@ from ..stac.static_catalog import CollectionSummary
 from ..stac.tiles import group_by_tile
 from ..tasks.call_task import CallTask
 from ..tasks.demo_cube_task import DemoCubeTask
-from ..tasks.source_tasks import SearchOutcome, list_collections, run_search
+from ..tasks.source_tasks import SearchOutcome, fetch_thumbnails, list_collections, run_search
 from . import footprints
 from .collection_details import collection_html
 from .layer_loader import add_layers, open_layer, temporal_extent
@@ -42,6 +43,7 @@ DEMO_NAME = "Demo cube (offline)"
 COLLECTION_ROLE = Qt.UserRole + 1
 SOURCE_ROLE = Qt.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+MAX_THUMBNAILS = 300
 
 
 def _utc(qdatetime: QDateTime, end_of_day: bool = False) -> datetime:
@@ -69,6 +71,7 @@ class BrowsePanel(QObject):
         self.footprints_layer = None
         self._tasks: dict[str, object] = {}
         self._syncing = False
+        self._asset_access: tuple[Source, AssetAccess] | None = None
 
         self.collections = QStandardItemModel(self)
         self.filtered = QSortFilterProxyModel(self)
@@ -88,6 +91,8 @@ class BrowsePanel(QObject):
         form.extentBox.setOutputCrs(WGS84)
         if canvas is not None:
             form.extentBox.setMapCanvas(canvas)
+        for edit in (form.startEdit, form.endEdit):
+            edit.setAllowNull(False)
         today = QDateTime.currentDateTimeUtc()
         form.startEdit.setDateTime(today.addYears(-1))
         form.endEdit.setDateTime(today)
@@ -317,11 +322,22 @@ class BrowsePanel(QObject):
         collection = self.current_collection()
         self.footprints_layer = footprints.footprints_layer(
             items, self.tr("Footprints {c}").format(c=collection.id if collection else ""), tiles)
-        project.addMapLayer(self.footprints_layer)
+        # At the bottom of the layer tree: imagery loaded later draws over the outlines.
+        project.addMapLayer(self.footprints_layer, False)
+        project.layerTreeRoot().addLayer(self.footprints_layer)
         self.footprints_layer.selectionChanged.connect(self._layer_selection_changed)
         if items and not self.form.assetCombo.count():
             for band in list_bands(items[0]):
                 self.form.assetCombo.addItem(band.asset_key, band.asset_key)
+        if items and self.source is not None:
+            task = CallTask(self.tr("Cubescope: thumbnails"), fetch_thumbnails, self.source, items[:MAX_THUMBNAILS])
+            self._start("thumbnails", task, lambda _n: None, lambda _message: None, self._show_thumbnail)
+
+    def _show_thumbnail(self, value) -> None:
+        item_id, image = value
+        row = self.results.row_for(item_id)
+        if row is not None:
+            row.setIcon(QIcon(QPixmap.fromImage(image)))
 
     # -- selection, linked both ways -----------------------------------------------------------------
     def selected_items(self) -> list[dict]:
@@ -376,8 +392,13 @@ class BrowsePanel(QObject):
         if not [b for b in bands if b]:
             log(self.tr("Choose an asset to load."), "warning", bar=self.bar)
             return
+        try:
+            access = self._access()
+        except (ValueError, PermissionError) as error:
+            log(str(error), "critical", bar=self.bar)
+            return
         task = CallTask(self.tr("Cubescope: opening {n} layers").format(n=len(items)),
-                        _open_layers, items, bands, self.source, self.workdir, stack)
+                        _open_layers, items, bands, self.source, self.workdir, stack, access)
         self._start("load", task, lambda result: self._layers_ready(result, stack))
 
     def load_stack(self) -> None:
@@ -385,11 +406,17 @@ class BrowsePanel(QObject):
         if self.source is not None and self.source.kind == SourceKind.ZARR and self.zarr_description is not None:
             variable = self.form.assetCombo.currentData() or self.zarr_description.variables[0].name
             task = CallTask(self.tr("Cubescope: opening {v}").format(v=variable), _open_zarr_layers,
-                            self.source, variable, list(self.zarr_description.times))
+                            self.source, variable, list(self.zarr_description.times), self._access())
             self._start("load", task, lambda result: self._layers_ready(result, True))
             return
         bands = [self.form.assetCombo.currentData()] if self.form.assetCombo.currentData() else list(TRUE_COLOUR)
         self.load_selected(bands, stack=True)
+
+    def _access(self) -> AssetAccess:
+        """Signer and keys of the current source, kept while it stays selected (tokens are cached)."""
+        if self._asset_access is None or self._asset_access[0] is not self.source:
+            self._asset_access = (self.source, asset_access(self.source))
+        return self._asset_access[1]
 
     def _layers_ready(self, result, stack: bool) -> None:
         layers, problems = result
@@ -425,13 +452,14 @@ class BrowsePanel(QObject):
             controller.setCurrentFrameNumber(0)
 
 
-def _open_layers(task, items, bands, source, workdir, stack):
-    plans, problems = plan_layers(items, bands, source, workdir, stack=stack, is_canceled=task.isCanceled)
+def _open_layers(task, items, bands, source, workdir, stack, access: AssetAccess):
+    plans, problems = plan_layers(items, bands, source, workdir, stack=stack, signer=access.signer,
+                                  credentials=access.credentials, is_canceled=task.isCanceled)
     return _open_plans(task, plans, problems)
 
 
-def _open_zarr_layers(task, source, variable, times):
-    return _open_plans(task, plan_zarr_layers(source.url, variable, times, source), [])
+def _open_zarr_layers(task, source, variable, times, access: AssetAccess):
+    return _open_plans(task, plan_zarr_layers(source.url, variable, times, source, access.credentials), [])
 
 
 def _open_plans(task, plans, problems):

@@ -90,7 +90,8 @@ def set_time(layer: QgsRasterLayer, plan: LayerPlan) -> None:
 
 
 def _group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
-    return parent.findGroup(name) or parent.addGroup(name)
+    """An existing group, or a new one on top (new imagery draws over older layers and footprints)."""
+    return parent.findGroup(name) or parent.insertGroup(0, name)
 
 
 def add_layers(layers: Sequence[QgsRasterLayer], stack_name: str | None = None) -> list[QgsRasterLayer]:

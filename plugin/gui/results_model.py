@@ -22,7 +22,7 @@ def _cloud_text(item: dict) -> str:
 class ResultsModel(QStandardItemModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setHorizontalHeaderLabels([self.tr("Tile / date"), self.tr("Clouds"), self.tr("Item")])
+        self.setHorizontalHeaderLabels([self.tr("Tile / date"), self.tr("Clouds")])
         self._rows_by_id: dict[str, QStandardItem] = {}
 
     def set_groups(self, groups: list[TileGroup]) -> None:
@@ -33,14 +33,15 @@ class ResultsModel(QStandardItemModel):
             tile.setData(group, TILE_ROLE)
             tile.setToolTip(f"EPSG:{group.epsg}" if group.epsg else "")
             for item in group.items:
-                when = QStandardItem(item_datetime(item).strftime("%Y-%m-%d %H:%M"))
+                moment = item_datetime(item)
+                when = QStandardItem(moment.strftime("%Y-%m-%d"))
                 when.setData(item, ITEM_ROLE)
-                when.setToolTip(item.get("id", ""))
+                when.setToolTip(f"{item.get('id', '')}\n{moment:%Y-%m-%d %H:%M:%S} UTC")
                 cloud = QStandardItem(_cloud_text(item))
                 cloud.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                tile.appendRow([when, cloud, QStandardItem(item.get("id", ""))])
+                tile.appendRow([when, cloud])
                 self._rows_by_id[item.get("id", "")] = when
-            self.appendRow([tile, QStandardItem(""), QStandardItem("")])
+            self.appendRow([tile, QStandardItem("")])
 
     def row_for(self, item_id: str) -> QStandardItem | None:
         return self._rows_by_id.get(item_id)

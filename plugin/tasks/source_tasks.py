@@ -94,3 +94,39 @@ def run_search(task, source: Source, query: SearchQuery) -> SearchOutcome:
         outcome.error = str(error)
     outcome.items = sort_by_date(outcome.items)
     return outcome
+
+
+THUMBNAIL_PX = 40
+
+
+def thumbnail_href(item: dict) -> str | None:
+    assets = item.get("assets", {})
+    for key, asset in assets.items():
+        if key == "thumbnail" or "thumbnail" in (asset.get("roles") or []):
+            return asset.get("href")
+    return None
+
+
+def fetch_thumbnails(task, source: Source, items: list[dict]) -> int:
+    """Thumbnails streamed as (item id, QImage) while they arrive; a missing one is just skipped."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QImage
+
+    fetch = qgis_fetcher(source.authcfg, _feedback(task))
+    done = 0
+    for number, item in enumerate(items, start=1):
+        if task.isCanceled():
+            break
+        href = thumbnail_href(item)
+        if not href:
+            continue
+        try:
+            content = fetch("GET", href).content
+        except HttpError:
+            continue
+        image = QImage.fromData(content)
+        if not image.isNull():
+            task.partial.emit((item.get("id", ""), image.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.KeepAspectRatio)))
+            done += 1
+        task.setProgress(100.0 * number / len(items))
+    return done

@@ -4,14 +4,13 @@ open two demo scenes so the map is not empty, and save PNGs of the window and th
 Screenshots go to resources/screenshots/ (kept out of the plugin ZIP); QGIS quits afterwards.
 """
 
-import json
 import os
 import traceback
 from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import QEventLoop, QTimer
+from qgis.core import QgsApplication, QgsProject
+from qgis.PyQt.QtCore import QDateTime, QEventLoop, QTimer
 
 OUT = Path(os.environ.get("CUBESCOPE_SCREENSHOTS", "resources/screenshots")).resolve()
 iface = qgis.utils.iface
@@ -37,18 +36,35 @@ def settle(ms: int) -> None:
     loop.exec_()
 
 
-def add_demo_scenes(cube) -> None:
-    """A clear summer date of both tiles in false colour (nir/red/green COGs stacked in a VRT)."""
-    from osgeo import gdal
+def wait_signal(signal, timeout_s: float):
+    """Run the event loop until ``signal`` fires (its arguments are returned) or the deadline."""
+    received = []
+    loop = QEventLoop()
+    signal.connect(lambda *args: (received.append(args), loop.quit()))
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec_()
+    if not received:
+        raise RuntimeError(f"no signal within {timeout_s} s")
+    return received[0]
 
-    for item_json in sorted((cube.root / "stac" / "demo-s2-l2a").glob("*/*.json")):
-        item = json.loads(item_json.read_text(encoding="utf-8"))
-        if not item["properties"]["datetime"].startswith("2023-07") or item["properties"]["eo:cloud_cover"] > 0:
-            continue
-        bands = [str(item_json.parent / f"{band}.tif") for band in ("nir", "red", "green")]
-        vrt = str(OUT.parent / f".{item['id']}.vrt")
-        gdal.BuildVRT(vrt, bands, separate=True)
-        QgsProject.instance().addMapLayer(QgsRasterLayer(vrt, f"{item['id']} (nir/red/green)"))
+
+def browse_demo(dock) -> None:
+    """What a user does first: pick the Sentinel-2 collection, search, open a clear date in true colour."""
+    panel = dock.browse
+    panel.select_collection("demo-s2-l2a")
+    dock.form.startEdit.setDateTime(QDateTime.fromString("2023-03-01", "yyyy-MM-dd"))
+    dock.form.endEdit.setDateTime(QDateTime.fromString("2024-07-31", "yyyy-MM-dd"))
+    dock.form.cloudSpin.setValue(30)
+    dock.form.searchButton.click()
+    (outcome,) = wait_signal(panel.search_finished, 120)
+    clear_summer = [i for i in outcome.items if i["properties"]["datetime"].startswith("2023-07")
+                    and i["properties"]["eo:cloud_cover"] == 0]
+    ids = {i["id"] for i in clear_summer}
+    panel.footprints_layer.selectByIds(
+        [f.id() for f in panel.footprints_layer.getFeatures() if f["id"] in ids])
+    dock.form.trueColourButton.click()
+    wait_signal(panel.layers_loaded, 120)
+    settle(1500)  # thumbnails arrive in the background
 
 
 def main() -> None:
@@ -58,12 +74,13 @@ def main() -> None:
     plugin = qgis.utils.plugins["cubescope"]
     if not wait_until(lambda: bool(plugin.dock.collection_ids()), 180):
         raise RuntimeError("the dock did not list the demo catalog within 180 s")
-    add_demo_scenes(plugin.dock.demo_cube)
+    browse_demo(plugin.dock)
     iface.mapCanvas().zoomToFullExtent()
     iface.mapCanvas().refresh()
     settle(3000)
     iface.mainWindow().grab().save(str(OUT / "qgis-dock-browse.png"))
     plugin.dock.grab().save(str(OUT / "dock-browse.png"))
+    plugin.dock.form.resultsTree.scrollToTop()
 
 
 try:
@@ -71,6 +88,8 @@ try:
 except Exception:  # noqa: BLE001 (always quit QGIS, report what went wrong)
     (OUT / "screenshots-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
 finally:
-    for vrt in OUT.parent.glob(".*.vrt"):
-        vrt.unlink()
-    QTimer.singleShot(0, iface.actionExit().trigger)
+    # Quit without QGIS's "save the project?" / "cancel running tasks?" dialogs: nothing here is worth
+    # keeping beyond the PNGs, and a dialog under Xvfb would wait forever.
+    QgsApplication.taskManager().cancelAll()
+    QgsProject.instance().setDirty(False)
+    os._exit(0)
