@@ -71,10 +71,13 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         if status is not None and not 200 <= int(status) < 300:
             reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
             raise error_from_response(method, url, int(status), str(reason), content)
-        if error != QgsBlockingNetworkRequest.NoError:
-            message = blocking.errorMessage() or "network error"
-            if reply.error() == QNetworkReply.OperationCanceledError:
+        if status is None or error != QgsBlockingNetworkRequest.NoError:
+            # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
+            # surfaces as "operation canceled" (sometimes without an error code from the blocking request).
+            if reply.error() == QNetworkReply.OperationCanceledError or error == QgsBlockingNetworkRequest.TimeoutError:
                 message = f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s"
+            else:
+                message = blocking.errorMessage() or reply.errorString() or "no answer"
             raise HttpError(method, url, None, message)
         response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
                             for k in reply.rawHeaderList()}

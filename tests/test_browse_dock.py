@@ -176,3 +176,47 @@ def test_dates_get_their_thumbnails(dock, qtbot):
     first_id = panel.results.item_ids()[0]
     qtbot.waitUntil(lambda: not panel.results.row_for(first_id).icon().isNull(), timeout=WAIT_MS)
     assert panel.results.row_for(first_id).icon().availableSizes()
+
+
+def select_first_date(dock) -> None:
+    panel = dock.browse
+    date_index = panel.results.index(0, 0, panel.results.index(0, 0))
+    selection = dock.form.resultsTree.selectionModel()
+    selection.select(date_index, selection.Rows | selection.ClearAndSelect)
+
+
+def test_sentinel1_backscatter_loads_in_decibels(dock, qtbot, demo_cube):
+    search(dock, qtbot, collection="demo-s1-rtc")
+    select_first_date(dock)
+    dock.form.assetCombo.setCurrentIndex(dock.form.assetCombo.findData("vv"))
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.loadAssetButton, Qt.LeftButton)
+    (layer,) = blocker.args[0]
+    centre = layer.extent().center()
+    value, ok = layer.dataProvider().sample(centre, 1)
+    item = next(i for i in demo_items(demo_cube, "demo-s1-rtc") if i["id"] == layer.customProperty("cubescope/item"))
+    from osgeo import gdal
+
+    linear = gdal.Open(str(demo_cube.collections["demo-s1-rtc"].parent / item["id"] / "vv.tif"))
+    gt = linear.GetGeoTransform()
+    col, row = int((centre.x() - gt[0]) / gt[1]), int((centre.y() - gt[3]) / gt[5])
+    expected = 10 * __import__("math").log10(float(linear.ReadAsArray(col, row, 1, 1)[0, 0]))
+    assert ok and value == pytest.approx(expected, abs=1e-4) and value < 0
+
+
+def test_a_saved_project_reopens_with_layers_and_provenance(dock, qtbot, tmp_path):
+    search(dock, qtbot)
+    select_first_date(dock)
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.falseColourButton, Qt.LeftButton)
+    (layer,) = blocker.args[0]
+    provenance = {k: layer.customProperty(f"cubescope/{k}") for k in ("source", "collection", "item", "assets")}
+    project = QgsProject.instance()
+    path = tmp_path / "project.qgz"
+    assert project.write(str(path))
+    project.clear()
+    assert project.read(str(path))
+    (reopened,) = [lyr for lyr in project.mapLayers().values() if lyr.customProperty("cubescope/item")]
+    assert reopened.isValid() and reopened.bandCount() == 3
+    assert {k: reopened.customProperty(f"cubescope/{k}") for k in provenance} == provenance
+    assert provenance["assets"] == "nir,red,green" and provenance["collection"] == "demo-s2-l2a"
