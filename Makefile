@@ -90,7 +90,7 @@ run: setup
 		--profile cubescope --nologo --noversioncheck
 
 test: setup
-	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . tests $(PYTEST_ARGS)
+	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . tests $(PYTEST_ARGS) < /dev/null
 
 bench: setup
 	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . tests/bench -s $(PYTEST_ARGS)

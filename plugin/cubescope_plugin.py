@@ -17,6 +17,7 @@ from .dependencies import missing_requirements
 from .gui.dependencies_notice import DependenciesNotice
 from .gui.dock import CubescopeDock
 from .gui.pixel_tool import PixelPickTool
+from .gui.project_restore import ProjectRestorer
 from .log import log
 from .network import apply_gdal_http_settings
 from .processing.provider import CubescopeProvider
@@ -39,6 +40,7 @@ class CubescopePlugin:
         self.actions: list[QAction] = []
         self.pixel_tool: PixelPickTool | None = None
         self.notice: DependenciesNotice | None = None
+        self.restorer: ProjectRestorer | None = None
 
     # -- Processing (also called alone by qgis_process, which has no GUI) ----------------------
     def initProcessing(self) -> None:  # noqa: N802 (QGIS name)
@@ -80,6 +82,7 @@ class CubescopePlugin:
             self.notice = DependenciesNotice(self.iface, missing)
             self.notice.show()
 
+        self.restorer = ProjectRestorer(main_window)
         self.dock.open_demo_cube()
         log(tr("Cubescope loaded"))
 
@@ -119,6 +122,10 @@ class CubescopePlugin:
             self.notice.remove()
             self.notice.deleteLater()
             self.notice = None
+        if self.restorer is not None:
+            self.restorer.close()
+            self.restorer.deleteLater()
+            self.restorer = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 pytest_plugins = ["servers.fixtures"]
+
+# A fresh QGIS authentication database per run, before pytest-qgis starts QGIS: tests store keys
+# in it with a master password of their own, never in the user's.
+_AUTH_DIR = tempfile.mkdtemp(prefix="cubescope-auth-")
+os.environ.setdefault("QGIS_AUTH_DB_DIR_PATH", _AUTH_DIR)
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_AUTH_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

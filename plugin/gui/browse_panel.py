@@ -167,6 +167,13 @@ class BrowsePanel(QObject):
         """List the collections of ``source`` (a Zarr cube shows as one collection)."""
         self.source = source
         self.zarr_description = None
+        if source.authcfg:
+            # Keys are read now, before any task of this source runs: QGIS 3.22's auth manager can
+            # deadlock when the GUI thread loads a config while a worker thread uses it.
+            try:
+                self._access()
+            except (ValueError, PermissionError) as error:
+                log(str(error), "critical", bar=self.bar)
         self.collections.clear()
         self.form.collectionDetails.clear()
         self.form.sourceStatus.setText(self.tr("Connecting to {url}…").format(url=source.url))

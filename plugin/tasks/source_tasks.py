@@ -28,8 +28,14 @@ def _feedback(task) -> QgsFeedback:
     return feedback
 
 
+def http_authcfg(source: Source) -> str:
+    """The auth configuration for the catalog's HTTP requests: an S3 source's holds object-store
+    keys, which must never be sent as HTTP credentials."""
+    return "" if source.s3 is not None else source.authcfg
+
+
 def client_for(task, source: Source) -> CatalogClient:
-    return CatalogClient(source, qgis_fetcher(source.authcfg, _feedback(task)))
+    return CatalogClient(source, qgis_fetcher(http_authcfg(source), _feedback(task)))
 
 
 def test_source(task, source: Source) -> str:
@@ -112,7 +118,7 @@ def fetch_thumbnails(task, source: Source, items: list[dict]) -> int:
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QImage
 
-    fetch = qgis_fetcher(source.authcfg, _feedback(task))
+    fetch = qgis_fetcher(http_authcfg(source), _feedback(task))
     done = 0
     for number, item in enumerate(items, start=1):
         if task.isCanceled():
