@@ -20,7 +20,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: QGIS and the libraries compiled against its GDAL/PROJ/GEOS (never pip wheels of these),
 # a virtual display, and the real servers the tests start (nginx, PostgreSQL with PostGIS).
 APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-xarray python3-zarr \
-	python3-pyproj python3-scipy proj-data python3-venv python3-pip \
+	python3-pyproj python3-scipy proj-data python3-venv python3-pip libgeos-dev build-essential python3-dev \
 	xvfb xauth nginx-light postgresql postgresql-15-postgis-3
 
 export QT_QPA_PLATFORM ?= offscreen
@@ -59,8 +59,13 @@ $(VENV)/.stamp: plugin/requirements.txt plugin/dependencies.py tests/requirement
 	@mkdir -p $(VENV)/share && ln -sfn /usr/share/proj $(VENV)/share/proj
 	@mkdir -p $(BUILD)
 	@$(PY) plugin/dependencies.py constraints > $(BUILD)/constraints.txt
-	$(PY) -m pip install -q -c $(BUILD)/constraints.txt -r plugin/requirements.txt -r tests/requirements/dev.txt \
-		2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	@# shapely is compiled against the system GEOS that QGIS itself loads: a wheel's bundled GEOS
+	@# gets its symbols bound to QGIS's older one inside QGIS, and geometry operations go wrong.
+	$(PY) -m pip install -q --no-binary shapely -c $(BUILD)/constraints.txt -r plugin/requirements.txt \
+		-r tests/requirements/dev.txt 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	@[ "$$($(PY) -c 'import shapely; print(shapely.geos_version_string)')" = "$$(geos-config --version)" ] || \
+		$(PY) -m pip install -q --force-reinstall --no-deps --no-binary shapely -c $(BUILD)/constraints.txt \
+		"$$(grep -o '^shapely[^ ]*' plugin/requirements.txt)" 2> >(grep -v 'is ignored' >&2)
 	@$(PY) -c 'import numpy, rasterio, osgeo.gdal_array; assert numpy.__file__.startswith("/usr/lib"), numpy.__file__'
 	@touch $@
 

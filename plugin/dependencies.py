@@ -121,6 +121,10 @@ def pip_command(requirements: list[Requirement], constraints_file: Path) -> list
     if not in_virtualenv:
         command.append("--user")
     command += ["--constraint", str(constraints_file)]
+    if sys.platform.startswith("linux"):
+        # Built against the system GEOS that QGIS loads: a wheel's own GEOS gets its symbols bound to
+        # QGIS's inside the QGIS process and geometry results go wrong (needs libgeos-dev and a compiler).
+        command += ["--no-binary", "shapely"]
     command += [r.spec for r in requirements]
     return command
 

@@ -16,12 +16,12 @@ from osgeo import gdal
 from qgis.core import (
     QgsApplication,
     QgsAuthMethodConfig,
-    QgsBlockingNetworkRequest,
     QgsFeedback,
     QgsNetworkAccessManager,
     QgsSettings,
 )
-from qgis.PyQt.QtCore import QByteArray, QUrl
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
 from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
@@ -30,6 +30,19 @@ from .stac.signing import signer_for
 from .stac.sources import Source
 
 USER_AGENT = b"Cubescope QGIS plugin"
+
+
+def dispose_in_main_thread(obj) -> None:
+    """Hand a QObject made in a worker thread to the GUI thread for deletion.
+
+    Deleting a Python-made QObject in a worker thread calls back into Python (disconnectNotify)
+    while holding Qt's connection lock; if the GUI thread is then deleting a widget it holds the GIL
+    and waits for that lock: a deadlock seen in testing. Deleted by the GUI thread's event loop,
+    it is one thread doing both.
+    """
+    obj.moveToThread(QCoreApplication.instance().thread())
+    sip.transferto(obj, None)
+    obj.deleteLater()
 
 
 def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
@@ -54,16 +67,15 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
         for key, value in (headers or {}).items():
             request.setRawHeader(key.encode(), value.encode())
-        blocking = QgsBlockingNetworkRequest()
-        if authcfg:
-            blocking.setAuthCfg(authcfg)
+        # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
+        # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
+        # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
         if method.upper() == "POST":
             request.setHeader(QNetworkRequest.ContentTypeHeader, "application/json")
             payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
-            error = blocking.post(request, payload, True, feedback)
+            reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, feedback)
         else:
-            error = blocking.get(request, True, feedback)
-        reply = blocking.reply()
+            reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, feedback)
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
         content = bytes(reply.content())
         if feedback is not None and feedback.isCanceled():
@@ -71,13 +83,13 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         if status is not None and not 200 <= int(status) < 300:
             reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
             raise error_from_response(method, url, int(status), str(reason), content)
-        if status is None or error != QgsBlockingNetworkRequest.NoError:
+        if status is None or reply.error() != QNetworkReply.NoError:
             # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
-            # surfaces as "operation canceled" (sometimes without an error code from the blocking request).
-            if reply.error() == QNetworkReply.OperationCanceledError or error == QgsBlockingNetworkRequest.TimeoutError:
+            # surfaces as "operation canceled".
+            if reply.error() == QNetworkReply.OperationCanceledError:
                 message = f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s"
             else:
-                message = blocking.errorMessage() or reply.errorString() or "no answer"
+                message = reply.errorString() or "no answer"
             raise HttpError(method, url, None, message)
         response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
                             for k in reply.rawHeaderList()}

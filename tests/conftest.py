@@ -46,3 +46,13 @@ def unused_port() -> int:
     from servers.ports import free_port
 
     return free_port()
+
+
+def settle_tasks(qtbot, timeout_ms: int = 30_000) -> None:
+    """Cancel QGIS background tasks a test left running and wait (bounded) until they end, so that
+    widgets are not deleted under tasks still reporting to them and no test sees another's tasks."""
+    from qgis.core import QgsApplication
+
+    manager = QgsApplication.taskManager()
+    manager.cancelAll()
+    qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=timeout_ms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import settle_tasks
 from qgis.core import (
     QgsDateTimeRange,
     QgsInterval,
@@ -39,6 +40,7 @@ def dock(qgis_app, qgis_canvas, qtbot, tmp_path, demo_cube):
         widget.open_demo_cube(demo_cube.root)
     yield widget
     widget.cancel_tasks()
+    settle_tasks(qtbot)
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
 

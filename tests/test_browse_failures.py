@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import settle_tasks
 from qgis.core import QgsNetworkAccessManager, QgsProject
 from qgis.PyQt.QtCore import QTimer
 from stac_fault_server import FaultServer, Recorded, Reply
@@ -37,6 +38,7 @@ def dock(qgis_app, qgis_canvas, qtbot, tmp_path):
     qtbot.addWidget(widget)
     yield widget
     widget.cancel_tasks()
+    settle_tasks(qtbot)
     QgsProject.instance().removeAllMapLayers()
 
 
@@ -67,7 +69,7 @@ def test_a_failing_landing_page_is_reported_with_url_status_and_message(dock, qt
 
 
 def test_a_slow_server_times_out_and_the_gui_thread_keeps_running(dock, qtbot, server):
-    server.route("GET", "/", Reply(body=landing(server, CORE), delay_s=20))
+    server.route("GET", "/", Reply(body=landing(server, CORE), delay_s=6))
     previous = QgsNetworkAccessManager.timeout()
     QgsNetworkAccessManager.setTimeout(1500)  # what a user sets in Settings › Network
     ticks: list[float] = []

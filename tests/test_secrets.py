@@ -7,6 +7,7 @@ import json
 import zipfile
 
 import pytest
+from conftest import settle_tasks
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsProject, QgsSettings
 
@@ -92,5 +93,6 @@ def test_s3_keys_stay_out_of_project_settings_and_log(qgis_app, qgis_canvas, qtb
     finally:
         restorer.close()
         dock.cancel_tasks()
+        settle_tasks(qtbot)
         settings.remove_source(source.name)
         QgsProject.instance().clear()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..stac.bands import BandNotFound, resolve_band
 from ..stac.hrefs import GdalSource, gdal_source, zarr_gdal_path
-from ..stac.items import item_datetime
+from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
 from .vrt import percentile_stretch, stack_vrt
@@ -49,12 +49,6 @@ class LayerPlan:
     """The original asset hrefs (unsigned): provenance saved with the project."""
 
 
-def _item_base(item: dict) -> str | None:
-    for link in item.get("links", []):
-        if link.get("rel") == "self" and link.get("href"):
-            return link["href"]
-    return None
-
 
 def _day_after(when: datetime) -> datetime:
     return when + timedelta(days=1)
@@ -71,7 +65,7 @@ def asset_source(item: dict, asset: str, source: Source, signer: Callable[[str],
     band = resolve_band(item, asset)
     href = item["assets"][band.asset_key]["href"]
     return (
-        gdal_source(href, base=_item_base(item), s3=source.s3, signer=signer, credentials=credentials),
+        gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials),
         band.asset_key,
     )
 

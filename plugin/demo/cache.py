@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,24 @@ def _install(partial: Path, root: Path, seed: int) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+@contextmanager
+def _gdal_exceptions():
+    """GDAL/OSR errors as exceptions while generating, restored afterwards: inside QGIS the
+    setting is shared by every plugin, so it must not stay switched on."""
+    from osgeo import gdal, osr
+
+    previous = (gdal.GetUseExceptions(), osr.GetUseExceptions())
+    gdal.UseExceptions()
+    osr.UseExceptions()
+    try:
+        yield
+    finally:  # in reverse order: GDAL keeps its error handlers on a stack
+        if not previous[1]:
+            osr.DontUseExceptions()
+        if not previous[0]:
+            gdal.DontUseExceptions()
+
+
 def ensure_demo_cube(
     root: Path | None = None,
     seed: int = layout.DEFAULT_SEED,
@@ -174,7 +193,8 @@ def ensure_demo_cube(
         partial = root.with_name(f"{root.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            generate(partial, seed, progress, is_canceled)
+            with _gdal_exceptions():
+                generate(partial, seed, progress, is_canceled)
             (partial / layout.MANIFEST).write_text(json.dumps(_manifest(seed), indent=2) + "\n", encoding="utf-8")
             _install(partial, root, seed)
         except BaseException:

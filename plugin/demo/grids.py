@@ -15,8 +15,6 @@ from functools import lru_cache
 import numpy as np
 from osgeo import osr
 
-osr.UseExceptions()
-
 #: Tile size at 10 m in pixels.
 TILE_SIZE_10M = 256
 

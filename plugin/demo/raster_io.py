@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
-gdal.UseExceptions()
-
 _GDAL_TYPES = {
     np.dtype("uint8"): gdal.GDT_Byte,
     np.dtype("uint16"): gdal.GDT_UInt16,

@@ -396,6 +396,9 @@ class BrowsePanel(QObject):
         if not items:
             log(self.tr("Select dates or a tile in the search result first."), "warning", bar=self.bar)
             return
+        self.load_items(items, bands, stack)
+
+    def load_items(self, items: list[dict], bands: list[str], stack: bool = False) -> None:
         if not [b for b in bands if b]:
             log(self.tr("Choose an asset to load."), "warning", bar=self.bar)
             return

@@ -11,8 +11,10 @@ from qgis.PyQt.QtWidgets import QDialog, QMessageBox, QVBoxLayout, QWidget
 
 from .. import settings
 from ..stac.sources import Source
+from .analysis_panel import AnalysisPanel
 from .browse_panel import DEMO_NAME, BrowsePanel
 from .connection_dialog import ConnectionDialog
+from .timeseries_panel import TimeSeriesPanel
 
 _FORM, _ = uic.loadUiType(str(Path(__file__).resolve().parents[2] / "ui" / "dock.ui"))
 
@@ -41,6 +43,8 @@ class CubescopeDock(QgsDockWidget):
 
         workdir = Path(QgsApplication.qgisSettingsDirPath()) / "cubescope" / "vrt"
         self.browse = BrowsePanel(self.form, self.message_bar, canvas, workdir, self)
+        self.timeseries = TimeSeriesPanel(self.form, self.message_bar, canvas, self.browse, self)
+        self.analysis = AnalysisPanel(self.form, self.message_bar, canvas, self.browse, self)
         for button, icon in ((self.form.addSourceButton, "/symbologyAdd.svg"),
                              (self.form.editSourceButton, "/symbologyEdit.svg"),
                              (self.form.removeSourceButton, "/symbologyRemove.svg"),
@@ -147,12 +151,11 @@ class CubescopeDock(QgsDockWidget):
 
     # -- time series -----------------------------------------------------------------------------
     def show_picked_point(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
-        """The map tool's click; the plot itself comes with the time-series engine."""
-        self.form.tabs.setCurrentWidget(self.form.timeSeriesTab)
-        self.form.pickedPoint.setText(
-            self.tr("Picked {x:.6f}, {y:.6f} ({crs})").format(x=point.x(), y=point.y(), crs=crs.authid())
-        )
+        """The map tool's click: plot that pixel through time."""
+        self.timeseries.pick(point, crs)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def cancel_tasks(self) -> None:
         self.browse.cancel_all()
+        self.timeseries.close()
+        self.analysis.cancel()

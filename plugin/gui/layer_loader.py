@@ -19,7 +19,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QDateTime, Qt
 
 from ..cube.layer_plan import LayerPlan
-from ..network import scope_gdal_options
+from ..network import dispose_in_main_thread, scope_gdal_options
 
 PROVENANCE_KEYS = ("source", "collection", "item", "assets", "hrefs", "tile")
 
@@ -48,7 +48,9 @@ def open_layer(plan: LayerPlan) -> QgsRasterLayer:
         scope_gdal_options(prefix, plan.config)
     layer = QgsRasterLayer(plan.path, plan.name, "gdal")
     if not layer.isValid():
-        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else plan.path}: {layer.error().summary()}")
+        summary = layer.error().summary()
+        dispose_in_main_thread(layer)
+        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else plan.path}: {summary}")
     style(layer, plan)
     set_time(layer, plan)
     for key, value in zip(PROVENANCE_KEYS, (plan.source_name, plan.collection, plan.item_id,

@@ -49,14 +49,27 @@ def _footprint_intersects(item: dict, bbox: Bbox) -> bool:
     if not parts:
         return False
     try:  # the exact test, as STAC APIs do it, when shapely is there; the bbox test otherwise
-        from shapely.geometry import box, shape
+        from shapely.geometry import shape
     except ImportError:
         return True
     try:
         geometry = shape(item["geometry"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return True
-    return any(geometry.intersects(box(*p)) for p in parts)
+    return any(geometry.intersects(_query_geometry(p)) for p in parts)
+
+
+def _query_geometry(bbox: Bbox):
+    """The bbox as a geometry; a point or a line when it has no area (a search around one point):
+    GEOS does not find a zero-area polygon inside anything."""
+    from shapely.geometry import LineString, Point, box
+
+    west, south, east, north = bbox
+    if west == east and south == north:
+        return Point(west, south)
+    if west == east or south == north:
+        return LineString([(west, south), (east, north)])
+    return box(west, south, east, north)
 
 
 def item_matcher(

@@ -198,3 +198,20 @@ def date_sort_key(item: dict) -> tuple[datetime, str]:
 def sort_by_date(items: Iterable[dict]) -> list[dict]:
     """Items oldest first (ties by id, so tiles of one pass keep a stable order); undated ones last."""
     return sorted(items, key=date_sort_key)
+
+
+def union_bbox(boxes: Iterable[Bbox | None]) -> Bbox | None:
+    """The lon/lat box around ``boxes`` (None ones ignored); None when there is none."""
+    present = [b for b in boxes if b is not None]
+    if not present:
+        return None
+    return (min(b[0] for b in present), min(b[1] for b in present),
+            max(b[2] for b in present), max(b[3] for b in present))
+
+
+def item_self_href(item: dict) -> str | None:
+    """Where the item's JSON lives: the base its relative asset hrefs resolve against."""
+    for link in item.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "self" and link.get("href"):
+            return str(link["href"])
+    return None

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .items import Bbox, item_bbox, item_epsg, sort_by_date
+from .items import Bbox, item_bbox, item_epsg, sort_by_date, union_bbox
 
 #: Two footprints whose bboxes overlap more than this (intersection over union) are one tile.
 CLUSTER_IOU = 0.5
@@ -92,18 +92,11 @@ def _iou(a: Bbox, b: Bbox) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _union(boxes: Iterable[Bbox | None]) -> Bbox | None:
-    present = [b for b in boxes if b is not None]
-    if not present:
-        return None
-    return (min(b[0] for b in present), min(b[1] for b in present),
-            max(b[2] for b in present), max(b[3] for b in present))
-
 
 def _group(tile: str, items: list[dict]) -> TileGroup:
     epsgs = Counter(item_epsg(i) for i in items)
     epsg = next(iter(epsgs)) if len(epsgs) == 1 else None
-    return TileGroup(tile, tuple(sort_by_date(items)), epsg, _union(item_bbox(i) for i in items))
+    return TileGroup(tile, tuple(sort_by_date(items)), epsg, union_bbox(item_bbox(i) for i in items))
 
 
 def _natural_key(text: str) -> list[object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
-from qgis.core import QgsMessageLog, QgsTask
+from qgis.core import QgsFeedback, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from .. import LOG_TAG
@@ -28,8 +28,18 @@ class CallTask(QgsTask):
         super().__init__(description, QgsTask.CanCancel if can_cancel else QgsTask.Flags())
         self._function = function
         self._args = args
+        # Owned by the task (a C++ child, deleted with it on the main thread) and cancelled by
+        # cancel() below, without a signal connection: a feedback created in run() and connected to
+        # the task was collected in the worker thread, disconnecting while the GUI thread held the
+        # GIL and Qt's connection lock: a deadlock seen in testing.
+        self.feedback = QgsFeedback(self)
         self.result: Any = None
         self.error = ""
+
+    def cancel(self) -> None:
+        """Also aborts a network request in flight (QgsBlockingNetworkRequest watches the feedback)."""
+        self.feedback.cancel()
+        super().cancel()
 
     def run(self) -> bool:
         try:

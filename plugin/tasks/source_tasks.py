@@ -20,12 +20,8 @@ from ..stac.static_catalog import CollectionSummary
 
 
 def _feedback(task) -> QgsFeedback:
-    """A QgsFeedback cancelled together with the task, so a request in flight is aborted too."""
-    feedback = QgsFeedback()
-    task.taskTerminated.connect(feedback.cancel)
-    if task.isCanceled():
-        feedback.cancel()
-    return feedback
+    """The task's QgsFeedback: cancelled with the task, so a request in flight is aborted too."""
+    return task.feedback
 
 
 def http_authcfg(source: Source) -> str:

@@ -67,6 +67,22 @@ def browse_demo(dock) -> None:
     settle(1500)  # thumbnails arrive in the background
 
 
+def plot_two_points(dock) -> None:
+    """The Time series tab with a forest pixel and a crop pixel, NDVI and red, as a user clicks them."""
+    import json
+
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    truth = json.loads((dock.demo_cube.truth / "truth.json").read_text())
+    dock.browse.footprints_layer.removeSelection()
+    dock.form.seriesBandsCombo.setCheckedItems(["ndvi"])
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    for name in ("clear_cut_a", "summer_crop_overlap"):
+        point = truth["points"][name]
+        dock.show_picked_point(QgsPointXY(point["lon"], point["lat"]), wgs84)
+        wait_signal(dock.timeseries.series_done, 120)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     iface.mainWindow().resize(1600, 1000)
@@ -80,7 +96,11 @@ def main() -> None:
     settle(3000)
     iface.mainWindow().grab().save(str(OUT / "qgis-dock-browse.png"))
     plugin.dock.grab().save(str(OUT / "dock-browse.png"))
-    plugin.dock.form.resultsTree.scrollToTop()
+    plot_two_points(plugin.dock)
+    iface.mapCanvas().refresh()
+    settle(1500)
+    iface.mainWindow().grab().save(str(OUT / "qgis-dock-timeseries.png"))
+    plugin.dock.grab().save(str(OUT / "dock-timeseries.png"))
 
 
 try:

@@ -1,0 +1,1 @@
+"""Spectral indices, quality masks, compositing and statistics on numpy/xarray. Pure: no QGIS imports."""

@@ -1,0 +1,372 @@
+"""The analysis job: a request in, a COG out.
+
+``run(request, progress, is_canceled)`` searches the items of each period, plans the job (output
+grid, bands, quality rule, scene order), builds a lazy odc-stac/dask graph, computes it block by
+block locally or on a Dask cluster and streams the blocks into a COG that appears only when
+complete. ``estimate(request)`` does the search and the planning only, for the data volume shown
+before running. The dock's QgsTask and the three Processing algorithms call these; nothing here
+imports QGIS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..stac.catalog_client import CatalogClient, SearchQuery
+from ..stac.http import Fetcher
+from ..stac.signing import signer_for
+from ..stac.sources import Source, guess_kind
+from . import composite, graph, statistics
+from .cog_writer import CogWriter
+from .executor import CONNECT_TIMEOUT_S, Canceled, SchedulerUnreachable, block_runner
+from .graph import ReadFailed
+from .grid import MAX_PIXELS, OutputGrid, human_size, transform_bounds
+from .planning import AnalysisError, EmptyPeriod, PeriodPlan, plan_periods
+
+COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP = "composite", "difference", "statistics"
+OPERATIONS = (COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP)
+
+Progress = Callable[[float], None]
+"""Percent done, 0 to 100."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """A closed date range; naive datetimes are UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not isinstance(value, datetime):
+                raise ValueError(f"The period {name} must be a datetime, got {value!r}")
+            if value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+        if self.start > self.end:
+            raise ValueError(f"The period starts ({self.start:%Y-%m-%d}) after it ends ({self.end:%Y-%m-%d})")
+
+    @property
+    def label(self) -> str:
+        return f"{self.start:%Y-%m-%d}/{self.end:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Everything a run needs, copied on the main thread before a task starts."""
+
+    source: Source | str
+    """A connection, or the URL/path of a STAC API or static catalog."""
+    collection: str
+    operation: str
+    """"composite", "difference" (period B minus period A) or "statistics"."""
+    bands: tuple[str, ...]
+    """Band names (asset key, common name or band id) and/or index names (NDVI, EVI, ...)."""
+    periods: tuple[Period, ...]
+    """One period; two for a difference (A, then B)."""
+    output: str
+    """The GeoTIFF (COG) to write."""
+    method: str = composite.MEDIAN
+    """Composite method (composite and difference)."""
+    statistic: str = statistics.MEAN
+    extra_bands: bool = False
+    """Add CLEAROB, TOTALOB (and PROVENANCE for best-pixel and quality-mosaic) to a composite."""
+    extent: tuple[float, float, float, float] | None = None
+    """(xmin, ymin, xmax, ymax) in ``extent_crs``; None for the items' whole extent."""
+    extent_crs: str = "EPSG:4326"
+    resolution: float = 0.0
+    """Pixel size in the output CRS's units; 0 for the finest native resolution of the bands."""
+    crs: str = ""
+    """Output CRS ("EPSG:32634", WKT); empty for the items' native CRS."""
+    max_cloud: float | None = None
+    """Items with more eo:cloud_cover (percent) are not used; None for all."""
+    quality_band: str = ""
+    """The quality band; empty to find it from the collection, "none" to use no mask."""
+    clear_values: str = ""
+    """Clear classes ("4,5,6") or masked bits ("bits:1,3"); empty for the collection's known rule."""
+    dask_scheduler: str = ""
+    """Address of a Dask scheduler; empty to compute with local threads."""
+    scheduler_timeout: float = CONNECT_TIMEOUT_S
+    """Seconds to wait for the scheduler to answer."""
+    resampling: str = "nearest"
+    """odc-stac resampling of the data bands (the quality band is always nearest)."""
+    chunk_size: int = 0
+    """Block side in pixels; 0 to choose from the number of dates and bands."""
+    threads: int = 0
+    """Local threads; 0 for one per CPU."""
+    max_pixels: int = MAX_PIXELS
+    gdal_options: tuple[tuple[str, str], ...] = ()
+    """Extra GDAL options for reading (proxy, auth headers from QGIS)."""
+    credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Object-store keys for s3:// assets (from the connection's auth configuration), in memory only."""
+    token: str = field(default="", repr=False)
+    """Access token for sources signed with it (Brazil Data Cube)."""
+    max_items: int = 0
+    """Stop the search after this many items per period; 0 for all."""
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"Unknown operation '{self.operation}'; choose one of {', '.join(OPERATIONS)}")
+        object.__setattr__(self, "bands", tuple(b.strip() for b in self.bands if b and b.strip()))
+        if not self.bands:
+            raise ValueError("Choose at least one band or index")
+        wanted = 2 if self.operation == DIFFERENCE_OP else 1
+        if len(self.periods) != wanted:
+            raise ValueError(f"A {self.operation} needs {wanted} period(s), got {len(self.periods)}")
+        if self.operation == STATISTICS_OP:
+            statistics.check_statistic(self.statistic)
+        else:
+            composite.check_method(self.method)
+        if not str(self.output).strip():
+            raise ValueError("Choose an output file")
+        if not isinstance(self.resolution, (int, float)) or not math.isfinite(self.resolution) or self.resolution < 0:
+            raise ValueError(f"The resolution must be 0 (native) or a positive number, got {self.resolution!r}")
+        if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
+            raise ValueError(f"The maximum cloud cover must be between 0 and 100 %, got {self.max_cloud!r}")
+
+    @property
+    def connection(self) -> Source:
+        if isinstance(self.source, Source):
+            return self.source
+        url = str(self.source).strip()
+        if not url:
+            raise ValueError("Choose a STAC API or catalog")
+        return Source(name=url, kind=guess_kind(url), url=url)
+
+
+@dataclass(frozen=True)
+class VolumeEstimate:
+    """What a run would read and write, known before reading any pixel."""
+
+    items: int
+    dates: int
+    width: int
+    height: int
+    crs: str
+    resolution: float
+    bands_read: tuple[str, ...]
+    bytes_read: int
+    """Uncompressed pixels read on the output grid (all dates, all loaded bands)."""
+    bytes_written: int
+    """The uncompressed result (float32 per band)."""
+    output_bands: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (f"{self.items} items on {self.dates} dates; {self.width:,} x {self.height:,} px at "
+                f"{self.resolution:g} ({self.crs}); reads {human_size(self.bytes_read)} of "
+                f"{', '.join(self.bands_read)}; writes {len(self.output_bands)} band(s), "
+                f"{human_size(self.bytes_written)} before compression")
+
+
+@dataclass
+class JobPlan:
+    request: AnalysisRequest
+    grid: OutputGrid
+    periods: list[PeriodPlan]
+    output_names: tuple[str, ...]
+    chunk: int
+    gdal_options: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    quality: str = "none"
+    signer: Callable[[str], str] | None = None
+    """Signs asset hrefs (Planetary Computer, BDC) before GDAL opens them."""
+
+    @property
+    def volume(self) -> VolumeEstimate:
+        pixels = self.grid.width * self.grid.height
+        read = sum(len(p.slices) * pixels * p.bytes_per_pixel for p in self.periods)
+        keys: list[str] = []
+        for period in self.periods:
+            keys += [k for k in period.asset_keys if k not in keys]
+        return VolumeEstimate(
+            items=sum(len(p.items) for p in self.periods), dates=sum(len(p.slices) for p in self.periods),
+            width=self.grid.width, height=self.grid.height, crs=self.grid.crs, resolution=self.grid.resolution,
+            bands_read=tuple(keys), bytes_read=int(read), bytes_written=int(pixels * len(self.output_names) * 4),
+            output_bands=self.output_names, warnings=tuple(self.warnings))
+
+
+def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None,
+                 is_canceled: Callable[[], bool] = lambda: False) -> list[dict]:
+    """The items of ``period`` in the request's extent and cloud limit."""
+    client = CatalogClient(request.connection, fetch or _default_fetcher())
+    query = SearchQuery(collections=(request.collection,), bbox=_bbox_lonlat(request), start=period.start,
+                        end=period.end, max_cloud=request.max_cloud, max_items=request.max_items)
+    items: list[dict] = []
+    for page in client.search(query, is_canceled=is_canceled):
+        items.extend(page.items)
+    if is_canceled():
+        raise Canceled("Cancelled")
+    return items
+
+
+def explain_empty(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None) -> None:
+    """Raise EmptyPeriod saying whether the period or the extent is the reason no item was found."""
+    span = f"between {period.start:%Y-%m-%d} and {period.end:%Y-%m-%d}"
+    cloud = f" with at most {request.max_cloud:g} % cloud cover" if request.max_cloud is not None else ""
+    if request.extent is not None:
+        anywhere = search_items(replace(request, extent=None, max_items=1), period, fetch)
+        if anywhere:
+            west, south, east, north = _bbox_lonlat(request) or (0, 0, 0, 0)
+            raise EmptyPeriod(
+                f"The extent (lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}) touches no item of "
+                f"{request.collection} {span}{cloud}; there are items elsewhere: move or enlarge the extent")
+    raise EmptyPeriod(f"No items of {request.collection} {span}{cloud}: choose another period"
+                      + (" or a higher cloud limit" if cloud else ""))
+
+
+def _default_fetcher() -> Fetcher:
+    from ..stac.http import requests_fetcher
+
+    return requests_fetcher()
+
+
+def _bbox_lonlat(request: AnalysisRequest) -> tuple[float, float, float, float] | None:
+    if request.extent is None:
+        return None
+    if request.extent_crs.upper() in ("EPSG:4326", "OGC:CRS84"):
+        west, south, east, north = request.extent
+    else:
+        west, south, east, north = transform_bounds(request.extent, request.extent_crs, "EPSG:4326")
+    return max(-180.0, west), max(-90.0, south), min(180.0, east), min(90.0, north)
+
+
+def plan(request: AnalysisRequest, items_per_period: list[list[dict]]) -> JobPlan:
+    """Grid, bands, quality rule and block size of a job; AnalysisError for anything that cannot run."""
+    periods, grid, quality, warnings = plan_periods(request, items_per_period, _bbox_lonlat(request))
+    first = periods[0].spec
+    names = first.output_names
+    if request.operation == DIFFERENCE_OP:
+        names = tuple(f"{layer.name} {request.method} difference" for layer in first.layers)
+    chunk = request.chunk_size or auto_chunk(max(len(p.slices) * p.bytes_per_pixel for p in periods))
+    options = {}
+    for period in periods:
+        options.update(period.gdal_options)
+    options.update(dict(request.gdal_options))
+    return JobPlan(request=request, grid=grid, periods=periods, output_names=names, chunk=chunk,
+                   gdal_options=options, warnings=warnings, quality=quality)
+
+
+def auto_chunk(bytes_per_pixel_stack: int, budget: int = 64 * 1024 * 1024) -> int:
+    """A block side (multiple of 256, 256..2048) whose stacks of all dates and bands fit ``budget``."""
+    side = int(math.sqrt(budget / max(1, bytes_per_pixel_stack)))
+    return int(min(2048, max(256, side // 256 * 256)))
+
+
+def estimate(request: AnalysisRequest, fetch: Fetcher | None = None,
+             is_canceled: Callable[[], bool] = lambda: False) -> VolumeEstimate:
+    """Search and plan only: the data volume before running (no pixel is read)."""
+    return plan(request, search_periods(request, fetch, is_canceled)).volume
+
+
+def search_periods(request: AnalysisRequest, fetch: Fetcher | None = None,
+                   is_canceled: Callable[[], bool] = lambda: False,
+                   log: Callable[[str], None] | None = None) -> list[list[dict]]:
+    """The items of every period; EmptyPeriod (saying why) when a period has none."""
+    found = []
+    for period in request.periods:
+        items = search_items(request, period, fetch, is_canceled)
+        if not items:
+            explain_empty(request, period, fetch)
+        if log is not None:
+            log(f"Period {period.label}: {len(items)} items")
+        found.append(items)
+    return found
+
+
+def run(request: AnalysisRequest, progress: Progress | None = None,
+        is_canceled: Callable[[], bool] | None = None, fetch: Fetcher | None = None,
+        log: Callable[[str], None] | None = None) -> Path:
+    """Search, plan, compute and write; returns the written COG. Canceled when cancelled."""
+    canceled = is_canceled or (lambda: False)
+    report = progress or (lambda _percent: None)
+    say = log or (lambda _message: None)
+    items = search_periods(request, fetch, canceled, say)
+    report(4.0)
+    job = plan(request, items)
+    job.signer = signer_for(request.connection, fetch or _default_fetcher(), request.token or None)
+    for warning in job.warnings:
+        say(f"Warning: {warning}")
+    say(job.volume.describe())
+    return execute(job, lambda p: report(5.0 + 0.95 * p), canceled, say)
+
+
+def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+            log: Callable[[str], None] | None = None) -> Path:
+    """Compute a planned job block by block into its COG."""
+    canceled = is_canceled or (lambda: False)
+    report = progress or (lambda _percent: None)
+    say = log or (lambda _message: None)
+    request, grid = job.request, job.grid
+    selecting = request.operation != STATISTICS_OP and request.method == composite.BEST_PIXEL
+    share = (10.0 if selecting else 0.0, 80.0)  # percent at the end of: scene order, blocks
+    with block_runner(request.dask_scheduler, request.threads, request.scheduler_timeout) as runner:
+        say(f"Computing {grid.width:,} x {grid.height:,} px in blocks of {job.chunk} px on {runner.description}")
+        datasets = graph.load_periods(job.periods, grid, job.chunk, request.resampling, job.gdal_options,
+                                      job.signer, request.connection.s3, dict(request.credentials) or None)
+        if selecting:
+            graph.order_scenes(runner, job.periods, datasets, canceled, lambda f: report(share[0] * f))
+        result = graph.result_array(job.periods, datasets, subtract=request.operation == DIFFERENCE_OP)
+        overviews = "NEAREST" if "PROVENANCE" in job.output_names else "AVERAGE"
+        with CogWriter(request.output, grid, job.output_names, _metadata(job), overview_resampling=overviews) as out:
+            with graph.reading_errors():
+                runner.run(graph.block_tasks(result), lambda key, block: out.write(block, *key), canceled,
+                           lambda done, total: report(share[0] + (share[1] - share[0]) * done / total))
+            if canceled():
+                raise Canceled("Cancelled")
+            path = out.finish(lambda fraction: report(share[1] + (100 - share[1]) * fraction))
+    report(100.0)
+    say(f"Wrote {path}")
+    return path
+
+
+def _metadata(job: JobPlan) -> dict[str, str]:
+    request = job.request
+    meta = {
+        "CUBESCOPE_OPERATION": request.operation,
+        "CUBESCOPE_SOURCE": request.connection.url,
+        "CUBESCOPE_COLLECTION": request.collection,
+        "CUBESCOPE_BANDS": ",".join(request.bands),
+        "CUBESCOPE_QUALITY": job.quality,
+        "CUBESCOPE_RESAMPLING": request.resampling,
+    }
+    if request.operation == STATISTICS_OP:
+        meta["CUBESCOPE_STATISTIC"] = request.statistic
+    else:
+        meta["CUBESCOPE_METHOD"] = request.method
+    if request.max_cloud is not None:
+        meta["CUBESCOPE_MAX_CLOUD"] = f"{request.max_cloud:g}"
+    names = ("A", "B") if request.operation == DIFFERENCE_OP else ("",)
+    for name, period, planned in zip(names, request.periods, job.periods):
+        suffix = f"_{name}" if name else ""
+        meta[f"CUBESCOPE_PERIOD{suffix}"] = period.label
+        meta[f"CUBESCOPE_ITEMS{suffix}"] = str(len(planned.items))
+        meta[f"CUBESCOPE_DATES{suffix}"] = ",".join(f"{s.day:%Y-%m-%d}" for s in planned.slices)
+    meta["TIFFTAG_SOFTWARE"] = "Cubescope (QGIS plugin)"
+    meta["TIFFTAG_DATETIME"] = datetime.now(timezone.utc).strftime("%Y:%m:%d %H:%M:%S")
+    return meta
+
+
+__all__ = [
+    "AnalysisError",
+    "AnalysisRequest",
+    "Canceled",
+    "EmptyPeriod",
+    "JobPlan",
+    "Period",
+    "ReadFailed",
+    "SchedulerUnreachable",
+    "VolumeEstimate",
+    "estimate",
+    "execute",
+    "explain_empty",
+    "plan",
+    "run",
+    "search_items",
+    "search_periods",
+]

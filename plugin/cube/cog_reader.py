@@ -1,0 +1,428 @@
+"""Pixel values through time from a stack of STAC items with one COG per band.
+
+A point read costs about one header request and one tile request per file, so a series of a few
+hundred files is bound by round trips: files are read many at once (each worker thread with its own
+GDAL handles, and each file always read by the same thread: `AffineWorkers`), opened files stay
+open for the next click (`HandleCache`), and the GDAL HTTP options that save round trips are set
+per thread. Every item is read in its own CRS (neighbouring tiles
+are in different UTM zones) and every band at its own pixel (10 m and 20 m bands).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+from osgeo import gdal, osr
+
+from ..stac.bands import BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
+from ..stac.hrefs import GdalSource, gdal_source
+from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
+from ..stac.tiles import tile_id
+from .gdal_env import GdalOpenError, gdal_config
+from .handle_cache import AffineWorkers, HandleCache
+from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, ReaderError, Scene
+
+#: Worker threads for remote files: enough to keep ~30 requests in flight, few enough for one server.
+REMOTE_WORKERS = 32
+#: Worker threads for local files: disk reads are short; more threads only add contention.
+LOCAL_WORKERS = min(8, (os.cpu_count() or 2) * 2)
+#: Datasets each thread keeps open (local files hold a file descriptor each).
+REMOTE_HANDLES_PER_THREAD = 64
+LOCAL_HANDLES_PER_THREAD = 32
+#: Per-item error lines kept in the warnings before they are summarised.
+MAX_ITEM_WARNINGS = 5
+
+
+@dataclass
+class _Opened:
+    """A dataset opened by one thread, with what a point read needs from it."""
+
+    dataset: Any
+    band: Any
+    inverse: tuple[float, ...]
+    wkt: str
+    width: int
+    height: int
+    nodata: float | None
+    scale: float | None
+    offset: float | None
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One file to read for one scene; several requested names may share it."""
+
+    scene_index: int
+    names: tuple[str, ...]
+    source: GdalSource
+    band: BandInfo
+
+
+_OUTSIDE = object()
+_local = threading.local()
+
+
+def _transform_to(wkt: str) -> osr.CoordinateTransformation | None:
+    """lon/lat -> the dataset CRS, one object per thread (OGR transformations are not thread-safe)."""
+    cache: dict[str, Any] = getattr(_local, "transforms", None) or {}
+    _local.transforms = cache
+    if wkt not in cache:
+        target = osr.SpatialReference()
+        if not wkt or target.ImportFromWkt(wkt) != 0:
+            cache[wkt] = None
+        else:
+            source = osr.SpatialReference()
+            source.ImportFromEPSG(4326)
+            for srs in (source, target):
+                srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            cache[wkt] = None if source.IsSame(target) else osr.CoordinateTransformation(source, target)
+    return cache[wkt]
+
+
+def _open(source: GdalSource) -> _Opened:
+    """Open in this thread; OF_VERBOSE_ERROR makes GDAL say why (an HTTP 404 rather than nothing)."""
+    what = source.description or source.path
+    gdal.ErrorReset()
+    try:
+        dataset = gdal.OpenEx(source.path, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
+    except RuntimeError as error:  # someone enabled gdal.UseExceptions()
+        raise GdalOpenError(f"Cannot open {what}: {error}") from error
+    if dataset is None:
+        raise GdalOpenError(f"Cannot open {what}: {gdal.GetLastErrorMsg() or 'not found or not a raster'}")
+    band = dataset.GetRasterBand(1)
+    inverse = gdal.InvGeoTransform(dataset.GetGeoTransform(can_return_null=True) or (0, 1, 0, 0, 0, 1))
+    if inverse is None:
+        raise GdalOpenError(f"Cannot locate pixels in {source.description or source.path}: "
+                            "its geotransform cannot be inverted")
+    if isinstance(inverse, (list, tuple)) and len(inverse) == 2 and isinstance(inverse[1], (list, tuple)):
+        inverse = inverse[1]  # old bindings return (success, transform)
+    return _Opened(dataset, band, tuple(inverse), dataset.GetProjection() or "", dataset.RasterXSize,
+                   dataset.RasterYSize, band.GetNoDataValue(), band.GetScale(), band.GetOffset())
+
+
+def _physical(raw: float, band: BandInfo, opened: _Opened) -> float:
+    nodata = band.nodata if band.nodata is not None else opened.nodata
+    if math.isnan(raw) or (nodata is not None and (raw == nodata or (math.isnan(nodata) and math.isnan(raw)))):
+        return NAN
+    if band.scaling != "none":
+        return raw * band.scale + band.offset
+    scale = opened.scale if opened.scale is not None else 1.0
+    offset = opened.offset if opened.offset is not None else 0.0
+    return raw * scale + offset
+
+
+def _read_task(task: _Task, lon: float, lat: float, handles: HandleCache[_Opened]) -> Any:
+    """The physical value of one file at (lon, lat), `_OUTSIDE`, or raises GdalOpenError. Runs in a worker."""
+    source = task.source
+    with gdal_config(source.config):
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            opened, _ = handles.get(source.path, lambda: _open(source))
+            transform = _transform_to(opened.wkt)
+            x, y = (lon, lat) if transform is None else transform.TransformPoint(lon, lat)[:2]
+            inv = opened.inverse
+            col = math.floor(inv[0] + inv[1] * x + inv[2] * y)
+            row = math.floor(inv[3] + inv[4] * x + inv[5] * y)
+            if not (0 <= col < opened.width and 0 <= row < opened.height):
+                return _OUTSIDE
+            gdal.ErrorReset()
+            try:
+                data = opened.band.ReadAsArray(col, row, 1, 1)
+            except RuntimeError as error:  # someone enabled gdal.UseExceptions()
+                data, reason = None, str(error)
+            else:
+                reason = gdal.GetLastErrorMsg() or "read failed"
+            if data is None:
+                handles.evict(source.path)
+                raise GdalOpenError(f"Cannot read {source.description or source.path}: {reason}")
+            return _physical(float(data[0][0]), task.band, opened)
+        finally:
+            gdal.PopErrorHandler()
+
+
+def _ring_contains(ring: Sequence[Sequence[float]], x: float, y: float) -> bool:
+    inside = False
+    n = len(ring)
+    for i in range(n):
+        x1, y1 = ring[i][0], ring[i][1]
+        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
+        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
+            inside = not inside
+    return inside
+
+
+def covers(item: dict, lon: float, lat: float) -> bool:
+    """Whether the item's footprint (geometry, else bbox) contains the point; True when it has neither."""
+    geometry = item.get("geometry")
+    polygons: list[Any] = []
+    if isinstance(geometry, dict) and geometry.get("type") == "Polygon":
+        polygons = [geometry.get("coordinates") or []]
+    elif isinstance(geometry, dict) and geometry.get("type") == "MultiPolygon":
+        polygons = list(geometry.get("coordinates") or [])
+    try:
+        if polygons:
+            return any(rings and _ring_contains(rings[0], lon, lat)
+                       and not any(_ring_contains(hole, lon, lat) for hole in rings[1:]) for rings in polygons)
+    except (TypeError, IndexError, ValueError, ZeroDivisionError):
+        pass
+    bbox = item_bbox(item)
+    if bbox is None:
+        return True
+    return bbox[0] <= lon <= bbox[2] and bbox[1] <= lat <= bbox[3]
+
+
+
+
+class _Click:
+    """The bookkeeping of one `read_point`: values per scene, files still to come, the callback."""
+
+    def __init__(self, results: dict[int, PointValues], on_values: OnValues | None) -> None:
+        self.results = results
+        self.remaining = dict.fromkeys(results, 0)
+        self.done = 0
+        self._on_values = on_values
+
+    def finish(self, index: int) -> None:
+        self.done += 1
+        if self._on_values is not None:
+            self._on_values(self.results[index], self.done, len(self.results))
+
+    def arrived(self, task: _Task, future: Future) -> None:
+        result = self.results[task.scene_index]
+        try:
+            value = future.result()
+        except GdalOpenError as error:
+            result.errors.append(f"item {result.scene.item_id}: {error}")
+            result.failed_bands.update(task.names)
+        except Exception as error:  # noqa: BLE001 (a worker's failure is this file's, not the series')
+            result.errors.append(f"item {result.scene.item_id}: {task.band.asset_key}: "
+                                 f"{type(error).__name__}: {error}")
+            result.failed_bands.update(task.names)
+        else:
+            if value is _OUTSIDE:
+                result.outside = True
+            else:
+                for name in task.names:
+                    result.values[name] = value
+        self.remaining[task.scene_index] -= 1
+        if self.remaining[task.scene_index] == 0:
+            self.finish(task.scene_index)
+
+
+class CogStackReader:
+    """A `PixelReader` over STAC items (dicts, asset hrefs absolute or relative to the item's self link).
+
+    Keep one reader per selection: it keeps its threads and open files for the next click. Items
+    without a datetime are left out (with a warning in `skipped`).
+    """
+
+    def __init__(
+        self,
+        items: Iterable[dict],
+        *,
+        s3: Any = None,
+        signer: Callable[[str], str] | None = None,
+        credentials: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+        max_workers: int | None = None,
+        handles_per_thread: int | None = None,
+    ) -> None:
+        self._s3, self._signer, self._credentials, self._options = s3, signer, credentials, options
+        self.skipped: list[str] = []
+        dated: list[tuple[Any, str, str, dict]] = []
+        for item in items:
+            try:
+                when = item_datetime(item)
+            except ItemError as error:
+                self.skipped.append(str(error))
+                continue
+            dated.append((when, tile_id(item) or "", item_name(item), item))
+        dated.sort(key=lambda entry: entry[:3])
+        self._items = [entry[3] for entry in dated]
+        self._scenes = [Scene(datetime=when, item_id=name, tile=tile or None,
+                              group=when.date().isoformat(), order=i)
+                        for i, (when, tile, name, _) in enumerate(dated)]
+        self._max_workers = max_workers
+        self._handles_per_thread = handles_per_thread
+        self._workers: tuple[AffineWorkers, HandleCache[_Opened]] | None = None
+        self._bands: dict[tuple[int, str], BandInfo | BandNotFound] = {}
+        self._sources: dict[tuple[int, str], GdalSource] = {}
+        self._lock = threading.Lock()
+
+    # ---- what the reader has ----
+
+    def timeline(self) -> list[Scene]:
+        return list(self._scenes)
+
+    def items(self) -> list[dict]:
+        """The items in timeline order."""
+        return list(self._items)
+
+    def item(self, scene: Scene) -> dict:
+        return self._items[scene.order]
+
+    def bands(self) -> list[str]:
+        names: dict[str, None] = {}
+        for item in self._items[:50]:
+            names.update(dict.fromkeys(available_band_names(item)))
+        return list(names)
+
+    def common_names(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for item in self._items[:50]:
+            for band in list_bands(item):
+                if band.common_name and band.common_name.casefold() not in found:
+                    found[band.common_name.casefold()] = band.asset_key
+        return found
+
+    def scenes_at(self, lon: float, lat: float) -> list[Scene]:
+        if not self._items:
+            raise ReaderError("No items to read: the search found nothing")
+        scenes = [self._scenes[i] for i, item in enumerate(self._items) if covers(item, lon, lat)]
+        if not scenes:
+            raise PointOutsideCoverage(lon, lat, len(self._items), self.extent())
+        return scenes
+
+    def check_bands(self, names: Sequence[str]) -> None:
+        if not self._items:
+            raise ReaderError("No items to read: the search found nothing")
+        for name in names:
+            error: BandNotFound | None = None
+            for index in range(min(len(self._items), 50)):
+                found = self._band(index, name)
+                if isinstance(found, BandInfo):
+                    error = None
+                    break
+                error = error or found
+            if error is not None:
+                available = self.bands()
+                raise BandNotFound(f"No band '{name}' in these items; available bands: {', '.join(available)}",
+                                   available)
+
+    def extent(self) -> Bbox | None:
+        """Union of the items' footprints, lon/lat."""
+        return union_bbox(item_bbox(item) for item in self._items)
+
+    # ---- reading ----
+
+    def _band(self, index: int, name: str) -> BandInfo | BandNotFound:
+        key = (index, name)
+        found = self._bands.get(key)
+        if found is None:
+            try:
+                found = resolve_band(self._items[index], name)
+            except BandNotFound as error:
+                found = error
+            self._bands[key] = found
+        return found
+
+    def _source(self, index: int, band: BandInfo) -> GdalSource:
+        key = (index, band.asset_key)
+        source = self._sources.get(key)
+        if source is None:
+            item = self._items[index]
+            href = str(item["assets"][band.asset_key]["href"])
+            source = gdal_source(href, base=item_self_href(item), s3=self._s3, signer=self._signer,
+                                 credentials=self._credentials, options=self._options)
+            self._sources[key] = source
+        return source
+
+    def _executor(self, remote: bool) -> tuple[AffineWorkers, HandleCache[_Opened]]:
+        """The worker threads and their open files, made at the first read and kept until `close`."""
+        with self._lock:
+            if self._workers is None:
+                workers = self._max_workers or (REMOTE_WORKERS if remote else LOCAL_WORKERS)
+                capacity = self._handles_per_thread or (REMOTE_HANDLES_PER_THREAD if remote
+                                                        else LOCAL_HANDLES_PER_THREAD)
+                self._workers = (AffineWorkers(workers, "cubescope-cog"), HandleCache(capacity))
+            return self._workers
+
+    def open_handles(self) -> int:
+        """Datasets held open across clicks (all threads)."""
+        return self._workers[1].open_count() if self._workers is not None else 0
+
+    def _tasks(self, indices: list[int], bands: Sequence[str]) -> tuple[list[_Task], dict[int, list[str]]]:
+        tasks: list[_Task] = []
+        missing: dict[int, list[str]] = {}
+        for index in indices:
+            by_asset: dict[str, tuple[BandInfo, list[str]]] = {}
+            for name in bands:
+                found = self._band(index, name)
+                if isinstance(found, BandNotFound):
+                    missing.setdefault(index, []).append(name)
+                    continue
+                by_asset.setdefault(found.asset_key, (found, []))[1].append(name)
+            for key, (band, names) in by_asset.items():
+                try:
+                    source = self._source(index, band)
+                except (KeyError, ValueError) as error:
+                    missing.setdefault(index, []).extend(names)
+                    self.skipped.append(f"item {self._scenes[index].item_id}: asset '{key}': {error}")
+                    continue
+                tasks.append(_Task(index, tuple(names), source, band))
+        return tasks, missing
+
+    def read_point(
+        self,
+        lon: float,
+        lat: float,
+        bands: Sequence[str],
+        *,
+        on_values: OnValues | None = None,
+        is_canceled: Callable[[], bool] | None = None,
+    ) -> list[PointValues]:
+        if not self._items:
+            raise ReaderError("No items to read: the search found nothing")
+        if not bands:
+            raise ValueError("No bands to read")
+        indices = [scene.order for scene in self.scenes_at(lon, lat)]
+        tasks, missing = self._tasks(indices, bands)
+        click = _Click({i: PointValues(self._scenes[i], {name: NAN for name in bands}) for i in indices}, on_values)
+        for index, names in missing.items():
+            click.results[index].errors.append(f"item {self._scenes[index].item_id} has no band "
+                                               f"{', '.join(repr(n) for n in names)}")
+            click.results[index].failed_bands.update(names)
+        for task in tasks:
+            click.remaining[task.scene_index] += 1
+        for index in indices:
+            if click.remaining[index] == 0:
+                click.finish(index)
+        if tasks:
+            pool, handles = self._executor(remote=tasks[0].source.path.startswith("/vsi"))
+            futures = {pool.submit(t.source.path, _read_task, t, lon, lat, handles): t for t in tasks}
+            pending = set(futures)
+            while pending:
+                if is_canceled is not None and is_canceled():
+                    for future in pending:
+                        future.cancel()
+                    break
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    click.arrived(futures[future], future)
+        finished_indices = [i for i in indices if click.remaining[i] == 0]
+        read = [click.results[i] for i in finished_indices if not click.results[i].outside]
+        if not read and len(finished_indices) == len(indices):
+            raise PointOutsideCoverage(lon, lat, len(self._items), self.extent())
+        return read
+
+    def read_window(self, bbox: Bbox, bands: Sequence[str], **options: Any) -> Any:
+        raise NotImplementedError("CogStackReader.read_window: windows are read by the compositing engine")
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers[0].shutdown()
+            workers[1].clear()
+
+    def __enter__(self) -> CogStackReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,244 @@
+"""The Analysis tab: composites, difference maps and per-pixel statistics of the selected collection.
+
+Builds an AnalysisRequest from the widgets on the main thread, estimates the data volume or runs the
+engine in a CallTask (progress, cancel), and adds the written COG as a layer with a fitting style.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsColorRampShader,
+    QgsCoordinateReferenceSystem,
+    QgsProject,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
+
+from .. import settings
+from ..analysis import composite, engine, statistics
+from ..analysis.indices import is_index
+from ..log import log
+from ..network import qgis_fetcher
+from ..stac.sources import SourceKind
+from ..tasks.call_task import CallTask
+from ..tasks.source_tasks import http_authcfg
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
+                    engine.STATISTICS_OP: "Per-pixel time statistics"}
+
+
+def _utc(value: QDateTime, end_of_day: bool = False) -> datetime:
+    date = value.date()
+    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
+    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
+
+
+def _estimate(task, request):
+    fetch = qgis_fetcher(http_authcfg(request.source))
+    return engine.estimate(request, fetch, is_canceled=task.isCanceled)
+
+
+def _run(task, request):
+    fetch = qgis_fetcher(http_authcfg(request.source))
+    return engine.run(request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=fetch)
+
+
+class AnalysisPanel(QObject):
+    finished = pyqtSignal(object)  # the added QgsRasterLayer
+    estimated = pyqtSignal(object)  # VolumeEstimate
+    failed = pyqtSignal(str)
+
+    def __init__(self, form, bar, canvas, browse, parent=None) -> None:
+        super().__init__(parent)
+        self.form, self.bar, self.browse = form, bar, browse
+        self._task: CallTask | None = None
+        for operation in engine.OPERATIONS:
+            form.operationCombo.addItem(self.tr(OPERATION_LABELS[operation]), operation)
+        form.operationCombo.currentIndexChanged.connect(self._operation_changed)
+        for edit in (form.startAEdit, form.endAEdit, form.startBEdit, form.endBEdit):
+            edit.setAllowNull(False)
+        form.analysisExtentBox.setOutputCrs(WGS84)
+        if canvas is not None:
+            form.analysisExtentBox.setMapCanvas(canvas)
+        form.resolutionSpin.setClearValue(0.0)
+        form.daskEdit.setText(settings.dask_scheduler())
+        form.analysisProgress.hide()
+        form.estimateButton.clicked.connect(self.estimate)
+        form.runAnalysisButton.clicked.connect(self.run)
+        form.cancelAnalysisButton.clicked.connect(self.cancel)
+        form.collectionList.selectionModel().currentChanged.connect(lambda *_: self._collection_changed())
+        self._operation_changed()
+
+    def _operation_changed(self) -> None:
+        operation = self.form.operationCombo.currentData()
+        combo = self.form.methodCombo
+        combo.clear()
+        choices = statistics.STATISTICS if operation == engine.STATISTICS_OP else composite.METHODS
+        for choice in choices:
+            combo.addItem(choice, choice)
+        self.form.methodLabel.setText(self.tr("Statistic") if operation == engine.STATISTICS_OP else self.tr("Method"))
+        difference = operation == engine.DIFFERENCE_OP
+        self.form.periodBLabel.setVisible(difference)
+        for widget in (self.form.startBEdit, self.form.endBEdit):
+            widget.setVisible(difference)
+        self.form.periodALabel.setText(self.tr("Period A") if difference else self.tr("Period"))
+        self.form.extraBandsCheck.setEnabled(operation == engine.COMPOSITE_OP)
+
+    def _collection_changed(self) -> None:
+        collection = self.browse.current_collection()
+        if collection is None:
+            return
+        if collection.bbox:
+            from qgis.core import QgsRectangle
+
+            self.form.analysisExtentBox.setOriginalExtent(QgsRectangle(*collection.bbox), WGS84)
+            self.form.analysisExtentBox.setOutputExtentFromOriginal()
+        start, end = collection.interval
+        if start and end:
+            first = QDateTime.fromString(start[:10], "yyyy-MM-dd")
+            last = QDateTime.fromString(end[:10], "yyyy-MM-dd")
+            middle = first.addSecs(first.secsTo(last) // 2)
+            self.form.startAEdit.setDateTime(first)
+            self.form.endAEdit.setDateTime(middle)
+            self.form.startBEdit.setDateTime(middle.addDays(1))
+            self.form.endBEdit.setDateTime(last)
+
+    # -- the request ---------------------------------------------------------------------------------
+    def request(self) -> engine.AnalysisRequest:
+        source, collection = self.browse.source, self.browse.current_collection()
+        if source is None or collection is None:
+            raise ValueError(self.tr("Choose a source and a collection in the Browse tab first."))
+        if source.kind == SourceKind.ZARR:
+            raise ValueError(self.tr("Analysis runs on STAC collections; this source is a Zarr cube."))
+        operation = self.form.operationCombo.currentData()
+        periods = [engine.Period(_utc(self.form.startAEdit.dateTime()), _utc(self.form.endAEdit.dateTime(), True))]
+        if operation == engine.DIFFERENCE_OP:
+            periods.append(engine.Period(_utc(self.form.startBEdit.dateTime()),
+                                         _utc(self.form.endBEdit.dateTime(), True)))
+        bands = tuple(b.strip() for b in self.form.analysisBandsEdit.text().split(",") if b.strip())
+        if not bands:
+            raise ValueError(self.tr("Enter at least one band or index."))
+        output = self.form.outputFile.filePath().strip() or str(
+            Path(tempfile.gettempdir()) / f"cubescope-{operation}-{collection.id}-{datetime.now():%Y%m%d-%H%M%S}.tif")
+        extent = self.form.analysisExtentBox.outputExtent()
+        access = self.browse._access()
+        cloud = self.form.analysisCloudSpin.value()
+        return engine.AnalysisRequest(
+            source=source, collection=collection.id, operation=operation, bands=bands, periods=tuple(periods),
+            output=output,
+            method=self.form.methodCombo.currentData() if operation != engine.STATISTICS_OP else composite.MEDIAN,
+            statistic=self.form.methodCombo.currentData() if operation == engine.STATISTICS_OP else statistics.MEAN,
+            extra_bands=self.form.extraBandsCheck.isChecked() and operation == engine.COMPOSITE_OP,
+            extent=None if extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
+                                                  extent.xMaximum(), extent.yMaximum()),
+            resolution=self.form.resolutionSpin.value(),
+            max_cloud=None if cloud >= 100 else float(cloud),
+            dask_scheduler=self.form.daskEdit.text().strip(),
+            credentials=tuple(sorted(access.credentials.items())),
+        )
+
+    # -- estimate and run ------------------------------------------------------------------------------
+    def estimate(self) -> None:
+        self._start(self.tr("Cubescope: estimating"), _estimate, self._estimated)
+
+    def run(self) -> None:
+        self._start(self.tr("Cubescope: {op}").format(op=self.form.operationCombo.currentText()), _run, self._ran)
+
+    def _start(self, description: str, function, on_success) -> None:
+        try:
+            request = self.request()
+        except (ValueError, PermissionError) as error:
+            self._fail(str(error))
+            return
+        self.cancel()
+        task = CallTask(description, function, request)
+        progress = self.form.analysisProgress
+        task.progressChanged.connect(lambda value: self._task is task and progress.setValue(int(value)))
+        task.succeeded.connect(lambda result: self._task is task and self._finish(on_success, request, result))
+        task.failed.connect(lambda message: self._task is task and self._fail(message))
+        self._task = task
+        self.form.analysisProgress.setValue(0)
+        self.form.analysisProgress.show()
+        self.form.cancelAnalysisButton.setEnabled(True)
+        self.form.runAnalysisButton.setEnabled(False)
+        self.form.estimateButton.setEnabled(False)
+        self.form.analysisStatus.setText(self.tr("{what}…").format(what=description.split(": ", 1)[-1]))
+        QgsApplication.taskManager().addTask(task)
+
+    def _idle(self) -> None:
+        self._task = None
+        self.form.analysisProgress.hide()
+        self.form.cancelAnalysisButton.setEnabled(False)
+        self.form.runAnalysisButton.setEnabled(True)
+        self.form.estimateButton.setEnabled(True)
+
+    def _finish(self, handler, request, result) -> None:
+        self._idle()
+        handler(request, result)
+
+    def _estimated(self, _request, volume) -> None:
+        self.form.analysisStatus.setText(volume.describe())
+        self.estimated.emit(volume)
+
+    def _ran(self, request, path) -> None:
+        layer = QgsRasterLayer(str(path), Path(path).stem, "gdal")
+        if not layer.isValid():
+            self._fail(self.tr("The result {path} cannot be opened").format(path=path))
+            return
+        style(layer, request)
+        QgsProject.instance().addMapLayer(layer)
+        self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
+        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
+        self.finished.emit(layer)
+
+    def _fail(self, message: str) -> None:
+        self._idle()
+        self.form.analysisStatus.setText(message)
+        log(message, "warning" if message.startswith("Cancelled") else "critical", bar=self.bar)
+        self.failed.emit(message)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            try:
+                self._task.cancel()
+            except RuntimeError:
+                pass
+
+
+def style(layer: QgsRasterLayer, request: engine.AnalysisRequest) -> None:
+    """Differences on a diverging ramp centred on zero; indices and statistics on a sequential one;
+    a composite of three or more reflectance bands stays as RGB."""
+    single_index = len(request.bands) == 1 and is_index(request.bands[0])
+    if request.operation == engine.COMPOSITE_OP and not single_index:
+        return
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+    if request.operation == engine.DIFFERENCE_OP:
+        bound = max(abs(stats.minimumValue), abs(stats.maximumValue)) or 1.0
+        low, high, ramp_name, invert = -bound, bound, "RdBu", False
+    else:
+        low, high = stats.minimumValue, stats.maximumValue
+        ramp_name, invert = ("RdYlGn", False) if single_index and request.operation == engine.COMPOSITE_OP \
+            else ("Viridis", False)
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
+    if ramp is None:
+        return
+    if invert:
+        ramp.invert()
+    shader_function = QgsColorRampShader(low, high, ramp)
+    shader_function.classifyColorRamp(9)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_function)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(high)
+    layer.setRenderer(renderer)

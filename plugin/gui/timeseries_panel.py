@@ -1,0 +1,265 @@
+"""The Time series tab: a click on the map plots that pixel through time for the current selection.
+
+The reader (open COG headers and handles, or the opened Zarr cube) is kept for the next click while
+the selection stays the same; reading runs in a CallTask and values are plotted as they arrive.
+"""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+)
+from qgis.gui import QgsVertexMarker
+from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtWidgets import QFileDialog, QLabel
+
+from ..analysis.indices import INDICES, required_bands
+from ..analysis.quality import rule_for, rule_from_user
+from ..cube.cog_reader import CogStackReader
+from ..cube.layer_plan import TRUE_COLOUR
+from ..cube.timeseries import TimeSeries, read_series, write_csv
+from ..cube.zarr_reader import ZarrReader
+from ..log import log
+from ..stac.bands import list_bands
+from ..stac.sources import SourceKind
+from ..tasks.call_task import CallTask
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+DEFAULT_CHOICE = "ndvi"
+
+
+def _read(task, reader_factory, lon: float, lat: float, bands: list[str], rule):
+    reader = reader_factory()
+    series = read_series(reader, lon, lat, bands, rule, is_canceled=task.isCanceled,
+                         on_observation=lambda obs, done, total: task.partial.emit((obs, done, total)))
+    return reader, series
+
+
+class TimeSeriesPanel(QObject):
+    series_done = pyqtSignal(object)  # TimeSeries
+    series_failed = pyqtSignal(str)
+
+    def __init__(self, form, bar, canvas, browse, parent=None) -> None:
+        super().__init__(parent)
+        self.form, self.bar, self.canvas, self.browse = form, bar, canvas, browse
+        self.series: list[tuple[str, TimeSeries]] = []
+        self.markers: list[QgsVertexMarker] = []
+        self._reader = None
+        self._reader_key: tuple | None = None
+        self._task: CallTask | None = None
+        self._point = 0
+        try:
+            from .series_plot import SeriesPlot, colour_of
+        except ImportError as error:  # pyqtgraph missing: say so where the plot would be
+            self.plot = None
+            self._colour_of = None
+            form.plotLayout.addWidget(QLabel(self.tr("The plot needs pyqtgraph ({error}).").format(error=error)))
+        else:
+            self.plot = SeriesPlot(form.plotContainer)
+            self._colour_of = colour_of
+            form.plotLayout.addWidget(self.plot)
+            self.plot.observation_clicked.connect(self._open_scene)
+            form.hideMaskedCheck.toggled.connect(self.plot.set_hide_masked)
+        form.seriesProgress.hide()
+        form.clearSeriesButton.clicked.connect(self.clear)
+        form.exportCsvButton.clicked.connect(self._export_csv)
+        form.exportPngButton.clicked.connect(self._export_png)
+        browse.search_finished.connect(lambda _outcome: self.refresh_choices())
+        browse.collections_listed.connect(lambda _collections: self.refresh_choices())
+
+    # -- what can be plotted -------------------------------------------------------------------------
+    def refresh_choices(self) -> None:
+        """The bands of the selection and the indices they allow; NDVI checked when possible."""
+        combo = self.form.seriesBandsCombo
+        checked = set(combo.checkedItems())
+        bands = self._available_bands()
+        combo.clear()
+        names = list(bands) + sorted(i for i in INDICES if set(required_bands(i)) <= set(bands.values()))
+        for name in names:
+            combo.addItem(name)
+        keep = [n for n in names if n in checked] or ([DEFAULT_CHOICE] if DEFAULT_CHOICE in names else names[:1])
+        combo.setCheckedItems(keep)
+
+    def _available_bands(self) -> dict[str, str]:
+        """Band name -> common name (or itself)."""
+        if self.browse.source is not None and self.browse.source.kind == SourceKind.ZARR:
+            description = self.browse.zarr_description
+            return {v.name: v.name for v in description.variables} if description else {}
+        items = self.browse.items
+        if not items:
+            return {}
+        return {b.asset_key: (b.common_name or b.asset_key) for b in list_bands(items[0])}
+
+    def chosen(self) -> list[str]:
+        return list(self.form.seriesBandsCombo.checkedItems())
+
+    # -- the reader, kept across clicks ---------------------------------------------------------------
+    def _reader_factory(self):
+        source = self.browse.source
+        if source is not None and source.kind == SourceKind.ZARR:
+            key = ("zarr", source.url)
+            access = self.browse._access()
+
+            def make():
+                return ZarrReader(source.url, s3=source.s3, credentials=access.credentials or None)
+        else:
+            items = self.browse.selected_items() or self.browse.items
+            if not items:
+                raise ValueError(self.tr("Search a collection first: the plot reads the search result "
+                                         "(or the selected tile's dates)."))
+            key = ("cog", tuple(sorted(item["id"] for item in items)))
+            access = self.browse._access()
+
+            def make():
+                return CogStackReader(items, s3=source.s3 if source else None, signer=access.signer,
+                                      credentials=access.credentials or None)
+        if key == self._reader_key and self._reader is not None:
+            reader = self._reader
+            return key, lambda: reader
+        return key, make
+
+    def _quality_rule(self):
+        """The user's rule ("band: values") when given, else the one the metadata implies."""
+        text = self.form.qualityEdit.text().strip()
+        if text:
+            band, _, values = text.partition(":")
+            return rule_from_user(band, values)
+        items = self.browse.items
+        return rule_for(items[0]) if items else None
+
+    # -- a click ---------------------------------------------------------------------------------------
+    def pick(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
+        """Plot the pixel at ``point``; a read still running for an earlier click is cancelled."""
+        self.form.tabs.setCurrentWidget(self.form.timeSeriesTab)
+        bands = self.chosen()
+        if not bands:
+            self._fail(self.tr("Choose at least one band or index to plot."))
+            return
+        try:
+            key, factory = self._reader_factory()
+        except ValueError as error:
+            self._fail(str(error))
+            return
+        try:
+            rule = self._quality_rule()
+        except ValueError as error:
+            self._fail(self.tr("Mask: {error}").format(error=error))
+            return
+        lonlat = QgsCoordinateTransform(crs, WGS84, QgsProject.instance()).transform(point)
+        self._cancel()
+        self._point += 1
+        label = self.tr("P{n}").format(n=self._point)
+        self._add_marker(point, crs)
+        self.form.timeSeriesHint.hide()
+        self.form.seriesStatus.setText(self.tr("{label} at {lon:.5f}, {lat:.5f}: reading…").format(
+            label=label, lon=lonlat.x(), lat=lonlat.y()))
+        self.form.seriesProgress.setRange(0, 0)
+        self.form.seriesProgress.show()
+        task = CallTask(self.tr("Cubescope: time series of {label}").format(label=label),
+                        _read, factory, lonlat.x(), lonlat.y(), bands, rule)
+        number = self._point - 1
+        task.partial.connect(lambda value: self._task is task and self._arrived(number, label, bands, *value))
+        task.succeeded.connect(lambda result: self._task is task and self._done(key, label, result))
+        task.failed.connect(lambda message: self._task is task and self._fail(message))
+        self._task = task
+        QgsApplication.taskManager().addTask(task)
+
+    def _arrived(self, number: int, label: str, bands: list[str], observation, done: int, total: int) -> None:
+        self.form.seriesProgress.setRange(0, total)
+        self.form.seriesProgress.setValue(done)
+        self.form.seriesStatus.setText(self.tr("{label}: {done} of {total} dates").format(
+            label=label, done=done, total=total))
+        if self.plot is not None:
+            for band_number, band in enumerate(bands):
+                self.plot.add_observation(number, label, band, band_number, observation)
+
+    def _done(self, key, label: str, result) -> None:
+        reader, series = result
+        self._task = None
+        self._reader, self._reader_key = reader, key
+        self.form.seriesProgress.hide()
+        self.series.append((label, series))
+        masked = sum(1 for o in series.observations if not o.valid)
+        text = self.tr("{label}: {n} dates, {m} masked").format(label=label, n=len(series.observations), m=masked)
+        if series.outside:
+            text = self.tr("{label}: {why}").format(label=label, why=series.warnings[0])
+        self.form.seriesStatus.setText(text)
+        for warning in series.warnings if not series.outside else []:
+            log(warning, "warning", bar=self.bar)
+        if series.outside:
+            log(series.warnings[0], "warning", bar=self.bar)
+        self.series_done.emit(series)
+
+    def _fail(self, message: str) -> None:
+        self._task = None
+        self.form.seriesProgress.hide()
+        self.form.seriesStatus.setText(message)
+        log(message, "warning", bar=self.bar)
+        self.series_failed.emit(message)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            try:
+                self._task.cancel()
+            except RuntimeError:
+                pass
+            self._task = None
+
+    # -- markers, clear, export -------------------------------------------------------------------------
+    def _add_marker(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
+        if self.canvas is None or self._colour_of is None:
+            return
+        destination = self.canvas.mapSettings().destinationCrs()
+        marker = QgsVertexMarker(self.canvas)
+        marker.setCenter(QgsCoordinateTransform(crs, destination, QgsProject.instance()).transform(point))
+        marker.setColor(self._colour_of(self._point - 1))
+        marker.setIconType(QgsVertexMarker.ICON_CIRCLE)
+        marker.setIconSize(12)
+        marker.setPenWidth(3)
+        self.markers.append(marker)
+
+    def clear(self) -> None:
+        self._cancel()
+        if self.plot is not None:
+            self.plot.clear()
+        for marker in self.markers:
+            if self.canvas is not None:
+                self.canvas.scene().removeItem(marker)
+        self.markers.clear()
+        self.series.clear()
+        self._point = 0
+        self.form.seriesStatus.setText("")
+        self.form.timeSeriesHint.show()
+
+    def close(self) -> None:
+        self.clear()
+        if self._reader is not None and hasattr(self._reader, "close"):
+            self._reader.close()
+        self._reader = self._reader_key = None
+
+    def _export_csv(self) -> None:
+        if not self.series:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.form.timeSeriesTab, self.tr("Export time series"),
+                                              "timeseries.csv", "CSV (*.csv)")
+        if path:
+            write_csv(path, dict(self.series))
+            log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
+
+    def _export_png(self) -> None:
+        if self.plot is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.form.timeSeriesTab, self.tr("Export plot"),
+                                              "timeseries.png", "PNG (*.png)")
+        if path and self.plot.export_png(path):
+            log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
+
+    def _open_scene(self, observation) -> None:
+        """A click on an observation opens that date's scene in true colour."""
+        item = next((i for i in self.browse.items if i.get("id") == observation.item_id), None)
+        if item is not None:
+            self.browse.load_items([item], list(TRUE_COLOUR))

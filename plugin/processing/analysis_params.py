@@ -1,0 +1,160 @@
+"""The parameters the composite, difference and time-statistics algorithms share, and their run.
+
+Each algorithm adds its own period and method parameters; this module adds the rest (SOURCE,
+COLLECTION, BANDS, EXTENT, RESOLUTION, TARGET_CRS, MAX_CLOUD, QUALITY_BAND, CLEAR_VALUES,
+DASK_SCHEDULER, OUTPUT), turns them into an ``AnalysisRequest`` and runs the pure engine with the
+feedback's progress and cancel, STAC requests through QGIS's network stack.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
+
+SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
+RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
+QUALITY_BAND, CLEAR_VALUES, DASK_SCHEDULER, OUTPUT = "QUALITY_BAND", "CLEAR_VALUES", "DASK_SCHEDULER", "OUTPUT"
+
+COMMON_HELP = (
+    "<p><b>Source</b>: a STAC API URL, or a static catalog's catalog.json (URL or local path). "
+    "<b>Bands</b>: comma-separated band names (asset key, common name such as red or nir, or band id "
+    "such as B04) and/or indices (NDVI, EVI, NDWI, NBR, SAVI; computed on scaled reflectance). "
+    "<b>Extent</b>: empty for the items' whole extent. <b>Resolution</b> 0 and no target CRS: the data's "
+    "native CRS and finest resolution, aligned with its pixels (no resampling). "
+    "<b>Quality band</b>: empty to use the collection's own (Sentinel-2 SCL, Landsat QA_PIXEL, Fmask, "
+    "CMASK), <i>none</i> for no mask; <b>clear values</b> such as 4,5,6 (clear classes) or bits:1,3 "
+    "(bits that mask). <b>Dask scheduler</b>: tcp://host:8786 to compute on a cluster; empty uses the "
+    "plugin setting, <i>local</i> forces local threads.</p>"
+    "<p>The output is a Cloud-Optimized GeoTIFF (float32, NaN no-data, deflate, overviews) whose "
+    "metadata records the inputs, method and period; it is written to a temporary file and moved into "
+    "place only when complete.</p>"
+)
+
+
+def add_source_parameters(algorithm: QgsProcessingAlgorithm) -> None:
+    """SOURCE, COLLECTION and BANDS (first in the dialog)."""
+    algorithm.addParameter(QgsProcessingParameterString(SOURCE, "STAC API URL, static catalog URL or path"))
+    algorithm.addParameter(QgsProcessingParameterString(COLLECTION, "Collection id"))
+    algorithm.addParameter(QgsProcessingParameterString(BANDS, "Bands and/or indices (comma-separated)",
+                                                        defaultValue="NDVI"))
+
+
+def add_period(algorithm: QgsProcessingAlgorithm, start: str, end: str, label: str = "") -> None:
+    suffix = f" ({label})" if label else ""
+    algorithm.addParameter(QgsProcessingParameterDateTime(start, f"Start date{suffix}",
+                                                          QgsProcessingParameterDateTime.Date))
+    algorithm.addParameter(QgsProcessingParameterDateTime(end, f"End date{suffix}",
+                                                          QgsProcessingParameterDateTime.Date))
+
+
+def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
+    """EXTENT ... OUTPUT (after the algorithm's own period and method parameters)."""
+    algorithm.addParameter(QgsProcessingParameterExtent(EXTENT, "Extent", optional=True))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        RESOLUTION, "Resolution in the output CRS's units (0 = native)", QgsProcessingParameterNumber.Double,
+        0.0, minValue=0.0))
+    algorithm.addParameter(QgsProcessingParameterCrs(TARGET_CRS, "Target CRS (empty = native)", optional=True))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double, 100.0, minValue=0, maxValue=100))
+    algorithm.addParameter(QgsProcessingParameterString(
+        QUALITY_BAND, "Quality band (empty = the collection's, none = no mask)", optional=True))
+    algorithm.addParameter(QgsProcessingParameterString(
+        CLEAR_VALUES, "Clear values (e.g. 4,5,6) or masked bits (bits:1,3)", optional=True))
+    algorithm.addParameter(QgsProcessingParameterString(
+        DASK_SCHEDULER, "Dask scheduler (empty = plugin setting, local = this computer)", optional=True))
+    algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Output (Cloud-Optimized GeoTIFF)"))
+
+
+def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: Any,
+                   end_of_day: bool = False) -> datetime:
+    value = algorithm.parameterAsDateTime(parameters, name, context)
+    if not parameters.get(name) or value is None or not value.isValid():
+        raise QgsProcessingException(f"{name} is required (a date such as 2023-06-30)")
+    day = value.date()
+    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
+    return datetime(day.year(), day.month(), day.day(), *hms, tzinfo=timezone.utc)
+
+
+def _crs_text(crs: QgsCoordinateReferenceSystem) -> str:
+    if not crs.isValid():
+        return ""
+    return crs.authid() if crs.authid().upper().startswith("EPSG:") else crs.toWkt(
+        QgsCoordinateReferenceSystem.WKT_PREFERRED)
+
+
+def _scheduler(text: str) -> str:
+    text = text.strip()
+    if text.casefold() == "local":
+        return ""
+    if text:
+        return text
+    try:
+        from ..settings import dask_scheduler
+
+        return dask_scheduler().strip()
+    except Exception:  # noqa: BLE001 (settings unavailable: compute locally)
+        return ""
+
+
+def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, context: Any) -> dict[str, Any]:
+    """The AnalysisRequest fields every algorithm takes, read from its parameters."""
+    from ..network import qgis_gdal_http_config
+
+    source = algorithm.parameterAsString(parameters, SOURCE, context).strip()
+    collection = algorithm.parameterAsString(parameters, COLLECTION, context).strip()
+    if not source or not collection:
+        raise QgsProcessingException("SOURCE and COLLECTION are required")
+    bands = tuple(b.strip() for b in algorithm.parameterAsString(parameters, BANDS, context).split(",") if b.strip())
+    fields: dict[str, Any] = dict(source=source, collection=collection, bands=bands)
+    if parameters.get(EXTENT):
+        crs = algorithm.parameterAsExtentCrs(parameters, EXTENT, context)
+        extent = algorithm.parameterAsExtent(parameters, EXTENT, context, crs)
+        fields["extent"] = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        fields["extent_crs"] = _crs_text(crs) or "EPSG:4326"
+    fields["resolution"] = algorithm.parameterAsDouble(parameters, RESOLUTION, context)
+    if parameters.get(TARGET_CRS):
+        fields["crs"] = _crs_text(algorithm.parameterAsCrs(parameters, TARGET_CRS, context))
+    max_cloud = algorithm.parameterAsDouble(parameters, MAX_CLOUD, context)
+    fields["max_cloud"] = None if max_cloud >= 100 else max_cloud
+    fields["quality_band"] = algorithm.parameterAsString(parameters, QUALITY_BAND, context).strip()
+    fields["clear_values"] = algorithm.parameterAsString(parameters, CLEAR_VALUES, context).strip()
+    fields["dask_scheduler"] = _scheduler(algorithm.parameterAsString(parameters, DASK_SCHEDULER, context))
+    fields["output"] = algorithm.parameterAsOutputLayer(parameters, OUTPUT, context)
+    fields["gdal_options"] = tuple(sorted(qgis_gdal_http_config().items()))
+    return fields
+
+
+def run_analysis(fields: dict[str, Any], feedback: Any) -> dict[str, str]:
+    """Build the request, run the engine with the feedback, and answer {OUTPUT: path}."""
+    try:
+        import dask  # noqa: F401
+        import odc.stac  # noqa: F401
+    except ImportError as error:
+        raise QgsProcessingException(
+            f"Cubescope's analyses need odc-stac and dask, which are missing here ({error}); install them "
+            "from the message Cubescope shows at startup, or with pip") from error
+    from ..analysis.engine import AnalysisRequest, Canceled, run
+    from ..network import qgis_fetcher
+    from ..stac.http import HttpError
+
+    try:
+        request = AnalysisRequest(**fields)
+        path = run(request, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
+                   fetch=qgis_fetcher(feedback=feedback), log=feedback.pushInfo)
+    except Canceled:
+        raise QgsProcessingException("Cancelled: nothing was written") from None
+    except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:
+        raise QgsProcessingException(str(error)) from error
+    return {OUTPUT: str(path)}

@@ -1,0 +1,287 @@
+"""`cubescope:pointtimeseries`: the time series at points, from a STAC collection's COGs or a Zarr cube.
+
+The same engine as the dock's map tool (`cube.timeseries.read_series`); one reader serves all the
+points, so files opened for the first point are reused for the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..analysis.indices import INDICES, MissingBand
+from ..analysis.quality import PRESETS, QualityRule, rule_for, rule_for_bands, rule_from_user
+from ..cube.cog_reader import CogStackReader
+from ..cube.reader import PixelReader, ReaderError
+from ..cube.timeseries import plan_read, read_series, row_fields, series_to_rows
+from ..cube.zarr_cube import ZarrError
+from ..cube.zarr_reader import ZarrReader
+from ..network import qgis_fetcher, qgis_gdal_http_config
+from ..stac.bands import BandNotFound
+from ..stac.catalog_client import CatalogClient, SearchQuery
+from ..stac.http import HttpError
+from ..stac.sources import Source, SourceKind, guess_kind
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+#: Half the side of the search box around a lone point, degrees (~100 m): footprints touching it.
+_POINT_MARGIN = 0.001
+
+
+def _utc(value, end_of_day: bool = False) -> datetime | None:
+    if value is None or not value.isValid():
+        return None
+    date = value.date()
+    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
+    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
+
+
+def _preset_for(band: str) -> QualityRule | None:
+    for rule in PRESETS.values():
+        if rule.band.casefold() == band.casefold():
+            return rule
+    return None
+
+
+class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
+    SOURCE, COLLECTION, BANDS, POINTS, ID_FIELD = "SOURCE", "COLLECTION", "BANDS", "POINTS", "ID_FIELD"
+    START, END, MAX_CLOUD, QUALITY_BAND, CLEAR_VALUES = "START", "END", "MAX_CLOUD", "QUALITY_BAND", "CLEAR_VALUES"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "pointtimeseries"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS name)
+        return "Point time series"
+
+    def group(self) -> str:
+        return "Time series"
+
+    def groupId(self) -> str:  # noqa: N802 (QGIS name)
+        return "timeseries"
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS name)
+        return (
+            "Reads the values of bands and spectral indices through time at each point of POINTS, from a STAC "
+            "API or static catalog (SOURCE and COLLECTION; items searched around the points between START and "
+            "END with at most MAX_CLOUD % cloud cover) or from a Zarr cube (SOURCE; COLLECTION and MAX_CLOUD "
+            "are ignored).\n\nBANDS: comma-separated band names (asset keys such as B04 or common names such as "
+            f"red) and/or indices ({', '.join(sorted(INDICES))}), computed from reflectance with each band's scale "
+            "and offset applied.\n\nThe quality band (Sentinel-2 scl, Landsat QA_PIXEL, BDC CMASK/Fmask) is found "
+            "from the metadata; QUALITY_BAND and CLEAR_VALUES (e.g. 4,5,6,7,11 or bits:1,3,4 for bits to mask) "
+            "override it.\n\nOUTPUT has one row per point and date: point_id, datetime (ISO 8601), item_id, one "
+            "column per band or index with the scaled values, and valid (1 clear, 0 masked or no data; 1 when "
+            "there is no quality rule). Items of the same day (overlapping tiles) give one row, the clear one "
+            "when only one is clear."
+        )
+
+    def createInstance(self) -> PointTimeSeriesAlgorithm:  # noqa: N802 (QGIS name)
+        return PointTimeSeriesAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
+        self.addParameter(QgsProcessingParameterString(
+            self.SOURCE, "STAC API URL, static catalog URL or path, or Zarr cube URL or path"))
+        self.addParameter(QgsProcessingParameterString(
+            self.COLLECTION, "Collection id (STAC only)", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.BANDS, "Bands and indices, comma-separated (e.g. red,nir,ndvi)"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.POINTS, "Points", [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            self.ID_FIELD, "Point id field (default: feature id)", parentLayerParameterName=self.POINTS,
+            optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.START, "Start date", QgsProcessingParameterDateTime.Date, optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.END, "End date", QgsProcessingParameterDateTime.Date, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_CLOUD, "Maximum cloud cover of an item (%)", QgsProcessingParameterNumber.Double, 100,
+            minValue=0, maxValue=100))
+        self.addParameter(QgsProcessingParameterString(
+            self.QUALITY_BAND, "Quality band (default: from the metadata)", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.CLEAR_VALUES, "Clear values of the quality band, comma-separated (or bits:1,3 to mask bits)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, "Time series", QgsProcessing.TypeVector))
+
+    # ---- inputs ----
+
+    def _date(self, parameters, name: str, context, end_of_day: bool = False) -> datetime | None:
+        if not parameters.get(name):
+            return None
+        return _utc(self.parameterAsDateTime(parameters, name, context), end_of_day)
+
+    def _points(self, parameters, context, feedback) -> list[tuple[str, float, float]]:
+        source = self.parameterAsSource(parameters, self.POINTS, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.POINTS))
+        id_field = self.parameterAsString(parameters, self.ID_FIELD, context)
+        to_wgs84 = QgsCoordinateTransform(source.sourceCrs(), WGS84, context.transformContext())
+        points = []
+        for feature in source.getFeatures():
+            geometry = feature.geometry()
+            if geometry is None or geometry.isEmpty():
+                feedback.pushWarning(f"Feature {feature.id()} has no geometry: skipped")
+                continue
+            geometry.transform(to_wgs84)
+            if QgsWkbTypes.isMultiType(geometry.wkbType()):
+                parts = geometry.asMultiPoint()
+                if len(parts) > 1:
+                    feedback.pushWarning(f"Feature {feature.id()} has {len(parts)} points: using the first")
+                point = parts[0]
+            else:
+                point = geometry.asPoint()
+            point_id = feature[id_field] if id_field else feature.id()
+            points.append((str(point_id), point.x(), point.y()))
+        if not points:
+            raise QgsProcessingException("POINTS has no point to read")
+        return points
+
+    def _stac_reader(self, url: str, collection: str, points, parameters, context, feedback) -> CogStackReader:
+        if not collection:
+            raise QgsProcessingException("COLLECTION is required for a STAC source")
+        lons, lats = [p[1] for p in points], [p[2] for p in points]
+        bbox = (max(-180.0, min(lons) - _POINT_MARGIN), max(-90.0, min(lats) - _POINT_MARGIN),
+                min(180.0, max(lons) + _POINT_MARGIN), min(90.0, max(lats) + _POINT_MARGIN))
+        max_cloud = self.parameterAsDouble(parameters, self.MAX_CLOUD, context)
+        query = SearchQuery(collections=(collection,), bbox=bbox,
+                            start=self._date(parameters, self.START, context),
+                            end=self._date(parameters, self.END, context, end_of_day=True),
+                            max_cloud=None if max_cloud >= 100 else max_cloud)
+        client = CatalogClient(Source(name=url, kind=guess_kind(url), url=url), qgis_fetcher(feedback=feedback))
+        items: list[dict] = []
+        try:
+            for page in client.search(query, is_canceled=feedback.isCanceled):
+                items.extend(page.items)
+                for problem in page.skipped:
+                    feedback.reportError(problem)
+        except HttpError as error:
+            if not items:
+                raise QgsProcessingException(str(error)) from error
+            feedback.reportError(f"The search stopped after {len(items)} items: {error}")
+        if not items:
+            raise QgsProcessingException(f"No items of '{collection}' at these points in {url} "
+                                         "with these dates and cloud cover")
+        feedback.pushInfo(f"{len(items)} items found")
+        reader = CogStackReader(items, options=qgis_gdal_http_config())  # the user's proxy and timeout
+        for problem in reader.skipped:
+            feedback.reportError(problem)
+        return reader
+
+    def _quality_rule(self, reader: PixelReader, parameters, context) -> QualityRule | None:
+        band = self.parameterAsString(parameters, self.QUALITY_BAND, context).strip()
+        values = self.parameterAsString(parameters, self.CLEAR_VALUES, context).strip()
+        if isinstance(reader, ZarrReader):
+            found = rule_for_bands(reader.variable_attrs())
+        else:
+            items = reader.items()
+            found = rule_for(items[0]) if items else None
+        try:
+            if band and values:
+                return rule_from_user(band, values)
+            if band:
+                preset = _preset_for(band)
+                if preset is None and found is not None and found.band.casefold() == band.casefold():
+                    preset = found
+                if preset is None:
+                    raise QgsProcessingException(f"No known quality rule for the band '{band}': give CLEAR_VALUES "
+                                                 "(e.g. 4,5,6 for clear classes, or bits:1,3,4 for bits to mask)")
+                return replace(preset, band=band)
+            if values:
+                if found is None:
+                    raise QgsProcessingException("CLEAR_VALUES needs QUALITY_BAND: no quality band was found in "
+                                                 "the metadata")
+                return rule_from_user(found.band, values)
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from error
+        return found
+
+    # ---- run ----
+
+    def _reader(self, url: str, points, parameters, context, feedback) -> PixelReader:
+        collection = self.parameterAsString(parameters, self.COLLECTION, context).strip()
+        try:
+            if guess_kind(url) == SourceKind.ZARR:
+                return ZarrReader(url, start=self._date(parameters, self.START, context),
+                                  end=self._date(parameters, self.END, context, end_of_day=True),
+                                  fetch=qgis_fetcher(feedback=feedback))
+            return self._stac_reader(url, collection, points, parameters, context, feedback)
+        except (ZarrError, ReaderError, ValueError) as error:
+            raise QgsProcessingException(str(error)) from error
+
+    @staticmethod
+    def _fields(requested) -> QgsFields:
+        fields = QgsFields()
+        for name in row_fields(requested):
+            if name == "valid":
+                fields.append(QgsField(name, QVariant.Int))
+            elif name in ("point_id", "datetime", "item_id"):
+                fields.append(QgsField(name, QVariant.String))
+            else:
+                fields.append(QgsField(name, QVariant.Double))
+        return fields
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        url = self.parameterAsString(parameters, self.SOURCE, context).strip()
+        names = [n.strip() for n in self.parameterAsString(parameters, self.BANDS, context).split(",") if n.strip()]
+        if not url:
+            raise QgsProcessingException("SOURCE is required")
+        if not names:
+            raise QgsProcessingException("BANDS is required (e.g. red,nir,ndvi)")
+        points = self._points(parameters, context, feedback)
+        reader = self._reader(url, points, parameters, context, feedback)
+        written = 0
+        try:
+            rule = self._quality_rule(reader, parameters, context)
+            if rule is not None:
+                feedback.pushInfo(f"Quality rule: {rule.describe()}")
+            try:
+                plan = plan_read(reader, names, rule)
+            except (BandNotFound, MissingBand, ValueError) as error:
+                raise QgsProcessingException(str(error)) from error
+            fields = self._fields(plan.requested)
+            sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
+                                                 QgsCoordinateReferenceSystem())
+            if sink is None:
+                raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+            for number, (point_id, lon, lat) in enumerate(points):
+                if feedback.isCanceled():
+                    break
+
+                def progress(done: int, total: int, number: int = number) -> None:
+                    feedback.setProgress(100.0 * (number + done / max(total, 1)) / len(points))
+
+                series = read_series(reader, lon, lat, names, rule, plan=plan, on_progress=progress,
+                                     is_canceled=feedback.isCanceled)
+                for warning in series.warnings:
+                    feedback.pushWarning(f"Point {point_id}: {warning}")
+                for row in series_to_rows(series, point_id):
+                    feature = QgsFeature(fields)
+                    feature.setAttributes([row[name] for name in fields.names()])
+                    sink.addFeature(feature, QgsFeatureSink.FastInsert)
+                    written += 1
+                feedback.pushInfo(f"Point {point_id}: {len(series.observations)} dates")
+        finally:
+            reader.close()
+        feedback.pushInfo(f"Wrote {written} rows for {len(points)} points")
+        return {self.OUTPUT: dest_id}

@@ -1,0 +1,56 @@
+"""`cubescope:temporalstats`: a per-pixel statistic of a band or index over time, as a COG."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterEnum
+
+from . import analysis_params as common
+
+#: The engine's statistic names, in the enum's order (0 mean ... 6 slope).
+STATISTICS = ("mean", "std", "min", "max", "median", "count", "slope")
+
+
+class TemporalStatsAlgorithm(QgsProcessingAlgorithm):
+    START, END, STATISTIC = "START", "END", "STATISTIC"
+
+    def name(self) -> str:
+        return "temporalstats"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS name)
+        return "Per-pixel time statistics"
+
+    def group(self) -> str:
+        return "Analysis"
+
+    def groupId(self) -> str:  # noqa: N802 (QGIS name)
+        return "analysis"
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS name)
+        return (
+            "<p>A statistic of each pixel's clear observations in the period: mean, standard deviation "
+            "(population, as numpy), min, max, median, count of clear observations, or slope (least-squares "
+            "linear trend per year, time in fractional years; needs two dates). The standard deviation of "
+            "NDVI over several years is the Dutch Sentinel-2 cube's classic.</p>" + common.COMMON_HELP
+        )
+
+    def createInstance(self) -> TemporalStatsAlgorithm:  # noqa: N802 (QGIS name)
+        return TemporalStatsAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
+        common.add_source_parameters(self)
+        common.add_period(self, self.START, self.END)
+        self.addParameter(QgsProcessingParameterEnum(self.STATISTIC, "Statistic", options=list(STATISTICS),
+                                                     defaultValue=0))
+        common.add_common_parameters(self)
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        from ..analysis.engine import Period
+
+        fields = common.common_request_fields(self, parameters, context)
+        fields.update(
+            operation="statistics",
+            periods=(Period(common.date_parameter(self, parameters, self.START, context),
+                            common.date_parameter(self, parameters, self.END, context, end_of_day=True)),),
+            statistic=STATISTICS[self.parameterAsEnum(parameters, self.STATISTIC, context)],
+        )
+        return common.run_analysis(fields, feedback)

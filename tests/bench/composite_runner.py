@@ -1,0 +1,141 @@
+"""One benchmark run in its own process: ``python composite_runner.py VARIANT SCALE OUTDIR``.
+
+Prints one JSON line with the wall time of the work (imports excluded) and the process's peak
+resident memory (VmHWM). Variants:
+
+- ``anchor``: odc-stac with default settings (eager load) + ``.where(mask).median("time")``, written
+  with odc-geo's ``write_cog``;
+- ``floor``: only reading the same pixels: every band and SCL file's window read with GDAL, one
+  thread per CPU, nothing computed or written;
+- ``floor-odc``: the same pixels through odc-stac on Cubescope's grid and blocks, nothing computed;
+- ``cubescope``: Cubescope's engine, median composite with the SCL mask, written as a COG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import composite_data as data  # noqa: E402
+
+BANDS = ("blue", "green", "red", "nir")
+CLEAR = (4, 5, 6, 7, 11)
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _libraries() -> None:
+    """Import what every variant uses before its clock starts (a QGIS session has them loaded)."""
+    import dask.array  # noqa: F401
+    import odc.geo.xr
+    import odc.stac  # noqa: F401
+    import pystac  # noqa: F401
+    import rasterio  # noqa: F401
+
+
+def _items(scale: int) -> list[dict]:
+    items = json.loads(data.ensure_bench_data().read_text())
+    return items if scale == 4 else [i for i in items if "_T00_" in i["id"]]
+
+
+def _request(scale: int, out: Path):
+    from cubescope.plugin.analysis.engine import AnalysisRequest, Period
+
+    x0, y0, x1, y1 = data.extent(scale)
+    return AnalysisRequest(source="bench", collection="bench-s2", operation="composite", bands=BANDS,
+                           method="median", periods=(Period(datetime(2023, 1, 1), datetime(2023, 12, 31)),),
+                           output=str(out), extent=(x0, y0, x1, y1), extent_crs=f"EPSG:{data.EPSG}")
+
+
+def cubescope(scale: int, out: Path) -> dict:
+    from cubescope.plugin.analysis.engine import execute, plan
+
+    items = _items(scale)
+    started = time.perf_counter()
+    job = plan(_request(scale, out / f"cubescope-{scale}x.tif"), [items])
+    execute(job)
+    return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
+
+
+def floor(scale: int, out: Path) -> dict:
+    from osgeo import gdal
+
+    items = _items(scale)
+    files = [a["href"] for item in items for key, a in item["assets"].items() if key in (*BANDS, "scl")]
+
+    def read(path: str) -> int:
+        dataset = gdal.Open(path)
+        return dataset.GetRasterBand(1).ReadAsArray().nbytes  # each file lies wholly inside the extent
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        total = sum(pool.map(read, files))
+    return {"seconds": time.perf_counter() - started, "bytes": total}
+
+
+def floor_odc(scale: int, out: Path) -> dict:
+    import dask.array as da
+    import numpy as np
+
+    from cubescope.plugin.analysis.engine import plan
+    from cubescope.plugin.analysis.executor import block_runner
+    from cubescope.plugin.analysis.graph import block_tasks
+    from cubescope.plugin.analysis.load import gdal_items, load_lazy
+
+    items = _items(scale)
+    started = time.perf_counter()
+    job = plan(_request(scale, out / "unused.tif"), [items])
+    period = job.periods[0]
+    ready, _ = gdal_items(period.items, period.asset_keys)
+    dataset = load_lazy(ready, period.slices, period.asset_keys, job.grid, job.chunk, nearest=period.nearest)
+
+    def touch(*arrays):
+        return np.zeros((1, *arrays[0].shape[1:]), dtype=np.float32)
+
+    arrays = [arg for key in period.asset_keys for arg in (dataset[key].data, "tyx")]
+    lazy = da.blockwise(touch, "byx", *arrays, new_axes={"b": 1}, dtype="float32", concatenate=True)
+    with block_runner() as runner:
+        runner.run(block_tasks(lazy), lambda key, block: None)
+    return {"seconds": time.perf_counter() - started}
+
+
+def anchor(scale: int, out: Path) -> dict:
+    import odc.geo.xr  # the .odc accessor
+    import odc.stac
+    import pystac
+    from odc.geo.geobox import GeoBox
+
+    items = [pystac.Item.from_dict(i) for i in _items(scale)]
+    started = time.perf_counter()
+    geobox = GeoBox.from_bbox(data.extent(scale), f"EPSG:{data.EPSG}", resolution=data.RES)
+    ds = odc.stac.load(items, bands=[*BANDS, "scl"], geobox=geobox, groupby="solar_day",
+                       resampling={"scl": "nearest"})
+    mask = ds.scl.isin(list(CLEAR))
+    composite = ds[list(BANDS)].where(mask).median("time")
+    composite.to_array("band").astype("float32").odc.write_cog(str(out / f"anchor-{scale}x.tif"), overwrite=True)
+    return {"seconds": time.perf_counter() - started}
+
+
+VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope": cubescope}
+
+if __name__ == "__main__":
+    variant, scale, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if variant != "floor":
+        _libraries()
+    result = VARIANTS[variant](scale, out_dir)
+    result.update(variant=variant, scale=scale, peak_rss_mb=peak_rss_mb())
+    print(json.dumps(result))

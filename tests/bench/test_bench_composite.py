@@ -1,0 +1,77 @@
+"""Median composite benchmark: 24 dates x 4 bands x 2048 x 2048 uint16 COGs + SCL mask, local disk.
+
+Side by side, each in its own process (so peak memory is the run's own): (a) the anchor, odc-stac
+with default settings + ``.where(mask).median("time")``; (b) the floor, only reading the same pixels
+(GDAL, one thread per CPU); (b') the same pixels read through Cubescope's loader (odc-stac planning,
+direct reads) without computing; (c) Cubescope's engine writing the COG. Prints times, ratios and
+PASS/FAIL against the targets; asserts only that every run worked and that (a) and (c) agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import composite_data as data  # noqa: E402
+
+OUT = data.REPO / "build" / "bench-data" / "composite-out"
+TARGET_SPEEDUP, TARGET_FLOOR, TARGET_MEMORY = 2.0, 1.5, 1.3
+
+
+def _run(variant: str, scale: int) -> dict:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, str(BENCH / "composite_runner.py"), variant, str(scale), str(OUT)],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def test_median_composite_benchmark():
+    data.ensure_bench_data()
+    OUT.mkdir(parents=True, exist_ok=True)
+    _run("floor", 1)  # warm the page cache so that no variant pays for the first read from disk
+    floor = _run("floor", 1)
+    floor_odc = _run("floor-odc", 1)
+    cubescope = _run("cubescope", 1)
+    anchor = _run("anchor", 1)
+    cubescope_4x = _run("cubescope", 4)
+
+    speedup = anchor["seconds"] / cubescope["seconds"]
+    over_floor = cubescope["seconds"] / floor["seconds"]
+    over_loader = cubescope["seconds"] / floor_odc["seconds"]
+    memory = cubescope_4x["peak_rss_mb"] / cubescope["peak_rss_mb"]
+    rows = [("(a) anchor: odc-stac defaults + where().median()", anchor),
+            ("(b) floor: GDAL reads of the same pixels", floor),
+            ("(b') Cubescope's loader, reading only", floor_odc),
+            ("(c) Cubescope median composite -> COG", cubescope),
+            ("(c) Cubescope at 4x the extent", cubescope_4x)]
+    print(f"\nMedian composite, {data.DATES} dates x 4 bands x {data.SIZE} x {data.SIZE} uint16 + SCL, "
+          f"{os.cpu_count()} CPUs, block {cubescope.get('chunk')} px")
+    for label, row in rows:
+        print(f"  {label:<52} {row['seconds']:7.2f} s   peak RSS {row['peak_rss_mb']:7.0f} MB")
+    print(f"  (a)/(c) speed-up          {speedup:5.2f}x  target >= {TARGET_SPEEDUP}x   "
+          f"{_verdict(speedup >= TARGET_SPEEDUP)}")
+    print(f"  (c)/(b) over the floor    {over_floor:5.2f}x  target <= {TARGET_FLOOR}x  "
+          f"{_verdict(over_floor <= TARGET_FLOOR)}")
+    print(f"  (c)/(b') over the loader  {over_loader:5.2f}x  (for information)")
+    print(f"  peak RSS 4x / 1x          {memory:5.2f}x  target <= {TARGET_MEMORY}x  "
+          f"{_verdict(memory <= TARGET_MEMORY)}")
+
+    ours = gdal.Open(str(OUT / "cubescope-1x.tif")).ReadAsArray()
+    theirs = gdal.Open(str(OUT / "anchor-1x.tif")).ReadAsArray().astype(np.float64) * 1e-4 - 0.1
+    assert ours.shape == theirs.shape == (4, data.SIZE, data.SIZE)
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, equal_nan=True)

@@ -1,0 +1,278 @@
+"""The job around the arithmetic: estimate, COG output, bad input, failures and cancelling that leave
+nothing behind, and a real Dask cluster giving the very same bytes as local threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from cubescope.plugin.analysis.cog_writer import WriteError
+from cubescope.plugin.analysis.engine import (
+    AnalysisRequest,
+    Canceled,
+    EmptyPeriod,
+    Period,
+    ReadFailed,
+    SchedulerUnreachable,
+    estimate,
+    execute,
+    plan,
+    run,
+    search_periods,
+)
+from cubescope.plugin.analysis.grid import GridTooLarge
+from cubescope.plugin.analysis.planning import AnalysisError
+
+TILE = (732320.0, 5041600.0, 734880.0, 5044160.0)
+"""Tile 34TGR in EPSG:32634 (256 x 256 px at 10 m)."""
+WEST = (732320.0, 5042880.0, 733600.0, 5044160.0)
+"""128 x 128 px of tile 34TGR west of the other tile: four 64-px blocks, no reprojection."""
+SUMMER = Period(datetime(2023, 5, 1), datetime(2023, 9, 30))
+
+
+def _request(demo_cube, out: Path, **kwargs) -> AnalysisRequest:
+    defaults = dict(source=str(demo_cube.catalog), collection="demo-s2-l2a", operation="composite",
+                    bands=("red", "nir", "NDVI"), periods=(SUMMER,), output=str(out), extent=TILE,
+                    extent_crs="EPSG:32634")
+    defaults.update(kwargs)
+    return AnalysisRequest(**defaults)
+
+
+def _read(path: Path) -> np.ndarray:
+    dataset = gdal.Open(str(path))
+    return dataset.ReadAsArray()
+
+
+def test_estimate_reports_the_volume_without_reading_or_writing(demo_cube, tmp_path):
+    out = tmp_path / "never.tif"
+    volume = estimate(_request(demo_cube, out, extra_bands=True))
+    assert (volume.width, volume.height, volume.crs, volume.resolution) == (256, 256, "EPSG:32634", 10.0)
+    assert volume.dates == 11 and volume.items == 22  # two tiles per date touch the tile's bbox
+    assert set(volume.bands_read) == {"red", "nir", "scl"}
+    assert volume.bytes_read == 11 * 256 * 256 * (2 + 2 + 1)
+    assert volume.output_bands == ("red median", "nir median", "NDVI median", "CLEAROB", "TOTALOB")
+    assert volume.bytes_written == 5 * 256 * 256 * 4
+    assert "11 dates" in volume.describe() and "256 x 256" in volume.describe()
+    difference = estimate(_request(demo_cube, out, operation="difference", bands=("NDVI",), extra_bands=True,
+                                   periods=(SUMMER, Period(datetime(2024, 5, 1), datetime(2024, 7, 31)))))
+    assert difference.output_bands == ("NDVI median difference",) and difference.dates == 11 + 6
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_is_a_cog_with_descriptions_nodata_overviews_and_metadata(demo_cube, tmp_path):
+    out = tmp_path / "composite.tif"
+    path = run(_request(demo_cube, out, method="best-pixel", extra_bands=True, resolution=5.0))
+    assert path == out and sorted(p.name for p in tmp_path.iterdir()) == ["composite.tif"]
+    dataset = gdal.Open(str(out))
+    assert (dataset.RasterXSize, dataset.RasterYSize) == (512, 512)
+    structure = dataset.GetMetadata("IMAGE_STRUCTURE")
+    assert structure.get("LAYOUT") == "COG" and structure.get("COMPRESSION") == "DEFLATE"
+    band = dataset.GetRasterBand(1)
+    assert band.GetBlockSize() == [256, 256] and band.GetOverviewCount() >= 1
+    assert np.isnan(band.GetNoDataValue())
+    names = [dataset.GetRasterBand(i).GetDescription() for i in range(1, dataset.RasterCount + 1)]
+    assert names == ["red best-pixel", "nir best-pixel", "NDVI best-pixel", "CLEAROB", "TOTALOB", "PROVENANCE"]
+    meta = dataset.GetMetadata()
+    assert meta["CUBESCOPE_OPERATION"] == "composite" and meta["CUBESCOPE_METHOD"] == "best-pixel"
+    assert meta["CUBESCOPE_PERIOD"] == "2023-05-01/2023-09-30"
+    assert meta["CUBESCOPE_COLLECTION"] == "demo-s2-l2a" and meta["CUBESCOPE_BANDS"] == "red,nir,NDVI"
+    assert "scl" in meta["CUBESCOPE_QUALITY"] and len(meta["CUBESCOPE_DATES"].split(",")) == 11
+
+
+def test_an_empty_period_says_so(demo_cube, tmp_path):
+    request = _request(demo_cube, tmp_path / "x.tif", periods=(Period(datetime(2022, 1, 1), datetime(2022, 12, 31)),))
+    with pytest.raises(EmptyPeriod, match="No items of demo-s2-l2a between 2022-01-01 and 2022-12-31"):
+        run(request)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_extent_touching_no_item_says_so(demo_cube, tmp_path):
+    request = _request(demo_cube, tmp_path / "x.tif", extent=(10.0, 50.0, 10.1, 50.1), extent_crs="EPSG:4326")
+    with pytest.raises(EmptyPeriod, match=r"The extent .* touches no item of demo-s2-l2a .*move or enlarge"):
+        run(request)
+
+
+@pytest.mark.parametrize(("bands", "message"), [
+    (("NBR",), "NBR needs the 'swir22' band"),
+    (("red", "B99"), "No band 'B99' .*available bands: .*nir"),
+])
+def test_a_band_that_cannot_be_computed_is_named(demo_cube, tmp_path, bands, message):
+    with pytest.raises(AnalysisError, match=message):
+        run(_request(demo_cube, tmp_path / "x.tif", bands=bands))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_absurd_resolution_is_refused_with_the_size(demo_cube, tmp_path):
+    with pytest.raises(GridTooLarge, match=r"would be 2,560,000 x 2,560,000 pixels x 3 band\(s\) .*TB"):
+        run(_request(demo_cube, tmp_path / "x.tif", resolution=0.001))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_scheduler_fails_fast_and_clearly(demo_cube, tmp_path, unused_port):
+    request = _request(demo_cube, tmp_path / "x.tif", dask_scheduler=f"127.0.0.1:{unused_port}",
+                       scheduler_timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(SchedulerUnreachable, match=f"Cannot reach the Dask scheduler at tcp://127.0.0.1:{unused_port}"):
+        run(request)
+    assert time.monotonic() - started < 15
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_dask_cluster_gives_identical_results(demo_cube, tmp_path, dask_cluster):
+    """Worker processes compute the same blocks as local threads, bit for bit: a two-pass best-pixel
+    composite with its extra bands, and a two-period difference (median of DNs and of NDVI)."""
+    jobs = [
+        dict(method="best-pixel", extra_bands=True),  # two passes: the scene order, then the blocks
+        dict(operation="difference", bands=("red", "NDVI"),
+             periods=(SUMMER, Period(datetime(2024, 5, 1), datetime(2024, 7, 31)))),
+    ]
+    for number, job in enumerate(jobs):
+        logs: list[str] = []
+        local = _request(demo_cube, tmp_path / f"local{number}.tif", chunk_size=64, extent=WEST, **job)
+        remote = replace(local, output=str(tmp_path / f"remote{number}.tif"), dask_scheduler=dask_cluster)
+        items = search_periods(local)
+        a = _read(execute(plan(local, items)))
+        b = _read(execute(plan(remote, items), log=logs.append))
+        assert any("Dask cluster" in line for line in logs)
+        assert a.tobytes() == b.tobytes(), job
+        assert np.isfinite(a).mean() > 0.9
+
+
+@pytest.fixture(scope="module")
+def cluster_without_cubescope(tmp_path_factory):
+    """`dask scheduler` + `dask worker` processes whose Python cannot import Cubescope (no PYTHONPATH),
+    like a user's cluster that has odc-stac but not the plugin."""
+    from servers.ports import free_port, port_open
+    from servers.process import ServerProcess, server_env
+
+    folder = tmp_path_factory.mktemp("bare-dask")
+    port = free_port()
+    dask = Path(sys.executable).with_name("dask")
+    env = server_env()
+    check = subprocess.run([sys.executable, "-c", "import cubescope"], env=env, cwd=folder, capture_output=True)
+    assert check.returncode != 0, "the workers' Python must not see Cubescope"
+    scheduler = ServerProcess.start("dask scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                                       "--dashboard-address", "127.0.0.1:0"],
+                                    folder / "scheduler.log", env=env, cwd=folder)
+    workers = None
+    try:
+        scheduler.wait_ready(lambda: port_open(port))
+        workers = ServerProcess.start("dask worker", [dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2",
+                                                     "--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
+                                                     "--local-directory", str(folder)],
+                                      folder / "worker.log", env=env, cwd=folder)
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        if workers is not None:
+            workers.stop()
+        scheduler.stop()
+
+
+def test_workers_need_odc_stac_but_not_cubescope(demo_cube, tmp_path, cluster_without_cubescope):
+    """The block functions and the reader travel with the tasks as code (pickled by value)."""
+    local = _request(demo_cube, tmp_path / "local.tif", chunk_size=64, extent=WEST, method="best-pixel",
+                     extra_bands=True, scheduler_timeout=30.0)
+    remote = replace(local, output=str(tmp_path / "remote.tif"), dask_scheduler=cluster_without_cubescope)
+    items = search_periods(local)
+    assert _read(execute(plan(local, items))).tobytes() == _read(execute(plan(remote, items))).tobytes()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_cancelling_midway_leaves_nothing(demo_cube, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen: list[float] = []
+    request = _request(demo_cube, out_dir / "x.tif", chunk_size=64)
+    with pytest.raises(Canceled):
+        run(request, progress=seen.append, is_canceled=lambda: bool(seen) and seen[-1] > 30)
+    assert 30 < seen[-1] < 90
+    assert _files(out_dir) == []
+
+
+def test_a_folder_removed_midway_fails_and_leaves_no_file(demo_cube, tmp_path):
+    """A real write failure: the output folder disappears while blocks are being written."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    request = _request(demo_cube, out_dir / "x.tif", chunk_size=64)
+
+    def progress(percent: float) -> None:
+        if percent > 40 and out_dir.exists():
+            shutil.rmtree(out_dir)
+
+    with pytest.raises(WriteError):
+        run(request, progress=progress)
+    assert not out_dir.exists()
+
+
+def test_an_unreadable_item_midway_fails_and_leaves_no_file(demo_cube, tmp_path):
+    """A real read failure: one date's COG is truncated; the blocks before it were already written."""
+    request = _request(demo_cube, tmp_path / "out" / "x.tif", chunk_size=64)
+    (tmp_path / "out").mkdir()
+    items = search_periods(request)
+    broken = tmp_path / "broken-red.tif"
+    source = Path(items[0][-1]["assets"]["red"]["href"])
+    broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    items[0][-1] = {**items[0][-1], "assets": {**items[0][-1]["assets"],
+                                              "red": {**items[0][-1]["assets"]["red"], "href": str(broken)}}}
+    with pytest.raises(ReadFailed, match=r"Reading the data failed: Failed to load .*broken-red\.tif"):
+        execute(plan(request, items))
+    assert _files(tmp_path / "out") == []
+
+
+DISK_FULL = textwrap.dedent("""
+    import json, resource, signal, sys
+    from datetime import datetime
+    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+    args = json.loads(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (args["limit"], args["limit"]))
+    request = AnalysisRequest(source=args["catalog"], collection="demo-s2-l2a", operation="composite",
+                              bands=("red", "nir", "NDVI"), output=args["output"], extent=tuple(args["extent"]),
+                              extent_crs="EPSG:32634", chunk_size=64, extra_bands=True,
+                              periods=(Period(datetime(2023, 5, 1), datetime(2023, 9, 30)),))
+    try:
+        run(request)
+    except OSError as error:
+        print("FAILED:", error)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("limit", [150_000, 1_250_000])
+def test_a_full_disk_midway_leaves_no_partial_file(demo_cube, tmp_path, limit):
+    """Files may not grow past ``limit`` bytes (RLIMIT_FSIZE): writes fail like on a full disk, in the
+    staged GeoTIFF (150 kB) or while copying it into the compressed COG (1.25 MB)."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = {"limit": limit, "catalog": str(demo_cube.catalog), "output": str(out_dir / "x.tif"), "extent": TILE}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", DISK_FULL, json.dumps(args)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "FAILED: " in done.stdout and ("File too large" in done.stdout or "Cannot write" in done.stdout)
+    assert _files(out_dir) == []
+
+
+def test_an_existing_output_is_replaced_only_when_the_new_one_is_complete(demo_cube, tmp_path):
+    out = tmp_path / "x.tif"
+    out.write_bytes(b"previous result")
+    with pytest.raises(Canceled):
+        run(_request(demo_cube, out, chunk_size=64), is_canceled=lambda: True)
+    assert out.read_bytes() == b"previous result"
+    run(replace(_request(demo_cube, out), method="max"))
+    assert gdal.Open(str(out)).RasterCount == 3

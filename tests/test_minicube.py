@@ -1,0 +1,160 @@
+"""Minicubes: several sources on one grid, aggregated per variable, written as CF NetCDF and Zarr."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import rasterio
+import xarray
+from rasterio.windows import Window
+
+from cubescope.plugin.analysis import minicube as mc
+
+# Tile A's Sentinel-1 grid is 20 m from (732320, 5044160) in EPSG:32634: a 32 x 32 minicube centred
+# here at 20 m is that grid's top-left corner, west of tile B, so no resampling happens at all.
+CENTRE = (732640.0, 5043840.0)
+START, END = datetime(2023, 3, 1, tzinfo=timezone.utc), datetime(2023, 4, 30, 23, 59, 59, tzinfo=timezone.utc)
+
+
+def _sources(demo_cube) -> str:
+    cat = demo_cube.catalog
+    zarr = next((demo_cube.catalog.parent.parent / "zarr").glob("*34TGR.zarr"))
+    return (f"{cat}|demo-s2-l2a|red,nir,scl|median\n{cat}|demo-s1-rtc|vv,vh|mean\n"
+            f"{cat}|demo-s1-rtc|vv_max=vv|max;{cat}|demo-dem|elevation=data|mean;"
+            f"{cat}|demo-landcover|landcover=data|first;{zarr}||climate=red|max")
+
+
+@pytest.fixture(scope="module")
+def cube(demo_cube, tmp_path_factory):
+    request = mc.MinicubeRequest(
+        sources=mc.parse_sources(_sources(demo_cube)), start=START, end=END,
+        output=str(tmp_path_factory.mktemp("mc") / "cube.nc"), point=CENTRE, point_crs="EPSG:32634",
+        size=32, resolution=20.0, cadence="P24D")
+    path = mc.run(request)
+    return request, path, xarray.open_dataset(path)
+
+
+def _s1_items(demo_cube) -> list[dict]:
+    files = demo_cube.collections["demo-s1-rtc"].parent.glob("*T34TGR*/*.json")
+    return sorted((json.loads(p.read_text()) | {"dir": p.parent} for p in files),
+                  key=lambda i: i["properties"]["datetime"])
+
+
+def test_grid_is_the_utm_zone_of_the_point_and_snapped():
+    request = mc.MinicubeRequest(sources=(mc.SourceSpec("x.json", "c", ("red",)),), start=START, end=END,
+                                 output="o.nc", point=(23.98, 45.5), size=10, resolution=20)
+    grid = mc.minicube_grid(request)
+    assert grid.crs == "EPSG:32634" and grid.shape == (10, 10)
+    assert all(v % 20 == 0 for v in grid.bounds)
+    assert mc.utm_crs(24.1, -10) == "EPSG:32735"
+
+
+def test_cadence_and_source_parsing():
+    assert mc.Cadence.parse("P24D").edges(START, END)[:3] == [START, datetime(2023, 3, 25, tzinfo=timezone.utc),
+                                                               datetime(2023, 4, 18, tzinfo=timezone.utc)]
+    assert mc.Cadence.parse("P1M").edges(START, END)[1] == datetime(2023, 4, 1, tzinfo=timezone.utc)
+    assert mc.Cadence.parse("native").native
+    with pytest.raises(mc.MinicubeError, match="Cadence"):
+        mc.Cadence.parse("5 days")
+    with pytest.raises(mc.MinicubeError, match="aggregation"):
+        mc.parse_sources("a.json|c|red|mode")
+    spec = mc.parse_sources("a.json|c|elevation=data|static")[0]
+    assert spec.names == ("elevation",) and spec.sources == ("data",)
+
+
+def test_variables_share_one_grid_and_static_layers_have_no_time(cube):
+    _, _, ds = cube
+    assert ds["x"].values.tolist() == [732330.0 + 20 * k for k in range(32)]
+    assert ds["y"].values.tolist() == [5044150.0 - 20 * k for k in range(32)]
+    assert "EPSG\",32634" in ds["spatial_ref"].attrs["crs_wkt"]
+    for name in ("red", "nir", "scl", "vv", "vh", "vv_max", "climate"):
+        assert ds[name].dims == ("time", "y", "x"), name
+    for name in ("elevation", "landcover"):
+        assert ds[name].dims == ("y", "x"), name
+    assert set(np.unique(ds["landcover"].values[np.isfinite(ds["landcover"].values)])) <= {
+        10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
+    assert np.isfinite(ds["elevation"].values).all() and np.isfinite(ds["climate"].values).any()
+
+
+def test_aggregated_s1_equals_a_numpy_reference(cube, demo_cube):
+    _, _, ds = cube
+    edges = mc.Cadence.parse("P24D").edges(START, END)
+    items = _s1_items(demo_cube)
+    for k, when in enumerate(ds["time"].values):
+        upper = min(edges[k + 1], END).isoformat()[:19]  # the last step stops at the end date
+        chosen = [i for i in items if edges[k].isoformat()[:19] <= i["properties"]["datetime"][:19] < upper]
+        assert chosen, when
+        stack = []
+        for item in chosen:
+            with rasterio.open(item["dir"] / "vv.tif") as src:
+                stack.append(src.read(1, window=Window(0, 0, 32, 32)))
+        stack = np.stack(stack).astype(np.float32)
+        np.testing.assert_array_equal(ds["vv"].values[k], np.nanmean(stack, axis=0))
+        np.testing.assert_array_equal(ds["vv_max"].values[k], np.nanmax(stack, axis=0))
+
+
+def test_cf_time_and_provenance(cube, demo_cube):
+    _request, path, ds = cube
+    assert path.suffix == ".nc"
+    assert ds["time"].dtype.kind == "M"
+    assert str(ds["time"].values[0])[:10] == "2023-03-01"
+    assert ds["time"].encoding["units"].startswith("days since")
+    assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["cadence"] == "P24D"
+    vv = ds["vv"].attrs
+    assert (vv["source_collection"], vv["source_asset"], vv["aggregation"]) == ("demo-s1-rtc", "vv", "mean")
+    assert vv["source_url"] == str(demo_cube.catalog) and vv["units"] == "linear power"
+    assert ds["scl"].attrs["resampling"] == "nearest" and ds["red"].attrs["resampling"] == "bilinear"
+    assert ds["elevation"].attrs["aggregation"] == "static"
+    assert ds["climate"].attrs["source_variable"] == "red" and ds["climate"].attrs["source_url"].endswith(".zarr")
+    for name in ds.data_vars:
+        if name != "spatial_ref":
+            assert ds[name].attrs["grid_mapping"] == "spatial_ref" and ds[name].attrs["long_name"], name
+
+
+def test_zarr_output_matches_netcdf(cube, tmp_path):
+    request, _, ds = cube
+    dataset = mc.build(request)
+    path = mc.write(dataset, tmp_path / "cube.zarr", mc.ZARR)
+    z = xarray.open_zarr(path)
+    assert z["time"].dtype.kind == "M"
+    np.testing.assert_array_equal(z["vv"].values, ds["vv"].values)
+    assert z["vv"].attrs["source_asset"] == "vv"
+
+
+def test_qgis_process_minicube(demo_cube, tmp_path):
+    from qgis_desktop import qgis_process
+
+    home, out = tmp_path / "home", tmp_path / "minicube.nc"
+    assert qgis_process(home, "plugins", "enable", "cubescope").returncode == 0
+    cat = demo_cube.catalog
+    run = qgis_process(
+        home, "--json", "run", "cubescope:minicube", "--",
+        f"SOURCES={cat}|demo-s1-rtc|vv,vh|mean;{cat}|demo-dem|elevation=data|static",
+        "POINT=732640,5043840 [EPSG:32634]", "SIZE=32", "RESOLUTION=20", "START=2023-03-01", "END=2023-04-30",
+        "CADENCE=P24D", "FORMAT=0", f"OUTPUT={out}")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert json.loads(run.stdout)["results"]["OUTPUT"] == str(out)
+    ds = xarray.open_dataset(out)
+    assert ds["vv"].shape == (3, 32, 32) and ds["elevation"].dims == ("y", "x")
+    assert ds["x"].values[0] == 732330.0 and "32634" in ds["spatial_ref"].attrs["crs_wkt"]
+
+
+def test_algorithm_in_process(qgis_app, demo_cube, tmp_path):
+    """The same parameters through the algorithm in this process (where odc-stac runs)."""
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from cubescope.plugin.processing.minicube_algorithm import MinicubeAlgorithm
+
+    algorithm = MinicubeAlgorithm().create()
+    cat, out = demo_cube.catalog, tmp_path / "minicube.zarr"
+    results, ok = algorithm.run({
+        "SOURCES": f"{cat}|demo-s1-rtc|vv|max\n{cat}|demo-dem|elevation=data|static",
+        "POINT": "732640,5043840 [EPSG:32634]", "SIZE": 32, "RESOLUTION": 20, "START": "2023-03-01",
+        "END": "2023-04-30", "CADENCE": "P24D", "FORMAT": 1, "OUTPUT": str(out)},
+        QgsProcessingContext(), QgsProcessingFeedback())
+    assert ok and results["OUTPUT"] == str(out)
+    ds = xarray.open_zarr(out)
+    assert ds["vv"].attrs["aggregation"] == "max" and ds["vv"].shape == (3, 32, 32)

@@ -1,0 +1,98 @@
+"""A click on the map plots the pixel's time series in the dock (pytest-qt, the real map tool)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
+from qgis.PyQt.QtCore import QPoint, Qt
+from test_browse_dock import WAIT_MS, dock, search  # noqa: F401 (fixture)
+
+from cubescope.plugin.gui.pixel_tool import PixelPickTool
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+@pytest.fixture()
+def truth(demo_cube) -> dict:
+    return json.loads((demo_cube.truth / "truth.json").read_text())
+
+
+def click_at(qtbot, canvas, lon: float, lat: float) -> None:
+    pixel = canvas.getCoordinateTransform().transform(QgsPointXY(lon, lat))
+    qtbot.mouseClick(canvas.viewport(), Qt.LeftButton, pos=QPoint(round(pixel.x()), round(pixel.y())))
+
+
+def test_a_click_plots_the_pixel_through_time(dock, qtbot, qgis_canvas, truth):  # noqa: F811
+    search(dock, qtbot)
+    qgis_canvas.setDestinationCrs(WGS84)
+    qgis_canvas.resize(800, 600)
+    qgis_canvas.setExtent(QgsRectangle(23.97, 45.48, 24.03, 45.52))
+    qgis_canvas.refresh()
+    tool = PixelPickTool(qgis_canvas)
+    tool.picked.connect(dock.show_picked_point)
+    qgis_canvas.setMapTool(tool)
+    dock.form.seriesBandsCombo.setCheckedItems(["ndvi", "red"])
+
+    forest = truth["points"]["forest_overlap"]
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        click_at(qtbot, qgis_canvas, forest["lon"], forest["lat"])
+    series = blocker.args[0]
+    assert abs(series.lon - forest["lon"]) < 1e-3 and abs(series.lat - forest["lat"]) < 1e-3
+    assert len(series.observations) == 37, "one observation per date although two tiles cover the point"
+    plot = dock.timeseries.plot
+    assert plot.curve_count() == 2
+    marked = plot.points_of((0, "ndvi"))
+    expected = [o.values["ndvi"] for o in series.observations if math.isfinite(o.values["ndvi"])]
+    assert sorted(round(y, 6) for _, y in marked) == sorted(round(v, 6) for v in expected)
+    clear = [o.values["ndvi"] for o in series.observations if o.valid]
+    assert clear and min(clear) > 0.6, "a forest pixel's clear NDVI"
+    assert any(not o.valid for o in series.observations), "cloudy dates are flagged"
+    assert len(dock.timeseries.markers) == 1
+
+    dock.form.hideMaskedCheck.setChecked(True)
+    assert len(plot.points_of((0, "ndvi"))) == len(clear)
+
+    cut = truth["points"]["clear_cut_a"]
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        click_at(qtbot, qgis_canvas, cut["lon"], cut["lat"])
+    second = blocker.args[0]
+    assert plot.curve_count() == 4 and len(dock.timeseries.markers) == 2
+    before = [o.values["ndvi"] for o in second.observations if o.valid and o.datetime.isoformat() < "2023-10-12"]
+    after = [o.values["ndvi"] for o in second.observations if o.valid and o.datetime.isoformat() > "2023-10-12"]
+    assert min(before) > 0.6 > max(after), "the clear-cut shows at its date"
+
+    dock.timeseries.clear()
+    assert plot.curve_count() == 0 and dock.timeseries.markers == []
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_click_outside_every_footprint_says_so(dock, qtbot, qgis_canvas):  # noqa: F811
+    search(dock, qtbot)
+    dock.form.seriesBandsCombo.setCheckedItems(["red"])
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(QgsPointXY(10.0, 50.0), WGS84)
+    series = blocker.args[0]
+    assert series.outside and series.observations == []
+    assert "outside" in dock.form.seriesStatus.text().lower()
+
+
+def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):  # noqa: F811
+    search(dock, qtbot)
+    dock.form.seriesBandsCombo.setCheckedItems(["red"])
+    forest = truth["points"]["forest_a"]
+    point = QgsPointXY(forest["lon"], forest["lat"])
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(point, WGS84)
+    by_metadata = blocker.args[0]
+    assert any(not o.valid for o in by_metadata.observations)
+    dock.form.qualityEdit.setText("scl: 0,1,2,3,4,5,6,7,8,9,10,11")  # every class counts as clear
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(point, WGS84)
+    assert all(o.valid for o in blocker.args[0].observations if o.has_data)
+    dock.form.qualityEdit.setText("scl: four")
+    with qtbot.waitSignal(dock.timeseries.series_failed, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(point, WGS84)
+    assert blocker.args[0].startswith("Mask:")
