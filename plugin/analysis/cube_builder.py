@@ -20,17 +20,9 @@ with the same parameters continues with the first period not recorded.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,76 +30,32 @@ from ..stac.http import Fetcher
 from ..stac.items import ItemError, item_datetime
 from ..stac.signing import signer_for
 from . import composite, graph
-from .blocks import CLEAROB, PROVENANCE, TOTALOB
-from .cog_writer import CogWriter, WriteError
+from .cube_model import (  # noqa: F401 (re-exported: callers import the cube API from here)
+    _COUNTS,
+    CHUNK_XY,
+    COG_STAC,
+    FORMATS,
+    PROGRESS_FILE,
+    ZARR,
+    CubeError,
+    CubeRequest,
+    Log,
+    collection_id,
+)
+from .cube_stores import _Sink, _StacSink, _ZarrSink
 from .engine import (
-    COMPOSITE_OP,
     AnalysisRequest,
     Canceled,
     JobPlan,
     Period,
     _default_fetcher,
-    _metadata,
     explain_empty,
     plan,
     search_items,
 )
 from .executor import BlockRunner, block_runner
-from .grid import OutputGrid, transform_bounds
+from .grid import OutputGrid
 from .planning import EmptyPeriod
-from .timeline import Step, parse_step, regular_periods
-
-ZARR, COG_STAC = "zarr", "cog-stac"
-FORMATS = (ZARR, COG_STAC)
-PROGRESS_FILE = "cubescope-build.json"
-#: Spatial chunk side of the Zarr variables (their time chunk is the whole timeline).
-CHUNK_XY = 256
-_TIME_UNITS = "seconds since 1970-01-01 00:00:00"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_COUNTS = (CLEAROB, TOTALOB)
-
-Log = Callable[[str], None]
-
-
-class CubeError(ValueError):
-    """A cube that cannot be built as asked (the output holds another cube, bad timeline)."""
-
-
-@dataclass(frozen=True)
-class CubeRequest:
-    """A regular cube: the composite ``request`` over its whole range, cut into periods of ``step``."""
-
-    request: AnalysisRequest
-    """A composite request: its one period is the cube's time range, its output the cube's path
-    (a ``.zarr`` folder, or the folder of the COGs and catalog)."""
-    step: str = "P16D"
-    """ISO 8601 duration of a period: P16D, P8D, P1M..."""
-    cyclic: bool = False
-    """Restart the periods on January 1 of every year (Brazil Data Cube style)."""
-    format: str = ZARR
-    """"zarr" or "cog-stac"."""
-
-    def __post_init__(self) -> None:
-        if self.request.operation != COMPOSITE_OP:
-            raise ValueError(f"A cube is built from a composite request, not a {self.request.operation}")
-        if self.format not in FORMATS:
-            raise ValueError(f"Unknown cube format '{self.format}'; choose one of {', '.join(FORMATS)}")
-        parse_step(self.step)
-
-    @property
-    def periods(self) -> list[Period]:
-        whole = self.request.periods[0]
-        return regular_periods(whole.start, whole.end, self.step, self.cyclic)
-
-    @property
-    def output(self) -> Path:
-        return Path(self.request.output).absolute()
-
-
-def collection_id(cube: CubeRequest) -> str:
-    step: Step = parse_step(cube.step)
-    text = f"{cube.request.collection}-{cube.request.method}-{step.text}{'-cyclic' if cube.cyclic else ''}"
-    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower())
 
 
 def build_cube(cube: CubeRequest, progress: Callable[[float], None] | None = None,
@@ -270,381 +218,6 @@ def _fingerprint(cube: CubeRequest, grid: OutputGrid, names: Sequence[str], peri
         "crs": grid.crs, "resolution": grid.resolution, "bounds": list(grid.bounds),
         "periods": [p.label for p in periods],
     }
-
-
-def _write_json(path: Path, content: Any) -> None:
-    """Write JSON atomically (a temporary file renamed onto ``path``)."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(json.dumps(content, indent=1, allow_nan=False), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _crs_wkt(crs: str, version: str = "WKT2_2018") -> str:
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    if srs.SetFromUserInput(crs) != 0:
-        raise CubeError(f"Unknown CRS {crs!r}")
-    return srs.ExportToWkt([f"FORMAT={version}"])
-
-
-def _epsg(crs: str) -> int | None:
-    match = re.match(r"^EPSG:(\d+)$", crs.strip().upper())
-    return int(match.group(1)) if match else None
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-class _Sink:
-    """Where the periods go; the build calls open, then begin/write/finish_period per period, then finish."""
-
-    def __init__(self, cube: CubeRequest, grid: OutputGrid, names: Sequence[str], periods: Sequence[Period],
-                 fingerprint: dict) -> None:
-        self.cube, self.grid, self.names, self.periods = cube, grid, tuple(names), list(periods)
-        self.fingerprint = fingerprint
-        self.path = cube.output
-        self.number = -1
-
-    @property
-    def progress_file(self) -> Path:
-        return self.path / PROGRESS_FILE
-
-    def _resume(self) -> set[int] | None:
-        """Periods already written, or None for an output to create (refused if it holds something else)."""
-        if not self.path.exists():
-            return None
-        if not self.path.is_dir():
-            raise CubeError(f"The output {self.path} is a file; give a folder (or a .zarr path) that does not exist")
-        if not self.progress_file.is_file():
-            if any(self.path.iterdir()):
-                raise CubeError(f"The output {self.path} exists and is not a Cubescope cube build; give a new "
-                                "folder or .zarr path")
-            return None
-        record = json.loads(self.progress_file.read_text(encoding="utf-8"))
-        if record.get("fingerprint") != self.fingerprint:
-            old = record.get("fingerprint") or {}
-            changed = sorted(k for k in set(old) | set(self.fingerprint) if old.get(k) != self.fingerprint.get(k))
-            raise CubeError(f"The output {self.path} holds another cube (different {', '.join(changed)}): give a "
-                            "new output to build this one, or delete it")
-        return set(record.get("done", []))
-
-    def record(self, done: set[int], complete: bool = False) -> None:
-        _write_json(self.progress_file, {"fingerprint": self.fingerprint, "done": sorted(done),
-                                         "complete": complete or len(done) == len(self.periods)})
-
-    def open(self) -> set[int]:
-        raise NotImplementedError
-
-    def begin(self, number: int, job: JobPlan | None) -> None:
-        self.number = number
-
-    def write(self, block: np.ndarray, row: int, col: int) -> None:
-        raise NotImplementedError
-
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
-        """Everything of the period is on disk when this returns."""
-
-    def abort_period(self) -> None:
-        """Drop what the current period left (a partial Zarr slice is simply written again)."""
-
-    def finish(self) -> Path:
-        return self.path
-
-    def close(self) -> None:
-        """Release threads (after finish, or after a failure)."""
-
-    def attrs(self) -> dict[str, Any]:
-        request = self.cube.request
-        return {
-            "title": f"{request.collection} {request.method} composites every {self.cube.step}"
-                     f"{' (cyclic, restarting every January 1)' if self.cube.cyclic else ''}",
-            "source": f"Cubescope regular cube builder; {request.connection.url}",
-            "cubescope_collection": request.collection, "cubescope_method": request.method,
-            "cubescope_bands": ",".join(request.bands), "cubescope_step": self.cube.step,
-            "cubescope_cyclic": self.cube.cyclic,
-            "cubescope_periods": [p.label for p in self.periods],
-        }
-
-
-class _ZarrSink(_Sink):
-    """(time, y, x) float32 variables pre-created with NaN; each period written into its slice."""
-
-    def open(self) -> set[int]:
-        done = self._resume()
-        if done is None:
-            self._create()
-            done = set()
-        import zarr
-
-        group = zarr.open_group(str(self.path), mode="r+")
-        self.arrays = [group[_file_name(name)] for name in self.names]
-        self.chunks = self.arrays[0].chunks[1:]
-        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="cubescope-zarr")
-        self.pending: list[Future] = []
-        return done
-
-    def _create(self) -> None:
-        import numcodecs
-        import zarr
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        grid, periods = self.grid, self.periods
-        height, width, count = grid.height, grid.width, len(periods)
-        chunks = (count, min(CHUNK_XY, height), min(CHUNK_XY, width))
-        try:
-            group = zarr.open_group(str(staging), mode="w")
-            group.attrs.update({**self.attrs(), **_cf_global(self.grid, periods, chunks)})
-            seconds = [int((p.start - _EPOCH).total_seconds()) for p in periods]
-            bounds = [[int((p.start - _EPOCH).total_seconds()), int((p.end - _EPOCH).total_seconds())]
-                      for p in periods]
-            time = group.array("time", np.array(seconds, dtype=np.int64), chunks=(count,))
-            time.attrs.update({"_ARRAY_DIMENSIONS": ["time"], "standard_name": "time", "axis": "T",
-                               "long_name": "start of the period", "units": _TIME_UNITS,
-                               "calendar": "proleptic_gregorian", "bounds": "time_bnds"})
-            time_bounds = group.array("time_bnds", np.array(bounds, dtype=np.int64), chunks=(count, 2))
-            time_bounds.attrs.update({"_ARRAY_DIMENSIONS": ["time", "nv"], "units": _TIME_UNITS,
-                                      "calendar": "proleptic_gregorian"})
-            x0, res, _, y1, _, _ = grid.geotransform
-            for axis, values in (("x", x0 + (np.arange(width) + 0.5) * res),
-                                 ("y", y1 - (np.arange(height) + 0.5) * res)):
-                array = group.array(axis, values.astype(np.float64), chunks=(len(values),))
-                array.attrs.update({"_ARRAY_DIMENSIONS": [axis], **_axis_attrs(grid.crs, axis)})
-            mapping = group.array("spatial_ref", np.array(0, dtype=np.int32))
-            mapping.attrs.update({"_ARRAY_DIMENSIONS": [], **_grid_mapping(grid)})
-            gdal_crs = {"wkt": _crs_wkt(grid.crs)}
-            if _epsg(grid.crs):
-                gdal_crs["url"] = f"http://www.opengis.net/def/crs/EPSG/0/{_epsg(grid.crs)}"
-            compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-            method = self.cube.request.method
-            for name in self.names:
-                array = group.full(_file_name(name), fill_value=np.nan, shape=(count, height, width),
-                                   chunks=chunks, dtype="<f4", compressor=compressor, write_empty_chunks=False)
-                array.attrs.update({"_ARRAY_DIMENSIONS": ["time", "y", "x"], "long_name": _long_name(name, method),
-                                    "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
-                                    "cell_methods": f"time: {self.cube.request.method}", "_CRS": gdal_crs})
-            zarr.consolidate_metadata(str(staging))
-            _write_json(staging / PROGRESS_FILE, {"fingerprint": self.fingerprint, "done": [], "complete": False})
-            if self.path.is_dir():
-                self.path.rmdir()  # an empty folder (as Processing may create)
-            os.replace(staging, self.path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def write(self, block: np.ndarray, row: int, col: int) -> None:
-        """Queue the block's chunks: each is read, updated in its period and compressed in a thread
-        (chunks never overlap, so the writes are independent), while the next blocks compute."""
-        height, width = block.shape[1:]
-        step_y, step_x = self.chunks
-        for array, data in zip(self.arrays, block):
-            for y in range(0, height, step_y):
-                for x in range(0, width, step_x):
-                    window = (self.number, slice(row + y, row + min(y + step_y, height)),
-                              slice(col + x, col + min(x + step_x, width)))
-                    self.pending.append(self.pool.submit(array.__setitem__, window,
-                                                         data[y:y + step_y, x:x + step_x]))
-        self._wait(limit=64 * (os.cpu_count() or 2))
-
-    def _wait(self, limit: int = 0) -> None:
-        while len(self.pending) > limit:
-            future = self.pending.pop(0)
-            try:
-                future.result()
-            except OSError as error:
-                self.abort_period()
-                raise WriteError(f"Cannot write to {self.path}: {error}") from error
-
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
-        self._wait()
-
-    def abort_period(self) -> None:
-        for future in self.pending:
-            future.cancel()
-        wait(self.pending)
-        self.pending = []
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _long_name(name: str, method: str) -> str:
-    if name == CLEAROB:
-        return "clear observations in the period"
-    if name == TOTALOB:
-        return "observations with data in the period"
-    if name == PROVENANCE:
-        return "day of year of the chosen observation"
-    return f"{name} {method}"
-
-
-def _cf_global(grid: OutputGrid, periods: Sequence[Period], chunks: tuple[int, int, int]) -> dict[str, Any]:
-    return {
-        "Conventions": "CF-1.8",
-        "time_coverage_start": _iso(periods[0].start), "time_coverage_end": _iso(periods[-1].end),
-        "chunking": {"time": chunks[0], "y": chunks[1], "x": chunks[2]},
-        "chunking_note": "each chunk holds every period of 256 x 256 px: a pixel's time series is one chunk "
-                         "read per variable",
-        "proj_crs": grid.crs if _epsg(grid.crs) else "", "resolution": grid.resolution,
-    }
-
-
-def _axis_attrs(crs: str, axis: str) -> dict[str, Any]:
-    from pyproj import CRS
-
-    if CRS.from_user_input(crs).is_geographic:
-        return ({"standard_name": "longitude", "units": "degrees_east", "axis": "X"} if axis == "x"
-                else {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"})
-    return {"standard_name": f"projection_{axis}_coordinate", "long_name": f"{axis} coordinate of projection",
-            "units": "m", "axis": axis.upper()}
-
-
-def _grid_mapping(grid: OutputGrid) -> dict[str, Any]:
-    """CF grid mapping (pyproj's), with the WKT and geotransform GDAL and rioxarray read."""
-    from pyproj import CRS
-
-    attrs = {k: v for k, v in CRS.from_user_input(grid.crs).to_cf().items() if v is not None}
-    wkt = _crs_wkt(grid.crs)
-    attrs.update({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": " ".join(repr(v) for v in grid.geotransform)})
-    return attrs
-
-
-class _StacSink(_Sink):
-    """One COG per band per period, and a static catalog rewritten after each period."""
-
-    def open(self) -> set[int]:
-        done = self._resume()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.collection = collection_id(self.cube)
-        self.writers: list[CogWriter] = []
-        if done is None:
-            done = set()
-            self.record(done)
-        self.done = done
-        self._write_catalog()
-        return done
-
-    def item_id(self, number: int) -> str:
-        return f"{self.collection}_{self.periods[number].start:%Y-%m-%d}"
-
-    def folder(self, number: int) -> Path:
-        return self.path / self.collection / self.item_id(number)
-
-    def begin(self, number: int, job: JobPlan | None) -> None:
-        super().begin(number, job)
-        folder = self.folder(number)
-        folder.mkdir(parents=True, exist_ok=True)
-        metadata = _metadata(job) if job is not None else {"CUBESCOPE_PERIOD": self.periods[number].label,
-                                                             "CUBESCOPE_ITEMS": "0"}
-        self.writers = [CogWriter(folder / f"{_file_name(name)}.tif", self.grid, [name], metadata,
-                                  overview_resampling="NEAREST" if name == PROVENANCE else "AVERAGE")
-                        for name in self.names]
-
-    def write(self, block: np.ndarray, row: int, col: int) -> None:
-        for number, writer in enumerate(self.writers):
-            writer.write(block[number:number + 1], row, col)
-
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
-        for count, writer in enumerate(self.writers):
-            writer.finish(lambda f, c=count: progress((c + f) / len(self.writers)))
-        self.writers = []
-        _write_json(self.folder(number) / f"{self.item_id(number)}.json", self._item(number, job))
-        self.done = self.done | {number}
-        self._write_catalog()
-
-    def abort_period(self) -> None:
-        for writer in self.writers:
-            writer.abort()
-        self.writers = []
-
-    def _bbox(self) -> list[float]:
-        west, south, east, north = transform_bounds(self.grid.bounds, self.grid.crs, "EPSG:4326")
-        return [round(v, 7) for v in (west, south, east, north)]
-
-    def _projection(self) -> dict[str, Any]:
-        epsg = _epsg(self.grid.crs)
-        found: dict[str, Any] = {"proj:epsg": epsg} if epsg else {"proj:wkt2": _crs_wkt(self.grid.crs)}
-        x0, res, _, y1, _, _ = self.grid.geotransform
-        found.update({"proj:shape": [self.grid.height, self.grid.width],
-                      "proj:transform": [res, 0.0, x0, 0.0, -res, y1]})
-        return found
-
-    def _asset(self, name: str) -> dict[str, Any]:
-        asset: dict[str, Any] = {
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized", "title": name, "roles": ["data"],
-            "raster:bands": [{"data_type": "float32", "nodata": "nan", "spatial_resolution": self.grid.resolution}]}
-        common = _common_name(name)
-        if common:
-            asset["eo:bands"] = [{"name": name, "common_name": common}]
-        return asset
-
-    def _item(self, number: int, job: JobPlan | None) -> dict[str, Any]:
-        period = self.periods[number]
-        west, south, east, north = self._bbox()
-        dates = [f"{s.day:%Y-%m-%d}" for s in job.periods[0].slices] if job is not None else []
-        return {
-            "type": "Feature", "stac_version": "1.0.0", "stac_extensions": _EXTENSIONS,
-            "id": self.item_id(number), "collection": self.collection, "bbox": [west, south, east, north],
-            "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
-                                                             [west, north], [west, south]]]},
-            "properties": {"datetime": _iso(period.start), "start_datetime": _iso(period.start),
-                           "end_datetime": _iso(period.end), "cubescope:method": self.cube.request.method,
-                           "cubescope:dates": dates, **self._projection()},
-            "assets": {name: {"href": f"./{_file_name(name)}.tif", **self._asset(name)} for name in self.names},
-            "links": [{"rel": "root", "href": "../../catalog.json", "type": "application/json"},
-                      {"rel": "parent", "href": "../collection.json", "type": "application/json"},
-                      {"rel": "collection", "href": "../collection.json", "type": "application/json"}],
-        }
-
-    def _write_catalog(self) -> None:
-        request = self.cube.request
-        attrs = self.attrs()
-        items = [{"rel": "item", "href": f"./{self.item_id(n)}/{self.item_id(n)}.json", "type": "application/json"}
-                 for n in sorted(self.done)]
-        collection = {
-            "type": "Collection", "stac_version": "1.0.0", "stac_extensions": [*_EXTENSIONS, _ITEM_ASSETS],
-            "id": self.collection, "title": attrs["title"],
-            "description": f"A regular cube built by Cubescope from {request.collection} "
-                           f"({request.connection.url}): per period of {self.cube.step}, the {request.method} "
-                           f"composite of the clear observations of {', '.join(request.bands)}.",
-            "license": "proprietary",
-            "extent": {"spatial": {"bbox": [self._bbox()]},
-                       "temporal": {"interval": [[_iso(self.periods[0].start), _iso(self.periods[-1].end)]]}},
-            "summaries": {"cubescope:method": [request.method], "cubescope:step": [self.cube.step],
-                          "cubescope:cyclic": [self.cube.cyclic], "gsd": [self.grid.resolution],
-                          **({"proj:epsg": [_epsg(self.grid.crs)]} if _epsg(self.grid.crs) else {})},
-            "item_assets": {name: self._asset(name) for name in self.names},
-            "links": [{"rel": "root", "href": "../catalog.json", "type": "application/json"},
-                      {"rel": "parent", "href": "../catalog.json", "type": "application/json"}, *items],
-        }
-        (self.path / self.collection).mkdir(parents=True, exist_ok=True)
-        _write_json(self.path / self.collection / "collection.json", collection)
-        _write_json(self.path / "catalog.json", {
-            "type": "Catalog", "stac_version": "1.0.0", "id": f"{self.collection}-catalog", "title": attrs["title"],
-            "description": collection["description"],
-            "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"},
-                      {"rel": "child", "href": f"./{self.collection}/collection.json", "type": "application/json",
-                       "title": attrs["title"]}]})
-
-    def finish(self) -> Path:
-        return self.path / "catalog.json"
-
-
-_EXTENSIONS = ["https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-               "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-               "https://stac-extensions.github.io/eo/v1.1.0/schema.json"]
-_ITEM_ASSETS = "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json"
-_COMMON_NAMES = {"coastal", "blue", "green", "red", "yellow", "pan", "rededge", "rededge071", "rededge075",
-                 "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
-
-
-def _common_name(name: str) -> str | None:
-    return name.casefold() if name.casefold() in _COMMON_NAMES else None
 
 
 __all__ = ["COG_STAC", "FORMATS", "PROGRESS_FILE", "ZARR", "CubeError", "CubeRequest", "build_cube",
