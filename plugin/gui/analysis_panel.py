@@ -7,7 +7,7 @@ engine in a CallTask (progress, cancel), and adds the written COG as a layer wit
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from qgis.core import (
@@ -28,6 +28,7 @@ from ..analysis import composite, engine, statistics
 from ..analysis.indices import is_index
 from ..log import log
 from ..network import qgis_fetcher
+from ..qt_dates import utc_day
 from ..stac.sources import SourceKind
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import http_authcfg
@@ -36,11 +37,6 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
                     engine.STATISTICS_OP: "Per-pixel time statistics"}
 
-
-def _utc(value: QDateTime, end_of_day: bool = False) -> datetime:
-    date = value.date()
-    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
-    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
 
 
 def _estimate(task, request):
@@ -121,10 +117,11 @@ class AnalysisPanel(QObject):
         if source.kind == SourceKind.ZARR:
             raise ValueError(self.tr("Analysis runs on STAC collections; this source is a Zarr cube."))
         operation = self.form.operationCombo.currentData()
-        periods = [engine.Period(_utc(self.form.startAEdit.dateTime()), _utc(self.form.endAEdit.dateTime(), True))]
+        form = self.form
+        periods = [engine.Period(utc_day(form.startAEdit.dateTime()), utc_day(form.endAEdit.dateTime(), True))]
         if operation == engine.DIFFERENCE_OP:
-            periods.append(engine.Period(_utc(self.form.startBEdit.dateTime()),
-                                         _utc(self.form.endBEdit.dateTime(), True)))
+            periods.append(engine.Period(utc_day(self.form.startBEdit.dateTime()),
+                                         utc_day(self.form.endBEdit.dateTime(), True)))
         bands = tuple(b.strip() for b in self.form.analysisBandsEdit.text().split(",") if b.strip())
         if not bands:
             raise ValueError(self.tr("Enter at least one band or index."))

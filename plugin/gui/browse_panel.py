@@ -6,7 +6,6 @@ tasks and shows what they report. Tasks it replaced are ignored when they report
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 from qgis.core import (
@@ -26,6 +25,7 @@ from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR, plan_layers, plan_zarr_
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
 from ..network import AssetAccess, asset_access
+from ..qt_dates import utc_day
 from ..stac.bands import list_bands
 from ..stac.catalog_client import SearchQuery
 from ..stac.sources import Source, SourceKind
@@ -45,12 +45,6 @@ SOURCE_ROLE = Qt.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
 
-
-def _utc(qdatetime: QDateTime, end_of_day: bool = False) -> datetime:
-    date = qdatetime.date()
-    if end_of_day:
-        return datetime(date.year(), date.month(), date.day(), 23, 59, 59, tzinfo=timezone.utc)
-    return datetime(date.year(), date.month(), date.day(), tzinfo=timezone.utc)
 
 
 class BrowsePanel(QObject):
@@ -262,8 +256,8 @@ class BrowsePanel(QObject):
         return SearchQuery(
             collections=(collection.id,) if collection else (),
             bbox=bbox,
-            start=_utc(self.form.startEdit.dateTime()),
-            end=_utc(self.form.endEdit.dateTime(), end_of_day=True),
+            start=utc_day(self.form.startEdit.dateTime()),
+            end=utc_day(self.form.endEdit.dateTime(), end_of_day=True),
             max_cloud=None if cloud >= 100 else float(cloud),
             cql2=self.form.cqlEdit.text().strip() or None,
         )

@@ -7,7 +7,7 @@ points, so files opened for the first point are reused for the next.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -37,6 +37,7 @@ from ..cube.timeseries import plan_read, read_series, row_fields, series_to_rows
 from ..cube.zarr_cube import ZarrError
 from ..cube.zarr_reader import ZarrReader
 from ..network import qgis_fetcher, qgis_gdal_http_config
+from ..qt_dates import utc_day
 from ..stac.bands import BandNotFound
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import HttpError
@@ -46,13 +47,6 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 #: Half the side of the search box around a lone point, degrees (~100 m): footprints touching it.
 _POINT_MARGIN = 0.001
 
-
-def _utc(value, end_of_day: bool = False) -> datetime | None:
-    if value is None or not value.isValid():
-        return None
-    date = value.date()
-    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
-    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
 
 
 def _preset_for(band: str) -> QualityRule | None:
@@ -129,7 +123,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
     def _date(self, parameters, name: str, context, end_of_day: bool = False) -> datetime | None:
         if not parameters.get(name):
             return None
-        return _utc(self.parameterAsDateTime(parameters, name, context), end_of_day)
+        return utc_day(self.parameterAsDateTime(parameters, name, context), end_of_day)
 
     def _points(self, parameters, context, feedback) -> list[tuple[str, float, float]]:
         source = self.parameterAsSource(parameters, self.POINTS, context)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -22,6 +22,7 @@ from qgis.core import (
 
 from ..gui.footprints import footprint_attributes, footprint_geometry, footprints_layer
 from ..network import qgis_fetcher
+from ..qt_dates import utc_day
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import HttpError
 from ..stac.items import sort_by_date
@@ -29,13 +30,6 @@ from ..stac.sources import Source, guess_kind
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
-
-def _utc(value, end_of_day: bool = False) -> datetime | None:
-    if value is None or not value.isValid():
-        return None
-    date = value.date()
-    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
-    return datetime(date.year(), date.month(), date.day(), *hms, tzinfo=timezone.utc)
 
 
 class SearchItemsAlgorithm(QgsProcessingAlgorithm):
@@ -84,7 +78,7 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
     def _date(self, parameters, name: str, context, end_of_day: bool = False) -> datetime | None:
         if not parameters.get(name):
             return None
-        return _utc(self.parameterAsDateTime(parameters, name, context), end_of_day)
+        return utc_day(self.parameterAsDateTime(parameters, name, context), end_of_day)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         url = self.parameterAsString(parameters, self.SOURCE, context).strip()
