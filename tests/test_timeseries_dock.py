@@ -96,3 +96,20 @@ def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):  # n
     with qtbot.waitSignal(dock.timeseries.series_failed, timeout=WAIT_MS) as blocker:
         dock.show_picked_point(point, WGS84)
     assert blocker.args[0].startswith("Mask:")
+
+
+def test_clicking_an_observation_opens_that_date_in_true_colour(dock, qtbot, truth):  # noqa: F811
+    search(dock, qtbot)
+    dock.form.seriesBandsCombo.setCheckedItems(["ndvi"])
+    point = truth["points"]["grassland_overlap"]
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(QgsPointXY(point["lon"], point["lat"]), WGS84)
+    observation = next(o for o in blocker.args[0].observations if o.valid)
+    spot = next(s for s in dock.timeseries.plot._curves[(0, "ndvi")].marks.points()
+                if s.data()[0].item_id == observation.item_id)
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as loaded:
+        dock.timeseries.plot._clicked(None, [spot])
+    (layer,) = loaded.args[0]
+    assert layer.customProperty("cubescope/item") == observation.item_id
+    assert layer.customProperty("cubescope/assets") == "red,green,blue"
+    QgsProject.instance().removeAllMapLayers()
