@@ -116,8 +116,10 @@ def ensure_bench_data(root: Path = ROOT) -> BenchData:
     data = BenchData(root, dates, root / "cogs", root / "cube.zarr")
     if stamp.is_file():
         return data
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    # Only this data set's own folders: other benchmarks keep theirs under the same root.
+    for own in (data.cogs, data.zarr):
+        shutil.rmtree(own, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
     base = base_array()
     for d, when in enumerate(dates):
         folder = data.cogs / when.isoformat()
