@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+# Run as a script: its own folder is already first on sys.path.
 
 import composite_data as data  # noqa: E402
 

@@ -10,7 +10,6 @@ cube as COGs + STAC, (c) the cube as Zarr. Prints times and the build's overhead
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -20,7 +19,7 @@ import numpy as np
 from osgeo import gdal
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+# pytest puts this folder (no __init__.py) on sys.path.
 
 import composite_data as data  # noqa: E402
 import composite_runner as runner  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 from osgeo import gdal
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+# pytest puts this folder (no __init__.py) on sys.path.
 
 import composite_data as data  # noqa: E402
 
