@@ -8,7 +8,7 @@ feedback's progress and cancel, STAC requests through QGIS's network stack.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from qgis.core import (
@@ -22,6 +22,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
 )
+
+from ..qt_dates import utc_day
 
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
 RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
@@ -79,15 +81,15 @@ def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
 
 def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: Any,
                    end_of_day: bool = False) -> datetime:
-    value = algorithm.parameterAsDateTime(parameters, name, context)
-    if not parameters.get(name) or value is None or not value.isValid():
+    """A required date parameter as 00:00:00 (or 23:59:59) UTC of that day."""
+    day = utc_day(algorithm.parameterAsDateTime(parameters, name, context), end_of_day) \
+        if parameters.get(name) else None
+    if day is None:
         raise QgsProcessingException(f"{name} is required (a date such as 2023-06-30)")
-    day = value.date()
-    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
-    return datetime(day.year(), day.month(), day.day(), *hms, tzinfo=timezone.utc)
+    return day
 
 
-def _crs_text(crs: QgsCoordinateReferenceSystem) -> str:
+def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
     if not crs.isValid():
         return ""
     return crs.authid() if crs.authid().upper().startswith("EPSG:") else crs.toWkt(
@@ -122,10 +124,10 @@ def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, c
         crs = algorithm.parameterAsExtentCrs(parameters, EXTENT, context)
         extent = algorithm.parameterAsExtent(parameters, EXTENT, context, crs)
         fields["extent"] = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
-        fields["extent_crs"] = _crs_text(crs) or "EPSG:4326"
+        fields["extent_crs"] = crs_text(crs) or "EPSG:4326"
     fields["resolution"] = algorithm.parameterAsDouble(parameters, RESOLUTION, context)
     if parameters.get(TARGET_CRS):
-        fields["crs"] = _crs_text(algorithm.parameterAsCrs(parameters, TARGET_CRS, context))
+        fields["crs"] = crs_text(algorithm.parameterAsCrs(parameters, TARGET_CRS, context))
     max_cloud = algorithm.parameterAsDouble(parameters, MAX_CLOUD, context)
     fields["max_cloud"] = None if max_cloud >= 100 else max_cloud
     fields["quality_band"] = algorithm.parameterAsString(parameters, QUALITY_BAND, context).strip()

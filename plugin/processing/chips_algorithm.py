@@ -24,7 +24,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from .minicube_algorithm import crs_text, utc_date
+from .analysis_params import crs_text, date_parameter
 
 MODES = ("composite", "dates", "forecast")
 FORMATS = ("zarr", "npz")
@@ -186,8 +186,8 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                 source=text(parameters, self.SOURCE, context).strip(),
                 collection=text(parameters, self.COLLECTION, context).strip(),
                 bands=tuple(text(parameters, self.BANDS, context).split(",")),
-                start=utc_date(self, parameters, self.START, context),
-                end=utc_date(self, parameters, self.END, context, end_of_day=True),
+                start=date_parameter(self, parameters, self.START, context),
+                end=date_parameter(self, parameters, self.END, context, end_of_day=True),
                 output=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
                 stride=self.parameterAsInt(parameters, self.STRIDE, context),
                 chip_size=self.parameterAsInt(parameters, self.CHIP_SIZE, context),

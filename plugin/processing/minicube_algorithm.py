@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterCrs,
@@ -18,24 +15,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from .analysis_params import crs_text, date_parameter
+
 FORMATS = ("netcdf", "zarr")
-
-
-def utc_date(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context, end_of_day: bool = False
-             ) -> datetime:
-    value = algorithm.parameterAsDateTime(parameters, name, context)
-    if not parameters.get(name) or value is None or not value.isValid():
-        raise QgsProcessingException(f"{name} is required (a date such as 2023-06-30)")
-    day = value.date()
-    hms = (23, 59, 59) if end_of_day else (0, 0, 0)
-    return datetime(day.year(), day.month(), day.day(), *hms, tzinfo=timezone.utc)
-
-
-def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
-    if not crs.isValid():
-        return ""
-    return crs.authid() if crs.authid().upper().startswith("EPSG:") else crs.toWkt(
-        QgsCoordinateReferenceSystem.WKT_PREFERRED)
 
 
 class MinicubeAlgorithm(QgsProcessingAlgorithm):
@@ -116,8 +98,8 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
         try:
             request = MinicubeRequest(
                 sources=parse_sources(self.parameterAsString(parameters, self.SOURCES, context)),
-                start=utc_date(self, parameters, self.START, context),
-                end=utc_date(self, parameters, self.END, context, end_of_day=True),
+                start=date_parameter(self, parameters, self.START, context),
+                end=date_parameter(self, parameters, self.END, context, end_of_day=True),
                 output=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
                 size=self.parameterAsInt(parameters, self.SIZE, context),
                 resolution=self.parameterAsDouble(parameters, self.RESOLUTION, context),
