@@ -1,7 +1,9 @@
-"""The Analysis tab: composites, difference maps and per-pixel statistics of the selected collection.
+"""The Analysis tab: composites, difference maps and per-pixel statistics of the selected collection,
+and the cube products (a regular cube, a minicube, training chips; see ``cube_products``).
 
-Builds an AnalysisRequest from the widgets on the main thread, estimates the data volume or runs the
-engine in a CallTask (progress, cancel), and adds the written COG as a layer with a fitting style.
+Builds the request from the widgets on the main thread, estimates the data volume or runs the work in
+a CallTask (progress, cancel), and adds the written COG as a layer with a fitting style; a built cube
+becomes a connection of the Browse tab.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from qgis.core import (
     QgsApplication,
     QgsColorRampShader,
     QgsCoordinateReferenceSystem,
+    QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterBandStats,
     QgsRasterLayer,
@@ -21,6 +24,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
 )
+from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
 
 from .. import settings
@@ -32,6 +36,7 @@ from ..qt_dates import utc_day
 from ..stac.sources import SourceKind
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import http_authcfg
+from . import cube_products as products
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
@@ -51,6 +56,8 @@ def _run(task, request):
 
 class AnalysisPanel(QObject):
     finished = pyqtSignal(object)  # the added QgsRasterLayer
+    product_finished = pyqtSignal(str, object)  # product, its result (a path or a ChipResult)
+    cube_built = pyqtSignal(object)  # a Source for the Browse tab
     estimated = pyqtSignal(object)  # VolumeEstimate
     failed = pyqtSignal(str)
 
@@ -60,6 +67,20 @@ class AnalysisPanel(QObject):
         self._task: CallTask | None = None
         for operation in engine.OPERATIONS:
             form.operationCombo.addItem(self.tr(OPERATION_LABELS[operation]), operation)
+        form.operationCombo.insertSeparator(form.operationCombo.count())
+        for product in products.PRODUCTS:
+            form.operationCombo.addItem(self.tr(products.LABELS[product]), product)
+        form.pointsLayerCombo.setFilters(QgsMapLayerProxyModel.PointLayer)
+        form.pointsLayerCombo.setAllowEmptyLayer(True)
+        form.pointsLayerCombo.setLayer(None)
+        form.labelLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        form.labelLayerCombo.setAllowEmptyLayer(True)
+        form.labelLayerCombo.setLayer(None)
+        form.labelLayerCombo.layerChanged.connect(form.labelFieldCombo.setLayer)
+        form.labelFieldCombo.setLayer(None)
+        form.formatCombo.currentIndexChanged.connect(lambda *_: self._format_changed())
+        # The spacer at the bottom takes the spare height, not the word-wrapped status label.
+        form.analysisLayout.setStretch(form.analysisLayout.count() - 1, 1)
         form.operationCombo.currentIndexChanged.connect(self._operation_changed)
         for edit in (form.startAEdit, form.endAEdit, form.startBEdit, form.endBEdit):
             edit.setAllowNull(False)
@@ -77,18 +98,42 @@ class AnalysisPanel(QObject):
 
     def _operation_changed(self) -> None:
         operation = self.form.operationCombo.currentData()
+        product = operation if operation in products.PRODUCTS else None
         combo = self.form.methodCombo
         combo.clear()
-        choices = statistics.STATISTICS if operation == engine.STATISTICS_OP else composite.METHODS
+        choices = statistics.STATISTICS if operation == engine.STATISTICS_OP else (
+            products.METHODS[product] if product else composite.METHODS)
         for choice in choices:
             combo.addItem(choice, choice)
-        self.form.methodLabel.setText(self.tr("Statistic") if operation == engine.STATISTICS_OP else self.tr("Method"))
+        self.form.methodLabel.setText(
+            self.tr("Statistic") if operation == engine.STATISTICS_OP else self.tr("Aggregation")
+            if product == products.MINICUBE else self.tr("Samples") if product == products.CHIPS else self.tr("Method"))
         difference = operation == engine.DIFFERENCE_OP
         self.form.periodBLabel.setVisible(difference)
         for widget in (self.form.startBEdit, self.form.endBEdit):
             widget.setVisible(difference)
         self.form.periodALabel.setText(self.tr("Period A") if difference else self.tr("Period"))
-        self.form.extraBandsCheck.setEnabled(operation == engine.COMPOSITE_OP)
+        self.form.extraBandsCheck.setEnabled(operation in (engine.COMPOSITE_OP, products.BUILDCUBE))
+        self.form.estimateButton.setEnabled(product in (None, products.BUILDCUBE))
+        self.form.productBox.setVisible(product is not None)
+        for used_by, names in products.ROWS.values():
+            for name in names:
+                getattr(self.form, name).setVisible(product in used_by)
+        if product == products.MINICUBE and self.form.periodLengthEdit.text() == "P16D":
+            self.form.periodLengthEdit.setText("P5D")
+        self.form.formatCombo.clear()
+        for label, value in products.FORMATS.get(product, ()):
+            self.form.formatCombo.addItem(self.tr(label), value)
+        self._format_changed()
+
+    def _format_changed(self) -> None:
+        """The output is a file (COG, NetCDF), a store or a folder, depending on what is written."""
+        operation, fmt = self.form.operationCombo.currentData(), self.form.formatCombo.currentData()
+        widget = self.form.outputFile
+        folder = (operation, fmt) in ((products.BUILDCUBE, products.COG_STAC), (products.CHIPS, "npz"))
+        widget.setStorageMode(QgsFileWidget.GetDirectory if folder else QgsFileWidget.SaveFile)
+        widget.setFilter({"zarr": "Zarr store (*.zarr)", "netcdf": "NetCDF (*.nc)"}.get(
+            fmt, "" if folder else "Cloud-Optimized GeoTIFF (*.tif)"))
 
     def _collection_changed(self) -> None:
         collection = self.browse.current_collection()
@@ -111,12 +156,16 @@ class AnalysisPanel(QObject):
 
     # -- the request ---------------------------------------------------------------------------------
     def request(self) -> engine.AnalysisRequest:
+        """The engine's request; for a cube product, the composite request it is built from."""
         source, collection = self.browse.source, self.browse.current_collection()
         if source is None or collection is None:
             raise ValueError(self.tr("Choose a source and a collection in the Browse tab first."))
         if source.kind == SourceKind.ZARR:
             raise ValueError(self.tr("Analysis runs on STAC collections; this source is a Zarr cube."))
         operation = self.form.operationCombo.currentData()
+        product = operation if operation in products.PRODUCTS else None
+        if product:
+            operation = engine.COMPOSITE_OP
         form = self.form
         periods = [engine.Period(utc_day(form.startAEdit.dateTime()), utc_day(form.endAEdit.dateTime(), True))]
         if operation == engine.DIFFERENCE_OP:
@@ -125,16 +174,19 @@ class AnalysisPanel(QObject):
         bands = tuple(b.strip() for b in self.form.analysisBandsEdit.text().split(",") if b.strip())
         if not bands:
             raise ValueError(self.tr("Enter at least one band or index."))
-        output = self.form.outputFile.filePath().strip() or str(
-            Path(tempfile.gettempdir()) / f"cubescope-{operation}-{collection.id}-{datetime.now():%Y%m%d-%H%M%S}.tif")
+        stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+        output = self.form.outputFile.filePath().strip() or (
+            products.default_output(product, self.form.formatCombo.currentData(), collection.id) if product else
+            str(Path(tempfile.gettempdir()) / f"cubescope-{operation}-{collection.id}-{stamp}.tif"))
+        method = self.form.methodCombo.currentData()
         extent = self.form.analysisExtentBox.outputExtent()
         access = self.browse._access()
         cloud = self.form.analysisCloudSpin.value()
         return engine.AnalysisRequest(
             source=source, collection=collection.id, operation=operation, bands=bands, periods=tuple(periods),
             output=output,
-            method=self.form.methodCombo.currentData() if operation != engine.STATISTICS_OP else composite.MEDIAN,
-            statistic=self.form.methodCombo.currentData() if operation == engine.STATISTICS_OP else statistics.MEAN,
+            method=method if method in composite.METHODS else composite.MEDIAN,
+            statistic=method if operation == engine.STATISTICS_OP else statistics.MEAN,
             extra_bands=self.form.extraBandsCheck.isChecked() and operation == engine.COMPOSITE_OP,
             extent=None if extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
                                                   extent.xMaximum(), extent.yMaximum()),
@@ -149,11 +201,32 @@ class AnalysisPanel(QObject):
         self._start(self.tr("Cubescope: estimating"), _estimate, self._estimated)
 
     def run(self) -> None:
-        self._start(self.tr("Cubescope: {op}").format(op=self.form.operationCombo.currentText()), _run, self._ran)
+        description = self.tr("Cubescope: {op}").format(op=self.form.operationCombo.currentText())
+        if self.form.operationCombo.currentData() in products.PRODUCTS:
+            self._start(description, products.run_product, self._product_done, self.product_job)
+        else:
+            self._start(description, _run, self._ran)
 
-    def _start(self, description: str, function, on_success) -> None:
+    def product_job(self) -> products.ProductJob:
+        """The cube, minicube or chips job the widgets describe."""
+        form, product = self.form, self.form.operationCombo.currentData()
+        products.check_source(self.browse.source, product)
+        analysis, source, fmt = self.request(), self.browse.source, form.formatCombo.currentData()
+        method = form.methodCombo.currentData()
+        if product == products.BUILDCUBE:
+            request = products.cube_request(analysis, form.periodLengthEdit.text(), form.cyclicCheck.isChecked(), fmt)
+        elif product == products.MINICUBE:
+            request = products.minicube_request(analysis, source, self.browse.current_collection(), method,
+                                                form.periodLengthEdit.text(), fmt, form.extraSourcesEdit.text())
+        else:
+            request = products.chip_request(analysis, source, method, fmt, form.chipSizeSpin.value(),
+                                            form.maxMaskedSpin.value(), form.pointsLayerCombo.currentLayer(),
+                                            form.labelLayerCombo.currentLayer(), form.labelFieldCombo.currentField())
+        return products.job_for(product, request, source)
+
+    def _start(self, description: str, function, on_success, make_request=None) -> None:
         try:
-            request = self.request()
+            request = (make_request or self.request)()
         except (ValueError, PermissionError) as error:
             self._fail(str(error))
             return
@@ -177,7 +250,8 @@ class AnalysisPanel(QObject):
         self.form.analysisProgress.hide()
         self.form.cancelAnalysisButton.setEnabled(False)
         self.form.runAnalysisButton.setEnabled(True)
-        self.form.estimateButton.setEnabled(True)
+        self.form.estimateButton.setEnabled(self.form.operationCombo.currentData() not in (products.MINICUBE,
+                                                                                          products.CHIPS))
 
     def _finish(self, handler, request, result) -> None:
         self._idle()
@@ -197,6 +271,20 @@ class AnalysisPanel(QObject):
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
         log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
         self.finished.emit(layer)
+
+    def _product_done(self, job: products.ProductJob, result) -> None:
+        if job.product == products.CHIPS:
+            message = products.describe_chips(result)
+        elif job.product == products.BUILDCUBE:
+            source = products.built_cube_source(Path(result), job.request)
+            message = self.tr("Built {path}; it is listed as the connection '{name}' in Browse").format(
+                path=result, name=source.name)
+            self.cube_built.emit(source)
+        else:
+            message = self.tr("Wrote {path}").format(path=result)
+        self.form.analysisStatus.setText(message)
+        log(message, "success", bar=self.bar)
+        self.product_finished.emit(job.product, result)
 
     def _fail(self, message: str) -> None:
         self._idle()

@@ -45,6 +45,7 @@ class CubescopeDock(QgsDockWidget):
         self.browse = BrowsePanel(self.form, self.message_bar, canvas, workdir, self)
         self.timeseries = TimeSeriesPanel(self.form, self.message_bar, canvas, self.browse, self)
         self.analysis = AnalysisPanel(self.form, self.message_bar, canvas, self.browse, self)
+        self.analysis.cube_built.connect(self.add_built_cube)
         for button, icon in ((self.form.addSourceButton, "/symbologyAdd.svg"),
                              (self.form.editSourceButton, "/symbologyEdit.svg"),
                              (self.form.removeSourceButton, "/symbologyRemove.svg"),
@@ -117,6 +118,11 @@ class CubescopeDock(QgsDockWidget):
             settings.upsert_source(source)
             self._fill_sources(source.name)
             self._open_selected_source()
+
+    def add_built_cube(self, source: Source) -> None:
+        """A cube built in the Analysis tab joins the connections; the open source stays selected."""
+        settings.upsert_source(source)
+        self._fill_sources(self.form.sourceCombo.currentText() if self.current_source() else DEMO_SOURCE)
 
     def edit_source(self) -> None:
         source = self.current_source()

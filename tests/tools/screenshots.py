@@ -83,6 +83,35 @@ def plot_two_points(dock) -> None:
         wait_signal(dock.timeseries.series_done, 120)
 
 
+def analysis_difference(dock) -> None:
+    """The Analysis tab after an NDVI difference (summer 2024 minus summer 2023) over tile A's clear-cut."""
+    from qgis.core import QgsRectangle
+
+    from cubescope.plugin.gui.browse_panel import WGS84
+
+    form = dock.form
+    form.tabs.setCurrentWidget(form.analysisTab)
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("difference"))
+    form.methodCombo.setCurrentIndex(form.methodCombo.findData("median"))
+    form.analysisBandsEdit.setText("ndvi")
+    form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(23.975, 45.495, 24.005, 45.515), WGS84)
+    for edit, day in ((form.startAEdit, "2023-06-01"), (form.endAEdit, "2023-09-30"),
+                      (form.startBEdit, "2024-05-01"), (form.endBEdit, "2024-07-31")):
+        edit.setDateTime(QDateTime.fromString(day, "yyyy-MM-dd"))
+    form.runAnalysisButton.click()
+    (layer,) = wait_signal(dock.analysis.finished, 180)
+    iface.mapCanvas().setExtent(iface.mapCanvas().mapSettings().layerExtentToOutputExtent(layer, layer.extent()))
+
+
+def analysis_cube_form(dock) -> None:
+    """The same tab set up for a regular 16-day cube (the options a cube adds)."""
+    form = dock.form
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("buildcube"))
+    form.analysisBandsEdit.setText("red,nir,ndvi")
+    form.extraBandsCheck.setChecked(True)
+    form.cyclicCheck.setChecked(True)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     iface.mainWindow().resize(1600, 1000)
@@ -101,6 +130,14 @@ def main() -> None:
     settle(1500)
     iface.mainWindow().grab().save(str(OUT / "qgis-dock-timeseries.png"))
     plugin.dock.grab().save(str(OUT / "dock-timeseries.png"))
+    analysis_difference(plugin.dock)
+    iface.mapCanvas().refresh()
+    settle(2000)
+    iface.mainWindow().grab().save(str(OUT / "qgis-dock-analysis.png"))
+    plugin.dock.grab().save(str(OUT / "dock-analysis.png"))
+    analysis_cube_form(plugin.dock)
+    settle(500)
+    plugin.dock.grab().save(str(OUT / "dock-analysis-cube.png"))
 
 
 try:
