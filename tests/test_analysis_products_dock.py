@@ -158,3 +158,14 @@ def test_a_minicube_without_an_extent_is_refused_before_any_task(dock, qtbot, tm
         dock.form.runAnalysisButton.click()
     assert "Choose an extent for the minicube" in blocker.args[0]
     assert not (tmp_path / "none.zarr").exists() and dock.form.runAnalysisButton.isEnabled()
+
+
+def test_cancelling_a_cube_build_reports_it_and_frees_the_tab(dock, qtbot, tmp_path):  # noqa: F811
+    choose(dock, "buildcube", "median", "red", tmp_path / "cancelled.zarr", "zarr")
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+        assert dock.form.cancelAnalysisButton.isEnabled() and not dock.form.runAnalysisButton.isEnabled()
+        dock.form.cancelAnalysisButton.click()
+    assert blocker.args[0].startswith("Cancelled")
+    assert dock.form.runAnalysisButton.isEnabled() and not dock.form.cancelAnalysisButton.isEnabled()
+    assert not [s for s in settings.user_sources() if s.name == "Cube: cancelled.zarr"]
