@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -219,3 +221,102 @@ def test_algorithm_in_process(qgis_app, demo_cube, tmp_path):
     assert ok and results["SAMPLES"] == 1
     with np.load(out / "p1.npz") as sample:
         assert sample["image"].shape == (2, 16, 16)
+
+
+def _chips(request: ch.ChipRequest, logs: list[str] | None = None) -> tuple[list[dict], dict, dict[str, np.ndarray]]:
+    """A finished job's manifest rows, summary and every array it wrote (Zarr store or .npz files)."""
+    result = ch.run(request, log=None if logs is None else logs.append)
+    rows = ch.read_manifest(result.manifest)
+    summary = json.loads(result.manifest.with_suffix(".json").read_text())
+    if request.format == ch.ZARR:
+        ds = xarray.open_zarr(result.output)
+        arrays = {name: ds[name].values for name in ds.variables}
+    else:
+        arrays = {}
+        for row in rows:
+            if row["file"]:
+                with np.load(result.output / row["file"]) as sample:
+                    arrays.update({f"{row['id']}/{key}": sample[key] for key in sample.files})
+    return rows, summary, arrays
+
+
+def _assert_same(a: tuple, b: tuple) -> None:
+    rows_a, summary_a, arrays_a = a
+    rows_b, summary_b, arrays_b = b
+    assert rows_a == rows_b and summary_a == summary_b
+    assert sorted(arrays_a) == sorted(arrays_b)
+    for name, values in arrays_a.items():
+        np.testing.assert_array_equal(values, arrays_b[name], err_msg=name)
+
+
+def test_the_dask_cluster_cuts_the_same_chips(demo_cube, tmp_path, dask_cluster_without_cubescope):
+    """Read at once or chip by chip, locally or by workers that cannot import Cubescope: the same samples,
+    arrays and manifest. Chip by chip, each chip's reads, masks and composite are tasks on the cluster."""
+    from distributed import Client, get_task_stream
+
+    cluster = dask_cluster_without_cubescope
+    dates = ch.ChipRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=BANDS, start=SUMMER[0], end=SUMMER[1],
+        output=str(tmp_path / "local.zarr"), extent=WEST, extent_crs="EPSG:32634", chip_size=64, stride=32,
+        mode=ch.DATES, label_collection="demo-landcover", label_band="data", block_size=960, seed=7, max_masked=0.2)
+    reference = _chips(dates)
+    assert reference[1]["samples"] > 5 and reference[1]["skipped"][ch.MASKED] > 0
+    assert {"image", "mask", "label"} <= set(reference[2])
+    logs: list[str] = []
+    with Client(cluster, set_as_default=False) as client, get_task_stream(client) as stream:
+        _assert_same(reference, _chips(replace(dates, output=str(tmp_path / "remote.zarr"), dask_scheduler=cluster,
+                                               read_at_once=0), logs))
+    computed = {row["chip"] for row in reference[0] if row["reason"] not in (ch.CROSSES, ch.OUTSIDE)}
+    assert sum(str(task["key"]).startswith("cubescope-chip-") for task in stream.data) == len(computed) >= 4
+    _assert_same(reference, _chips(replace(dates, output=str(tmp_path / "remote-at-once.zarr"),
+                                           dask_scheduler=cluster), logs))
+    assert [line for line in logs if f"computed on Dask cluster {cluster}" in line][1].endswith("read at once")
+    _assert_same(reference, _chips(replace(dates, output=str(tmp_path / "local-by-chip.zarr"), read_at_once=0)))
+
+    composite = ch.ChipRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=("red", "nir"), start=SUMMER[0],
+        end=SUMMER[1], output=str(tmp_path / "local-npz"), points=(("a", 732800.0, 5043200.0),
+                                                                   ("b", 733120.0, 5042240.0)),
+        points_crs="EPSG:32634", chip_size=32, mode=ch.COMPOSITE, max_masked=1.0, block_size=100000,
+        format=ch.NPZ, read_at_once=0)
+    local = _chips(composite)
+    assert len(local[2]) == 2 * 4 and np.isfinite(local[2]["a/image"]).mean() > 0.9
+    _assert_same(local, _chips(replace(composite, output=str(tmp_path / "remote-npz"), dask_scheduler=cluster)))
+
+
+def test_an_unreachable_scheduler_fails_fast_and_names_it(demo_cube, tmp_path, unused_port):
+    from cubescope.plugin.analysis.executor import SchedulerUnreachable
+
+    request = ch.ChipRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=BANDS, start=SUMMER[0], end=SUMMER[1],
+        output=str(tmp_path / "chips.zarr"), extent=WEST, extent_crs="EPSG:32634", chip_size=64,
+        dask_scheduler=f"127.0.0.1:{unused_port}", scheduler_timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(SchedulerUnreachable, match=f"Dask scheduler at tcp://127.0.0.1:{unused_port}"):
+        ch.run(request)
+    assert time.monotonic() - started < 15
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tmp_path, dask_cluster_without_cubescope):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from cubescope.plugin.processing.chips_algorithm import ChipsAlgorithm
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS name)
+            self.lines.append(info)
+
+    feedback = Feedback()
+    results, ok = ChipsAlgorithm().create().run({
+        "SOURCE": str(demo_cube.catalog), "COLLECTION": "demo-s2-l2a", "BANDS": "red,nir",
+        "EXTENT": "732320,732960,5043520,5044160 [EPSG:32634]", "CHIP_SIZE": 32, "START": "2023-06-01",
+        "END": "2023-08-31", "MODE": 0, "MAX_MASKED": 100, "BLOCK_SIZE": 100000, "FORMAT": 0,
+        "DASK_SCHEDULER": dask_cluster_without_cubescope, "OUTPUT": str(tmp_path / "chips.zarr")},
+        QgsProcessingContext(), feedback)
+    assert ok and results["SAMPLES"] == 4
+    assert any(f"computed on Dask cluster {dask_cluster_without_cubescope}" in line for line in feedback.lines)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -158,3 +160,104 @@ def test_algorithm_in_process(qgis_app, demo_cube, tmp_path):
     assert ok and results["OUTPUT"] == str(out)
     ds = xarray.open_zarr(out)
     assert ds["vv"].attrs["aggregation"] == "max" and ds["vv"].shape == (3, 32, 32)
+
+
+# 300 x 300 px at 8 m around the middle of tile A: 2 x 2 blocks of 256 px (two of them partial), every
+# source resampled (8 m is no multiple of the data's 10 and 20 m), all pixels inside the data.
+MIDDLE = (733600.0, 5042880.0)
+
+
+def _blocks_request(demo_cube, output, sources: str = "", **fields) -> mc.MinicubeRequest:
+    return mc.MinicubeRequest(sources=mc.parse_sources(sources or _sources(demo_cube)), start=START, end=END,
+                              output=str(output), point=MIDDLE, point_crs="EPSG:32634", size=300, resolution=8.0,
+                              cadence="P24D", **fields)
+
+
+def test_the_dask_cluster_writes_the_same_minicube(demo_cube, tmp_path, dask_cluster_without_cubescope):
+    """Every block computed by workers that cannot import Cubescope (its code travels with the tasks),
+    the Zarr source read here, and the result identical to local threads: values, coordinates, attributes."""
+    from distributed import Client, get_task_stream
+
+    local = _blocks_request(demo_cube, tmp_path / "local.zarr", format=mc.ZARR)
+    remote = replace(local, output=str(tmp_path / "remote.zarr"), dask_scheduler=dask_cluster_without_cubescope)
+    logs: list[str] = []
+    mc.run(local)
+    with Client(dask_cluster_without_cubescope, set_as_default=False) as client, get_task_stream(client) as stream:
+        mc.run(remote, log=logs.append)
+    ran = [str(task["key"]) for task in stream.data]
+    assert any(f"on Dask cluster {dask_cluster_without_cubescope}" in line for line in logs)
+    assert any("cubescope-steps" in key for key in ran) and any("cubescope-first" in key for key in ran)
+    assert not any(mc.LOCAL in key for key in ran)  # the Zarr source never leaves this process
+    a, b = xarray.open_zarr(tmp_path / "local.zarr"), xarray.open_zarr(tmp_path / "remote.zarr")
+    assert set(a.variables) == set(b.variables) and len(a.data_vars) == 10
+    assert a["vv"].shape == (3, 300, 300) and a["vv"].encoding["chunks"] == (3, 256, 256)
+    for name in a.variables:
+        assert a[name].dims == b[name].dims and a[name].attrs == b[name].attrs, name
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        if name in a.data_vars and name != "spatial_ref":
+            assert np.isfinite(a[name].values).mean() > 0.95, name
+    assert {k: v for k, v in a.attrs.items() if k != "history"} == {k: v for k, v in b.attrs.items() if k != "history"}
+
+
+def test_an_unreachable_scheduler_fails_fast_and_names_it(demo_cube, tmp_path, unused_port):
+    from cubescope.plugin.analysis.executor import SchedulerUnreachable
+
+    request = _blocks_request(demo_cube, tmp_path / "cube.nc", dask_scheduler=f"127.0.0.1:{unused_port}",
+                              scheduler_timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(SchedulerUnreachable, match=f"Dask scheduler at tcp://127.0.0.1:{unused_port}"):
+        mc.run(request)
+    assert time.monotonic() - started < 15
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("fmt", "name", "busy"), [
+    (mc.ZARR, "cube.zarr", "cube.zarr.partial"),  # while blocks are written into the store
+    (mc.NETCDF, "cube.nc", "cube.nc.partial"),  # while the streamed store is copied into the NetCDF file
+])
+def test_cancelling_during_the_write_leaves_nothing(demo_cube, tmp_path, fmt, name, busy):
+    (tmp_path / name).write_text("an older minicube, replaced only by a complete one")
+    seen: list[float] = []
+    caught: list[bool] = []
+
+    def is_canceled() -> bool:
+        if (tmp_path / busy).exists() and seen and seen[-1] > 5.0:  # at least one block written
+            caught.append(True)
+        return bool(caught)
+
+    request = _blocks_request(demo_cube, tmp_path / name, f"{demo_cube.catalog}|demo-s1-rtc|vv,vh|mean",
+                              format=fmt)
+    with pytest.raises(InterruptedError):
+        mc.run(request, progress=seen.append, is_canceled=is_canceled)
+    assert caught and seen[-1] < 100.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert (tmp_path / name).read_text().startswith("an older minicube")
+
+
+def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tmp_path, dask_cluster_without_cubescope):
+    """DASK_SCHEDULER reaches the request: the run says it computes on that cluster, or locally with "local"."""
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from cubescope.plugin.processing.minicube_algorithm import MinicubeAlgorithm
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS name)
+            self.lines.append(info)
+
+    outputs = {}
+    for scheduler, expected in ((dask_cluster_without_cubescope, f"Dask cluster {dask_cluster_without_cubescope}"),
+                                ("local", "local thread(s)")):
+        feedback, out = Feedback(), tmp_path / f"{len(outputs)}.zarr"
+        results, ok = MinicubeAlgorithm().create().run({
+            "SOURCES": f"{demo_cube.catalog}|demo-s1-rtc|vv|max", "POINT": "732640,5043840 [EPSG:32634]",
+            "SIZE": 32, "RESOLUTION": 20, "START": "2023-03-01", "END": "2023-04-30", "CADENCE": "P24D",
+            "FORMAT": 1, "DASK_SCHEDULER": scheduler, "OUTPUT": str(out)}, QgsProcessingContext(), feedback)
+        assert ok and any(line.startswith("Computing") and line.endswith(expected) for line in feedback.lines)
+        outputs[scheduler] = xarray.open_zarr(results["OUTPUT"])["vv"].values
+    first, second = outputs.values()
+    assert first.shape == (3, 32, 32) and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)

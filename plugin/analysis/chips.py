@@ -3,7 +3,12 @@ forecasting windows, masked-pixel skipping and spatial-block splits, written to 
 one ``.npz`` per sample, with a manifest CSV saying where every chip is and why any was skipped.
 
 The items are loaded once, lazily, onto one grid (the data's native grid unless asked otherwise), and
-each chip computes only its own window: memory follows the chip, not the job. Nothing imports QGIS.
+each chip computes only its own window: memory follows the chip, not the job. A chip's pixel work (its
+odc-stac reads, the masks and, for composites, the median) is one task, run by local threads or, with
+``dask_scheduler``, on that Dask cluster (the functions travel as code: workers need odc-stac, not
+Cubescope); a few chips are in flight at a time and they are written in order, so a cluster run writes
+what a local one does. Small jobs (:data:`IN_MEMORY`) are read once, block by block by the same runner,
+and cut in memory, so that overlapping chips do not read the same pixels again. Nothing imports QGIS.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +28,9 @@ import numpy as np
 
 from ..stac.http import Fetcher
 from . import composite
+from .executor import CONNECT_TIMEOUT_S, BlockRunner, ByValue, Canceled, block_runner
 from .grid import GridError, OutputGrid, native_crs, native_resolution, output_grid, transform_bounds
-from .minicube import MinicubeError, load_stac_bands, search
+from .minicube import MinicubeError, block_tasks, load_stac_bands, search
 from .quality import QualityRule, rule_for, rule_from_user
 from .splits import BlockSplitter
 
@@ -31,7 +38,7 @@ COMPOSITE, DATES, FORECAST = "composite", "dates", "forecast"
 MODES = (COMPOSITE, DATES, FORECAST)
 ZARR, NPZ = "zarr", "npz"
 IN_MEMORY = 256 * 1024 * 1024
-"""Jobs whose whole stack (float32) is at most this are read at once; larger ones chip by chip."""
+"""Jobs whose whole stack (float32 bytes) is at most this are read at once; larger ones chip by chip."""
 
 OUTSIDE = "outside the data"
 CROSSES = "crosses a split boundary"
@@ -93,6 +100,13 @@ class ChipRequest:
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     buffer: float = 0.0
     format: str = ZARR
+    dask_scheduler: str = ""
+    """Address of a Dask scheduler (tcp://host:8786); empty to compute with local threads."""
+    scheduler_timeout: float = CONNECT_TIMEOUT_S
+    """Seconds to wait for the scheduler (and for its first worker) before giving up."""
+    read_at_once: int = IN_MEMORY
+    """Bytes (float32 stack of every date and band) up to which the job is read at once and cut in
+    memory; larger jobs are read chip by chip. 0: always chip by chip."""
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -275,13 +289,52 @@ class _ZarrSink:
         zarr.consolidate_metadata(str(self.path))
 
 
+@dataclass(frozen=True)
+class ChipSpec:
+    """What a chip task needs besides its pixels (small and picklable: it travels to Dask workers)."""
+
+    bands: int
+    """The first ``bands`` planes of a window are the bands, in the request's order."""
+    quality: int | None
+    """The plane of the quality band, None without a mask."""
+    rule: QualityRule | None
+    composite: bool
+
+
+def chip_payload(window: np.ndarray, label: np.ndarray | None, spec: ChipSpec) -> dict[str, Any]:
+    """What one chip's samples need from its (time, plane, y, x) window: per date the band values and
+    where every band has data and the quality band says clear; for a composite, the per-band median of
+    those values and where no date was usable instead (far less to send back from a worker)."""
+    values = np.asarray(window[:, :spec.bands], dtype=np.float32)
+    valid = np.isfinite(values).all(axis=1)
+    if spec.rule is not None and spec.quality is not None:
+        valid &= spec.rule.is_clear(window[:, spec.quality])
+    if spec.composite:
+        image = np.stack([composite.median(values[:, b], valid) for b in range(values.shape[1])]).astype(np.float32)
+        return {"image": image, "masked": ~valid.any(axis=0), "label": label}
+    return {"values": values, "valid": valid, "label": label}
+
+
 def run(request: ChipRequest, fetch: Fetcher | None = None, progress: Callable[[float], None] | None = None,
         is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] | None = None) -> ChipResult:
-    """Cut, filter, split and write the chips; returns where they went and what was skipped."""
+    """Cut, filter, split and write the chips on the request's Dask scheduler or with local threads;
+    returns where they went and what was skipped. SchedulerUnreachable (an OSError) within the request's
+    timeout when the scheduler does not answer; InterruptedError when cancelled."""
     from ..stac.http import local_fetcher, requests_fetcher
 
     fetcher = fetch or (local_fetcher() if "://" not in request.source else requests_fetcher())
     report, say = progress or (lambda _p: None), log or (lambda _m: None)
+    try:
+        with block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
+            return _run(request, fetcher, runner, report, is_canceled, say)
+    except Canceled:
+        raise InterruptedError("Cancelled") from None
+
+
+def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Callable[[float], None],
+         is_canceled: Callable[[], bool], say: Callable[[str], None]) -> ChipResult:
+    import dask.array as da
+
     items = search(request.source, request.collection, _search_bbox(request), request.start, request.end, fetcher)
     if not items:
         raise ChipError(f"No items of {request.collection} between {request.start:%Y-%m-%d} and "
@@ -296,47 +349,115 @@ def run(request: ChipRequest, fetch: Fetcher | None = None, progress: Callable[[
         loaded, _ = load_stac_bands(items, names, grid, chunk=request.chip_size)
     except MinicubeError as error:
         raise ChipError(str(error)) from error
-    if loaded.sizes["time"] * len(names) * grid.width * grid.height * 4 <= IN_MEMORY:
-        loaded = loaded.compute()  # small jobs: read once rather than window by window
     days = [str(t)[:10] for t in loaded["time"].values]
+    stack = da.stack([loaded[name].data for name in names], axis=1)  # (time, plane, y, x), lazy
     labels = _label_raster(request, grid, fetcher)
+    label_data = labels.data if labels is not None else None
     chips = chip_windows(request, grid)
+    spec = ChipSpec(len(request.bands), names.index(rule.band) if rule is not None else None, rule,
+                    request.mode == COMPOSITE)
+    at_once = stack.nbytes <= request.read_at_once
     say(f"{len(items)} items on {len(days)} dates; {len(chips)} chips of {request.chip_size} px on "
-        f"{grid.crs} at {grid.resolution:g}")
+        f"{grid.crs} at {grid.resolution:g}, computed on {runner.description}"
+        + ("; read at once" if at_once else "; read chip by chip"))
+    if at_once:  # small jobs: read once (overlapping chips share pixels), then cut in memory
+        arrays = _read_at_once(runner, {"stack": stack, "label": label_data}, is_canceled, lambda f: report(50 * f))
+        compute = partial(_payloads_in_memory, arrays, request=request, spec=spec)
+        share = (50.0, 50.0)
+    else:
+        compute = partial(_chip_payloads, runner, stack, label_data, request=request, spec=spec,
+                          is_canceled=is_canceled)
+        share = (0.0, 100.0)
     writer = _Writer(request, grid)
-    for n, chip in enumerate(chips):
+    batch = 2 * _parallelism(runner)
+    for first in range(0, len(chips), batch):
         if is_canceled():
             raise InterruptedError("Cancelled")
-        if not chip.reason:
-            window = loaded.isel(y=slice(chip.row, chip.row + request.chip_size),
-                                 x=slice(chip.col, chip.col + request.chip_size)).compute()
-            values = np.stack([window[b].values for b in request.bands], axis=1)  # (time, band, y, x)
-            valid = np.isfinite(values).all(axis=1)
-            if rule is not None:
-                valid &= rule.is_clear(window[rule.band].values)
-            label = None
-            if labels is not None:
-                label = np.asarray(labels.isel(y=slice(chip.row, chip.row + request.chip_size),
-                                               x=slice(chip.col, chip.col + request.chip_size)).values)
-            elif request.label_polygons:
+        part = [(n, chips[n]) for n in range(first, min(len(chips), first + batch))]
+        computed = compute([(n, chip) for n, chip in part if not chip.reason])
+        for n, chip in part:  # in the chips' order, whatever order their tasks finished in
+            if chip.reason:
+                writer.skip(chip, chip.reason, dates=f"{days[0]}/{days[-1]}")
+                continue
+            payload = computed.pop(n)
+            label = payload["label"]
+            if label is None and request.label_polygons:
                 label = _rasterise(request, grid, chip)
-            _samples(request, chip, values, valid, days, label, writer)
-        else:
-            writer.skip(chip, chip.reason, dates=f"{days[0]}/{days[-1]}")
-        report(100.0 * (n + 1) / len(chips))
+            _samples(request, chip, payload, days, label, writer)
+        report(share[0] + share[1] * min(len(chips), first + batch) / len(chips))
     return writer.finish()
 
 
-def _samples(request: ChipRequest, chip: Chip, values: np.ndarray, valid: np.ndarray, days: list[str],
+def _window(chip: Chip, request: ChipRequest) -> tuple[slice, slice]:
+    return slice(chip.row, chip.row + request.chip_size), slice(chip.col, chip.col + request.chip_size)
+
+
+def _parallelism(runner: BlockRunner) -> int:
+    if runner.client is not None:
+        return max(1, sum(runner.client.nthreads().values()))
+    return max(1, runner.threads)
+
+
+def _read_at_once(runner: BlockRunner, lazy: dict[str, Any], is_canceled: Callable[[], bool],
+                  progress: Callable[[float], None]) -> dict[str, np.ndarray]:
+    """The lazy arrays in memory, computed block by block by ``runner`` (on the cluster when it has one)."""
+    arrays, tasks = {}, []
+    for name, array in lazy.items():
+        if array is None:
+            continue
+        if array.ndim == 4:  # every plane of a block in one task
+            array = array.rechunk({1: -1})
+        arrays[name] = np.empty(array.shape, dtype=array.dtype)
+        tasks.extend(block_tasks(name, array))
+
+    def store(key: tuple[str, tuple[slice, ...]], block: np.ndarray) -> None:
+        arrays[key[0]][key[1]] = block
+
+    runner.run(tasks, store, is_canceled, lambda done, total: progress(done / total))
+    return arrays
+
+
+def _payloads_in_memory(arrays: dict[str, np.ndarray], part: list[tuple[int, Chip]], request: ChipRequest,
+                        spec: ChipSpec) -> dict[int, dict[str, Any]]:
+    """The payloads of ``part``'s chips cut from the stack read at once."""
+    out = {}
+    for n, chip in part:
+        rows, cols = _window(chip, request)
+        label = arrays["label"][rows, cols] if "label" in arrays else None
+        out[n] = chip_payload(arrays["stack"][:, :, rows, cols], label, spec)
+    return out
+
+
+def _chip_payloads(runner: BlockRunner, stack: Any, labels: Any, part: list[tuple[int, Chip]],
+                   request: ChipRequest, spec: ChipSpec, is_canceled: Callable[[], bool]) -> dict[int, dict[str, Any]]:
+    """The payloads of ``part``'s chips, one task each (the window's reads and :func:`chip_payload`),
+    computed by ``runner``; at most one batch is in memory, so memory follows the batch, not the job."""
+    from uuid import uuid4
+
+    import dask
+
+    function, token, tasks = ByValue(partial(chip_payload, spec=spec)), uuid4().hex, []
+    for n, chip in part:
+        rows, cols = _window(chip, request)
+        label = labels[rows, cols] if labels is not None else None
+        tasks.append((n, dask.delayed(function, pure=False)(stack[:, :, rows, cols], label,
+                                                            dask_key_name=f"cubescope-chip-{token}-{n}")))
+    computed: dict[int, dict[str, Any]] = {}
+    runner.run(tasks, computed.__setitem__, is_canceled)
+    return computed
+
+
+def _samples(request: ChipRequest, chip: Chip, payload: dict[str, Any], days: list[str],
              label: np.ndarray | None, writer: _Writer) -> None:
     """The samples of one chip: one composite, one per chosen date, or the forecasting windows."""
     if request.mode == COMPOSITE:
-        image = np.stack([composite.median(values[:, b], valid) for b in range(values.shape[1])]).astype(np.float32)
-        masked = ~valid.any(axis=0)
-        writer.sample(chip, f"{chip.id}", {"image": (("band", "y", "x"), image),
+        masked = payload["masked"]
+        writer.sample(chip, f"{chip.id}", {"image": (("band", "y", "x"), payload["image"]),
                                            "mask": (("y", "x"), masked.astype(np.uint8))},
                       label, float(masked.mean()), f"{days[0]}/{days[-1]}")
-    elif request.mode == DATES:
+        return
+    values, valid = payload["values"], payload["valid"]
+    if request.mode == DATES:
         wanted = [d.isoformat() for d in request.dates] or days
         for day in wanted:
             if day not in days:

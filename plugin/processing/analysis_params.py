@@ -74,9 +74,19 @@ def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
         QUALITY_BAND, "Quality band (empty = the collection's, none = no mask)", optional=True))
     algorithm.addParameter(QgsProcessingParameterString(
         CLEAR_VALUES, "Clear values (e.g. 4,5,6) or masked bits (bits:1,3)", optional=True))
+    add_scheduler_parameter(algorithm)
+    algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Output (Cloud-Optimized GeoTIFF)"))
+
+
+def add_scheduler_parameter(algorithm: QgsProcessingAlgorithm) -> None:
+    """DASK_SCHEDULER: a cluster's address, empty for the plugin setting, ``local`` for local threads."""
     algorithm.addParameter(QgsProcessingParameterString(
         DASK_SCHEDULER, "Dask scheduler (empty = plugin setting, local = this computer)", optional=True))
-    algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Output (Cloud-Optimized GeoTIFF)"))
+
+
+def scheduler_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, context: Any) -> str:
+    """The scheduler address to use: the parameter, else the plugin setting; empty for local threads."""
+    return _scheduler(algorithm.parameterAsString(parameters, DASK_SCHEDULER, context))
 
 
 def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: Any,
@@ -132,7 +142,7 @@ def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, c
     fields["max_cloud"] = None if max_cloud >= 100 else max_cloud
     fields["quality_band"] = algorithm.parameterAsString(parameters, QUALITY_BAND, context).strip()
     fields["clear_values"] = algorithm.parameterAsString(parameters, CLEAR_VALUES, context).strip()
-    fields["dask_scheduler"] = _scheduler(algorithm.parameterAsString(parameters, DASK_SCHEDULER, context))
+    fields["dask_scheduler"] = scheduler_parameter(algorithm, parameters, context)
     fields["output"] = algorithm.parameterAsOutputLayer(parameters, OUTPUT, context)
     fields["gdal_options"] = tuple(sorted(qgis_gdal_http_config().items()))
     return fields

@@ -24,7 +24,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from .analysis_params import crs_text, date_parameter
+from .analysis_params import add_scheduler_parameter, crs_text, date_parameter, scheduler_parameter
 
 MODES = ("composite", "dates", "forecast")
 FORMATS = ("zarr", "npz")
@@ -72,6 +72,10 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
             "<code>.npz</code> files, and a manifest CSV beside it (<code>&lt;output&gt;.csv</code>) listing every "
             "chip with its centre, CRS, bounds, dates, split, and for skipped ones the reason; "
             "<code>&lt;output&gt;.json</code> sums it up.</p>"
+            "<p><b>Dask scheduler</b>: tcp://host:8786 reads the chips' pixels and computes their masks and "
+            "composites on that cluster (its workers need odc-stac and access to the assets); empty uses the "
+            "plugin setting, <i>local</i> forces local threads. Either way a few chips are computed at a time, "
+            "so memory does not grow with the number of chips.</p>"
         )
 
     def createInstance(self) -> ChipsAlgorithm:  # noqa: N802 (QGIS name)
@@ -117,6 +121,7 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
         add(QgsProcessingParameterNumber(self.SEED, "Split seed", integer, 0))
         add(QgsProcessingParameterEnum(self.FORMAT, "Format", options=["Zarr (sample dimension)",
                                                                        "One .npz per sample"], defaultValue=0))
+        add_scheduler_parameter(self)
         add(QgsProcessingParameterFileDestination(self.OUTPUT, "Chips (.zarr store or folder)",
                                                   fileFilter="Zarr (*.zarr)"))
         self.addOutput(QgsProcessingOutputFile(self.MANIFEST, "Manifest (CSV)"))
@@ -205,7 +210,8 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                 block_size=self.parameterAsDouble(parameters, self.BLOCK_SIZE, context),
                 buffer=self.parameterAsDouble(parameters, self.BUFFER, context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
-                format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)], **fields)
+                format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
+                dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
             result = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
                          is_canceled=feedback.isCanceled, log=feedback.pushInfo)
         except InterruptedError:

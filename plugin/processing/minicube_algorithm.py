@@ -15,7 +15,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .analysis_params import crs_text, date_parameter
+from ..analysis.minicube import MAX_SIDE
+from .analysis_params import add_scheduler_parameter, crs_text, date_parameter, scheduler_parameter
 
 FORMATS = ("netcdf", "zarr")
 
@@ -51,6 +52,11 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
             "<p><b>Cadence</b>: P5D, P1D, P1W, P1M... (steps from the start date) or <i>native</i> (every "
             "acquisition). The output is NetCDF or Zarr with CF metadata (time units, grid mapping, units, "
             "long_name); every variable records its source URL, collection, asset, aggregation and resampling.</p>"
+            "<p>The minicube is computed and written block by block (256 x 256 pixels), so memory does not grow "
+            "with its size in Zarr; NetCDF (NetCDF-3) holds the whole file in memory while writing it and is "
+            "limited to 4096 pixels a side. <b>Dask scheduler</b>: tcp://host:8786 reads and aggregates the STAC "
+            "sources on that cluster (its workers need odc-stac and access to the assets; Zarr sources are read "
+            "here); empty uses the plugin setting, <i>local</i> forces local threads.</p>"
         )
 
     def createInstance(self) -> MinicubeAlgorithm:  # noqa: N802 (QGIS name)
@@ -63,7 +69,7 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (instead of a point)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.SIZE, "Size around the point (pixels)", QgsProcessingParameterNumber.Integer, 128, minValue=1,
-            maxValue=4096))
+            maxValue=MAX_SIDE))
         self.addParameter(QgsProcessingParameterNumber(
             self.RESOLUTION, "Resolution (CRS units)", QgsProcessingParameterNumber.Double, 10.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, "Target CRS (empty = UTM zone)", optional=True))
@@ -73,6 +79,7 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
                                                        defaultValue="P5D"))
         self.addParameter(QgsProcessingParameterEnum(self.FORMAT, "Format", options=["NetCDF", "Zarr"],
                                                      defaultValue=0))
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Minicube (.nc or .zarr)", fileFilter="NetCDF (*.nc);;Zarr (*.zarr)"))
 
@@ -104,7 +111,8 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
                 size=self.parameterAsInt(parameters, self.SIZE, context),
                 resolution=self.parameterAsDouble(parameters, self.RESOLUTION, context),
                 cadence=self.parameterAsString(parameters, self.CADENCE, context),
-                format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)], **fields)
+                format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
+                dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
             path = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
                        is_canceled=feedback.isCanceled, log=feedback.pushInfo)
         except InterruptedError:

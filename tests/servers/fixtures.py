@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .dask_cluster import start_dask_cluster
+from .dask_cluster import start_bare_dask_cluster, start_dask_cluster
 from .nginx import NginxServer, start_nginx
 from .s3 import S3Server, demo_subset, start_s3
 from .stac_light import StacLightServer, start_stac_light
@@ -70,3 +70,13 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.scheduler_address
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster_without_cubescope(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The scheduler address of a two-process Dask cluster whose Python has odc-stac but not Cubescope."""
+    cluster = start_bare_dask_cluster(tmp_path_factory.mktemp("bare-dask"))
+    try:
+        yield cluster.address
+    finally:
+        cluster.stop()
