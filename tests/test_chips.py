@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,6 +224,46 @@ def test_algorithm_in_process(qgis_app, demo_cube, tmp_path):
         assert sample["image"].shape == (2, 16, 16)
 
 
+def test_algorithm_refuses_a_class_that_is_not_a_number(qgis_app, demo_cube, tmp_path):
+    """Label polygons go through the shared vector_features; its ValueError is the algorithm's error."""
+    from qgis.core import (
+        QgsFeature,
+        QgsGeometry,
+        QgsPointXY,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsRectangle,
+        QgsVectorLayer,
+    )
+
+    from cubescope.plugin.processing.chips_algorithm import ChipsAlgorithm
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.errors: list[str] = []
+
+        def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803 (QGIS names)
+            self.errors.append(error)
+
+    points = QgsVectorLayer("Point?crs=EPSG:32634", "points", "memory")
+    point = QgsFeature(points.fields())
+    point.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(732800.0, 5043200.0)))
+    points.dataProvider().addFeatures([point])
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:32634&field=kind:string", "labels", "memory")
+    polygon = QgsFeature(polygons.fields())
+    polygon.setGeometry(QgsGeometry.fromRect(QgsRectangle(732700.0, 5043100.0, 732900.0, 5043300.0)))
+    polygon.setAttribute("kind", "forest")
+    polygons.dataProvider().addFeatures([polygon])
+    feedback = Feedback()
+    _, ok = ChipsAlgorithm().create().run({
+        "SOURCE": str(demo_cube.catalog), "COLLECTION": "demo-s2-l2a", "BANDS": "red", "POINTS": points,
+        "CHIP_SIZE": 16, "START": "2023-06-01", "END": "2023-08-31", "LABEL_POLYGONS": polygons,
+        "LABEL_FIELD": "kind", "OUTPUT": str(tmp_path / "chips.zarr")}, QgsProcessingContext(), feedback)
+    assert not ok and any("class 'forest' of field 'kind' is not a number" in e for e in feedback.errors)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _chips(request: ch.ChipRequest, logs: list[str] | None = None) -> tuple[list[dict], dict, dict[str, np.ndarray]]:
     """A finished job's manifest rows, summary and every array it wrote (Zarr store or .npz files)."""
     result = ch.run(request, log=None if logs is None else logs.append)
@@ -320,3 +361,65 @@ def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tm
         QgsProcessingContext(), feedback)
     assert ok and results["SAMPLES"] == 4
     assert any(f"computed on Dask cluster {dask_cluster_without_cubescope}" in line for line in feedback.lines)
+
+
+def _files(folder) -> dict[str, bytes]:
+    """Every file below ``folder`` (relative name -> contents)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _many_chips(demo_cube, output, fmt: str) -> ch.ChipRequest:
+    """105 chips of 32 px over WEST (every date of the summer), read chip by chip: several batches."""
+    return ch.ChipRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=("red", "nir"), start=SUMMER[0],
+        end=SUMMER[1], output=str(output), extent=WEST, extent_crs="EPSG:32634", chip_size=32, stride=16,
+        mode=ch.DATES, max_masked=1.0, block_size=100000, format=fmt, read_at_once=0)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [(ch.ZARR, "chips.zarr"), (ch.NPZ, "chips")])
+def test_cancelling_midway_leaves_the_older_output_as_it_was(demo_cube, tmp_path, fmt, name):
+    older = ch.run(ch.ChipRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=("red",), start=SUMMER[0], end=SUMMER[1],
+        output=str(tmp_path / name), points=(("old", 732800.0, 5043200.0),), points_crs="EPSG:32634",
+        chip_size=16, mode=ch.COMPOSITE, max_masked=1.0, block_size=100000, format=fmt))
+    assert older.samples == 1
+    before = _files(tmp_path)
+    written: list[float] = []
+    seen: list[list[str]] = []
+
+    def is_canceled() -> bool:  # true once the first batch of chips is written
+        if written:
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        return bool(written)
+
+    with pytest.raises(InterruptedError):
+        ch.run(_many_chips(demo_cube, tmp_path / name, fmt), progress=written.append, is_canceled=is_canceled)
+    assert seen and f"{name}.partial" in seen[0] and 0 < written[-1] < 100  # it was cancelled midway
+    assert _files(tmp_path) == before
+
+
+def test_a_failure_midway_leaves_nothing(demo_cube, tmp_path, monkeypatch):
+    """A real read failure: the last date's red COG is cut where its lower row of tiles starts, after the
+    search; the chips above it were already written."""
+    from osgeo import gdal
+
+    broken = tmp_path / "broken-red.tif"
+    search = ch.search
+
+    def search_then_break(*args, **kwargs) -> list[dict]:
+        items = search(*args, **kwargs)
+        red = items[-1]["assets"]["red"]
+        source = Path(red["href"])
+        dataset = gdal.Open(str(source))  # kept while its band is used (GDAL would crash)
+        lower = int(dataset.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_0_1", "TIFF"))
+        broken.write_bytes(source.read_bytes()[:lower])
+        items[-1] = {**items[-1], "assets": {**items[-1]["assets"], "red": {**red, "href": str(broken)}}}
+        return items
+
+    monkeypatch.setattr(ch, "search", search_then_break)
+    (tmp_path / "out").mkdir()
+    written: list[float] = []
+    with pytest.raises(OSError, match=r"Cannot read .*broken-red\.tif"):
+        ch.run(_many_chips(demo_cube, tmp_path / "out" / "chips.zarr", ch.ZARR), progress=written.append)
+    assert written and 0 < written[-1] < 100  # some chips were written before the failure
+    assert _files(tmp_path / "out") == {}

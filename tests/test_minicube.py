@@ -14,6 +14,7 @@ import xarray
 from rasterio.windows import Window
 
 from cubescope.plugin.analysis import minicube as mc
+from cubescope.plugin.analysis import minicube_store as store
 
 # Tile A's Sentinel-1 grid is 20 m from (732320, 5044160) in EPSG:32634: a 32 x 32 minicube centred
 # here at 20 m is that grid's top-left corner, west of tile B, so no resampling happens at all.
@@ -119,7 +120,7 @@ def test_cf_time_and_provenance(cube, demo_cube):
 def test_zarr_output_matches_netcdf(cube, tmp_path):
     request, _, ds = cube
     dataset = mc.build(request)
-    path = mc.write(dataset, tmp_path / "cube.zarr", mc.ZARR)
+    path = store.write(dataset, tmp_path / "cube.zarr", mc.ZARR)
     z = xarray.open_zarr(path)
     assert z["time"].dtype.kind == "M"
     np.testing.assert_array_equal(z["vv"].values, ds["vv"].values)
@@ -187,7 +188,7 @@ def test_the_dask_cluster_writes_the_same_minicube(demo_cube, tmp_path, dask_clu
     ran = [str(task["key"]) for task in stream.data]
     assert any(f"on Dask cluster {dask_cluster_without_cubescope}" in line for line in logs)
     assert any("cubescope-steps" in key for key in ran) and any("cubescope-first" in key for key in ran)
-    assert not any(mc.LOCAL in key for key in ran)  # the Zarr source never leaves this process
+    assert not any(store.LOCAL in key for key in ran)  # the Zarr source never leaves this process
     a, b = xarray.open_zarr(tmp_path / "local.zarr"), xarray.open_zarr(tmp_path / "remote.zarr")
     assert set(a.variables) == set(b.variables) and len(a.data_vars) == 10
     assert a["vv"].shape == (3, 300, 300) and a["vv"].encoding["chunks"] == (3, 256, 256)

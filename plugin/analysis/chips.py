@@ -9,6 +9,10 @@ odc-stac reads, the masks and, for composites, the median) is one task, run by l
 Cubescope); a few chips are in flight at a time and they are written in order, so a cluster run writes
 what a local one does. Small jobs (:data:`IN_MEMORY`) are read once, block by block by the same runner,
 and cut in memory, so that overlapping chips do not read the same pixels again. Nothing imports QGIS.
+
+The output, the manifest and its summary are written under temporary names beside them
+(``<name>.partial``) and moved into place only when the job is complete: a cancelled or failed job
+leaves nothing behind, and an older output stays untouched until a new one replaces it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +35,8 @@ from ..stac.http import Fetcher
 from . import composite
 from .executor import CONNECT_TIMEOUT_S, BlockRunner, ByValue, Canceled, block_runner
 from .grid import GridError, OutputGrid, native_crs, native_resolution, output_grid, transform_bounds
-from .minicube import MinicubeError, block_tasks, load_stac_bands, search
+from .minicube import MinicubeError, load_stac_bands, search
+from .minicube_store import block_tasks, remove
 from .quality import QualityRule, rule_for, rule_from_user
 from .splits import BlockSplitter
 
@@ -369,23 +375,27 @@ def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Ca
                           is_canceled=is_canceled)
         share = (0.0, 100.0)
     writer = _Writer(request, grid)
-    batch = 2 * _parallelism(runner)
-    for first in range(0, len(chips), batch):
-        if is_canceled():
-            raise InterruptedError("Cancelled")
-        part = [(n, chips[n]) for n in range(first, min(len(chips), first + batch))]
-        computed = compute([(n, chip) for n, chip in part if not chip.reason])
-        for n, chip in part:  # in the chips' order, whatever order their tasks finished in
-            if chip.reason:
-                writer.skip(chip, chip.reason, dates=f"{days[0]}/{days[-1]}")
-                continue
-            payload = computed.pop(n)
-            label = payload["label"]
-            if label is None and request.label_polygons:
-                label = _rasterise(request, grid, chip)
-            _samples(request, chip, payload, days, label, writer)
-        report(share[0] + share[1] * min(len(chips), first + batch) / len(chips))
-    return writer.finish()
+    try:
+        batch = 2 * _parallelism(runner)
+        for first in range(0, len(chips), batch):
+            if is_canceled():
+                raise InterruptedError("Cancelled")
+            part = [(n, chips[n]) for n in range(first, min(len(chips), first + batch))]
+            computed = compute([(n, chip) for n, chip in part if not chip.reason])
+            for n, chip in part:  # in the chips' order, whatever order their tasks finished in
+                if chip.reason:
+                    writer.skip(chip, chip.reason, dates=f"{days[0]}/{days[-1]}")
+                    continue
+                payload = computed.pop(n)
+                label = payload["label"]
+                if label is None and request.label_polygons:
+                    label = _rasterise(request, grid, chip)
+                _samples(request, chip, payload, days, label, writer)
+            report(share[0] + share[1] * min(len(chips), first + batch) / len(chips))
+        return writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
 
 
 def _window(chip: Chip, request: ChipRequest) -> tuple[slice, slice]:
@@ -490,13 +500,21 @@ MANIFEST_FIELDS = ("id", "chip", "status", "reason", "split", "centre_x", "centr
                    "ymax", "dates", "context_dates", "target_dates", "masked_fraction", "index", "file")
 
 
+def _partial(path: Path) -> Path:
+    """Where ``path`` is written until it is complete: beside it, so that moving it into place is a rename."""
+    return path.with_name(path.name + ".partial")
+
+
 class _Writer:
-    """Samples to Zarr or .npz, and every chip or sample (kept or skipped) to the manifest."""
+    """Samples to Zarr or .npz, and every chip or sample (kept or skipped) to the manifest; all of it
+    under temporary names until :meth:`finish` moves it into place (:meth:`discard` removes it)."""
 
     def __init__(self, request: ChipRequest, grid: OutputGrid) -> None:
         self.request, self.grid = request, grid
         self.path = Path(request.output)
         self.manifest = self.path.with_name(self.path.name + ".csv")
+        self.summary = self.manifest.with_suffix(".json")
+        self.staging = _partial(self.path)
         self.rows: list[dict] = []
         self.skipped: Counter = Counter()
         self.kept = 0
@@ -506,14 +524,14 @@ class _Writer:
                  "split_fractions": list(request.fractions), "max_masked": request.max_masked,
                  "context": request.context, "target": request.target, "shift": request.shift}
         self.attrs = attrs
+        if request.format == NPZ and self.path.exists() and not self.path.is_dir():
+            raise ChipError(f"{self.path} is a file; .npz samples go into a folder")
+        self.discard()  # what an interrupted process may have left
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if request.format == ZARR:
-            import shutil
-
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            self.sink: _ZarrSink | None = _ZarrSink(self.path, attrs)
+            self.sink: _ZarrSink | None = _ZarrSink(self.staging, attrs)
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.staging.mkdir()
             self.sink = None
 
     def _row(self, chip: Chip, sample_id: str, status: str, reason: str, dates: str = "", **extra: Any) -> dict:
@@ -540,7 +558,7 @@ class _Writer:
         if self.sink is not None:
             self.sink.add(arrays)
         else:
-            target = self.path / f"{sample_id}.npz"
+            target = self.staging / f"{sample_id}.npz"
             np.savez_compressed(target, **{k: v for k, (_, v) in arrays.items()},
                                 bands=np.asarray(self.request.bands), bounds=np.asarray(chip.bounds))
             row["file"] = target.name
@@ -556,15 +574,34 @@ class _Writer:
                              "split": ("sample", [r["split"] for r in kept]),
                              "centre_x": ("sample", [r["centre_x"] for r in kept]),
                              "centre_y": ("sample", [r["centre_y"] for r in kept])})
-        with self.manifest.open("w", newline="", encoding="utf-8") as handle:
+        with _partial(self.manifest).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
             writer.writeheader()
             for row in self.rows:
                 writer.writerow({k: row.get(k, "") for k in MANIFEST_FIELDS})
         summary = {"samples": len(kept), "skipped": dict(self.skipped),
                    "splits": dict(Counter(r["split"] for r in kept)), **self.attrs}
-        self.manifest.with_suffix(".json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        _partial(self.summary).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        self._move_into_place()
         return ChipResult(self.path, self.manifest, len(kept), dict(self.skipped))
+
+    def _move_into_place(self) -> None:
+        """The complete output replaces the older one: a Zarr store whole; .npz files one by one into an
+        existing folder (which may hold other files), or the whole folder when there is none."""
+        if self.sink is not None or not self.path.is_dir():
+            remove(self.path)
+            os.replace(self.staging, self.path)
+        else:
+            for sample in self.staging.iterdir():
+                os.replace(sample, self.path / sample.name)
+            self.staging.rmdir()
+        os.replace(_partial(self.manifest), self.manifest)
+        os.replace(_partial(self.summary), self.summary)
+
+    def discard(self) -> None:
+        """Remove what an unfinished job wrote; an older output and its manifest stay as they were."""
+        for path in (self.staging, _partial(self.manifest), _partial(self.summary)):
+            remove(path)
 
 
 def _describe(skipped: Counter) -> str:

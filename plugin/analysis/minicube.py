@@ -2,26 +2,25 @@
 
 Each source is a STAC collection (odc-stac loads it onto the grid: nearest for categorical and
 quality bands, bilinear otherwise) or a Zarr cube (its coordinates are transformed into the cube's
-CRS and the variable interpolated there). Sources more frequent than the cadence are aggregated per
-variable (mean, min, max, sum, median, first); static layers (one acquisition, such as a DEM or a
-land-cover map) become variables without time. Every variable records where it came from.
+CRS and the variable interpolated there, :mod:`.zarr_regrid`). Sources more frequent than the cadence
+are aggregated per variable (mean, min, max, sum, median, first; :mod:`.minicube_time`); static
+layers (one acquisition, such as a DEM or a land-cover map) become variables without time. Every
+variable records where it came from. This module holds the request (sources, cadence, grid), the
+STAC searches and loading, and :func:`build` and :func:`run`, which tie the parts together.
 Nothing here imports QGIS.
 
 Memory does not grow with the minicube: :func:`build` keeps every variable lazy (dask, BLOCK x BLOCK
 pixels with the time axis whole; regridding and the aggregation per cadence step are per-block
-functions) and :func:`write` computes one block of one variable at a time and writes it into its
-chunk of a Zarr store, a few blocks in flight. With ``dask_scheduler`` the STAC blocks (odc-stac
-reads and aggregation) run on that Dask cluster and only finished blocks come back; the functions
-travel with the tasks as code (:class:`.executor.ByValue`), so workers need odc-stac, not Cubescope,
-and must be able to read the assets. Zarr sources are read and interpolated in this process (they may
-go through this process's authenticated fetcher), also block by block. Both compute the same
+functions) and :func:`.minicube_store.write` computes one block of one variable at a time and writes
+it into its chunk of a Zarr store, a few blocks in flight. With ``dask_scheduler`` the STAC blocks
+(odc-stac reads and aggregation) run on that Dask cluster and only finished blocks come back; the
+functions travel with the tasks as code (:class:`.executor.ByValue`), so workers need odc-stac, not
+Cubescope, and must be able to read the assets. Zarr sources are read and interpolated in this process
+(they may go through this process's authenticated fetcher), also block by block. Both compute the same
 functions on the same blocks, so a cluster run writes the same numbers as a local one.
 
-Limit: NetCDF is written with scipy (NetCDF-3, the engine available with QGIS), whose ``netcdf_file``
-keeps every variable in memory until the file is closed. A NetCDF minicube is therefore streamed into
-a temporary Zarr store first and then copied into the NetCDF file chunk by chunk: its peak memory is
-about the size of the minicube (plus one variable), which is why NetCDF keeps the lower size limit
-(:data:`MAX_SIDE_NETCDF`). Zarr output stays bounded by the block size at any size.
+NetCDF is copied from a streamed Zarr store into a file that scipy keeps in memory until it is closed
+(see :mod:`.minicube_store`), hence its lower size limit (:data:`MAX_SIDE_NETCDF`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +39,30 @@ from ..stac.bands import BandNotFound, quality_band, resolve_band
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import Fetcher
 from ..stac.sources import Source, SourceKind, guess_kind
-from .executor import CONNECT_TIMEOUT_S, BlockRunner, ByValue, Canceled, block_runner
+from .executor import CONNECT_TIMEOUT_S, block_runner
 from .grid import OutputGrid, snap, transform_bounds, transform_point
 from .load import gdal_items, grid_longitude, group_by_solar_day, load_lazy, touching
+from .minicube_errors import MinicubeError
+from .minicube_store import NETCDF, ZARR, write
+from .minicube_time import resample_time, static_layer
+from .zarr_regrid import load_zarr_variable, pixel_centres
 
 AGGREGATIONS = ("mean", "min", "max", "sum", "median", "first")
 STATIC = "static"
 NATIVE = "native"
-NETCDF, ZARR = "netcdf", "zarr"
 MAX_SIDE = 16384
 """Refuse Zarr minicubes wider or taller than this many pixels: written block by block their memory
 stays bounded, but the task graph and the run time grow with the area (a minicube is small)."""
 MAX_SIDE_NETCDF = 4096
-"""The limit for NetCDF, which holds the whole minicube in memory while it is written (see above)."""
+"""The limit for NetCDF, which holds the whole minicube in memory while it is written (see
+:mod:`.minicube_store`)."""
 BLOCK = 256
 """Pixels a side of one block: one task, one Zarr chunk (with every cadence step)."""
-LOCAL = "cubescope-local"
-"""Name prefix of the dask layers that must run in this process (Zarr sources), never on a cluster."""
 
 
 def max_side(fmt: str) -> int:
     """The largest side in pixels a minicube may have in ``fmt``."""
     return MAX_SIDE_NETCDF if fmt == NETCDF else MAX_SIDE
-
-
-class MinicubeError(ValueError):
-    """A minicube that cannot be made as asked; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -310,202 +306,6 @@ def _asset_unit(item: dict, key: str) -> str:
     return str(bands[0].get("unit", "")) if bands and isinstance(bands[0], dict) else ""
 
 
-def aggregate(values: np.ndarray, how: str, axis: int = 0) -> np.ndarray:
-    """Combine observations along ``axis`` ignoring NaN; all-NaN stays NaN (a sum of nothing is not 0)."""
-    import warnings
-
-    present = np.isfinite(values).any(axis=axis)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if how == "mean":
-            out = np.nanmean(values, axis=axis)
-        elif how == "min":
-            out = np.nanmin(values, axis=axis)
-        elif how == "max":
-            out = np.nanmax(values, axis=axis)
-        elif how == "sum":
-            out = np.nansum(values, axis=axis)
-        elif how == "median":
-            out = np.nanmedian(values, axis=axis)
-        elif how == "first":
-            index = np.argmax(np.isfinite(values), axis=axis)
-            out = np.take_along_axis(values, np.expand_dims(index, axis), axis=axis).squeeze(axis)
-        else:
-            raise MinicubeError(f"Unknown aggregation '{how}'")
-    return np.where(present, out, np.nan).astype(np.float32)
-
-
-def _is_lazy(values: Any) -> bool:
-    return hasattr(values, "__dask_graph__") and values.__dask_graph__() is not None
-
-
-def _steps(values: np.ndarray, step: np.ndarray, count: int, how: str) -> np.ndarray:
-    """(time, y, x) observations aggregated into ``count`` cadence steps; ``step[t]`` is observation t's step."""
-    values = np.asarray(values, dtype=np.float32)
-    out = np.full((count, *values.shape[1:]), np.nan, dtype=np.float32)
-    for k in range(count):
-        chosen = step == k
-        if chosen.any():
-            out[k] = aggregate(values[chosen], how)
-    return out
-
-
-def _first(values: np.ndarray) -> np.ndarray:
-    """(time, y, x) observations to (y, x): per pixel the first value with data."""
-    return aggregate(np.asarray(values, dtype=np.float32), "first")
-
-
-def _over_time(values: Any, function: Callable[[np.ndarray], np.ndarray], steps: int | None) -> Any:
-    """``function`` applied to every spatial block of (time, y, x) ``values``, the time axis whole;
-    ``steps`` is the length of the new time axis, None when the function drops it. Lazy stays lazy."""
-    if not _is_lazy(values):
-        return function(values)
-    from uuid import uuid4
-
-    values = values.rechunk({0: -1})
-    if steps is None:
-        return values.map_blocks(ByValue(function), drop_axis=0, chunks=values.chunks[1:], dtype=np.float32,
-                                 meta=np.empty((0, 0), dtype=np.float32), name=f"cubescope-first-{uuid4().hex}")
-    return values.map_blocks(ByValue(function), chunks=((steps,), *values.chunks[1:]), dtype=np.float32,
-                             meta=np.empty((0, 0, 0), dtype=np.float32), name=f"cubescope-steps-{uuid4().hex}")
-
-
-def resample_time(data: Any, how: str, edges: Sequence[datetime] | None) -> Any:
-    """``data`` (time, y, x) aggregated into the steps between ``edges`` (time = step start); None: as is.
-    Dask-backed data stays lazy (one task per spatial block)."""
-    import xarray
-
-    if edges is None:
-        return data.astype("float32")
-    times = data["time"].values.astype("datetime64[ns]")
-    bounds = np.array([e.replace(tzinfo=None) for e in edges], dtype="datetime64[ns]")
-    step = np.searchsorted(bounds, times, side="right") - 1
-    function = partial(_steps, step=step, count=len(bounds) - 1, how=how)
-    out = _over_time(data.data, function, len(bounds) - 1)
-    return xarray.DataArray(out, dims=("time", "y", "x"), coords={"time": bounds[:-1]})
-
-
-def _static(data: Any) -> Any:
-    """A layer without time: the first value with data over its acquisitions."""
-    import xarray
-
-    return xarray.DataArray(_over_time(data.transpose("time", "y", "x").data, _first, None), dims=("y", "x"))
-
-
-def load_zarr_variable(url: str, variable: str, grid: OutputGrid, start: datetime, end: datetime,
-                       method: str = "linear", fetch: Fetcher | None = None, block: int = BLOCK) -> Any:
-    """A Zarr cube's variable on ``grid``, lazily: grid pixel centres transformed into the cube's CRS, then
-    interpolated there (``linear`` or ``nearest``); time limited to [start, end]. Each BLOCK x BLOCK
-    block reads only the source pixels around it, in this process (the store may need ``fetch``)."""
-    from pyproj import CRS, Transformer
-
-    from ..cube.zarr_cube import ZarrError, open_zarr_dataset
-
-    try:
-        dataset = open_zarr_dataset(url, fetch=fetch)
-    except ZarrError as error:
-        raise MinicubeError(str(error)) from error
-    if variable not in dataset.data_vars:
-        raise MinicubeError(f"The Zarr cube {url} has no variable '{variable}'; it has "
-                            f"{', '.join(map(str, dataset.data_vars))}")
-    data = dataset[variable]
-    wkt = _zarr_crs(dataset, data)
-    transformer = None
-    if wkt is not None and not CRS.from_user_input(wkt).equals(CRS.from_user_input(grid.crs)):
-        transformer = Transformer.from_crs(grid.crs, wkt, always_xy=True)
-    if "time" in data.dims:
-        data = data.sel(time=slice(np.datetime64(start.replace(tzinfo=None), "ns"),
-                                   np.datetime64(end.replace(tzinfo=None), "ns")))
-    dims = ("time", "y", "x") if "time" in data.dims else ("y", "x")
-    prefix = (data.sizes["time"],) if "time" in data.dims else ()
-
-    def interpolate(rows: slice, cols: slice) -> np.ndarray:
-        return _interpolate(data, grid, rows, cols, transformer, method, dims)
-
-    import xarray
-
-    coords = {"time": data["time"].values} if "time" in data.dims else {}
-    return xarray.DataArray(_local_blocks(interpolate, prefix, grid, block), dims=dims, coords=coords)
-
-
-def _interpolate(data: Any, grid: OutputGrid, rows: slice, cols: slice, transformer: Any, method: str,
-                 dims: tuple[str, ...]) -> np.ndarray:
-    """The block (rows, cols) of the grid interpolated from ``data`` (float64 arithmetic, float32 result)."""
-    import xarray
-
-    xs, ys = _centres(grid)
-    gx, gy = np.meshgrid(xs[cols], ys[rows])
-    if transformer is not None:
-        gx, gy = transformer.transform(gx, gy)
-    window = {dim: _window(data[dim].values, values) for dim, values in (("x", gx), ("y", gy))}
-    if any(part.start >= part.stop for part in window.values()):  # the block lies outside the cube
-        return np.full((*([data.sizes["time"]] if "time" in dims else []), *gx.shape), np.nan,
-                       dtype=np.float32)
-    target = {"x": xarray.DataArray(gx, dims=("y", "x")), "y": xarray.DataArray(gy, dims=("y", "x"))}
-    near = data.isel(window).astype("float64")  # reads only the source pixels around the block
-    result = near.interp(target, method=method).drop_vars(["x", "y"], errors="ignore")
-    return np.asarray(result.transpose(*dims).values, dtype=np.float32)
-
-
-def _window(coords: np.ndarray, wanted: np.ndarray, margin: int = 2) -> slice:
-    """The index range of monotonic ``coords`` covering the finite ``wanted`` values, ``margin`` more
-    each side (the neighbours an interpolation uses); empty when they lie outside."""
-    wanted = wanted[np.isfinite(wanted)]
-    if not wanted.size or not coords.size:
-        return slice(0, 0)
-    descending = coords.size > 1 and coords[0] > coords[-1]
-    ascending = coords[::-1] if descending else coords
-    low, high = float(wanted.min()), float(wanted.max())
-    if high < ascending[0] - _spacing(ascending) or low > ascending[-1] + _spacing(ascending):
-        return slice(0, 0)
-    first = max(0, int(np.searchsorted(ascending, low, side="left")) - margin)
-    last = min(coords.size, int(np.searchsorted(ascending, high, side="right")) + margin)
-    return slice(coords.size - last, coords.size - first) if descending else slice(first, last)
-
-
-def _spacing(coords: np.ndarray) -> float:
-    return float(abs(coords[1] - coords[0])) if coords.size > 1 else 0.0
-
-
-def _local_blocks(function: Callable[[slice, slice], np.ndarray], prefix: tuple[int, ...], grid: OutputGrid,
-                  block: int) -> Any:
-    """A lazy array (*prefix, height, width) whose BLOCK x BLOCK blocks are ``function(rows, cols)``, in
-    dask layers named LOCAL so that :func:`write` computes them here and never sends them to a cluster."""
-    from uuid import uuid4
-
-    import dask
-    import dask.array as da
-
-    token = uuid4().hex
-    rows = []
-    for y0 in range(0, grid.height, block):
-        row = []
-        for x0 in range(0, grid.width, block):
-            h, w = min(block, grid.height - y0), min(block, grid.width - x0)
-            task = dask.delayed(function, pure=False)(slice(y0, y0 + h), slice(x0, x0 + w),
-                                                      dask_key_name=f"{LOCAL}-task-{token}-{y0}-{x0}")
-            row.append(da.from_delayed(task, (*prefix, h, w), dtype=np.float32,
-                                       meta=np.empty((0,) * (len(prefix) + 2), dtype=np.float32),
-                                       name=f"{LOCAL}-{token}-{y0}-{x0}"))
-        rows.append(row)
-    return da.block(rows)
-
-
-def _zarr_crs(dataset: Any, data: Any) -> str | None:
-    name = data.attrs.get("grid_mapping") or data.encoding.get("grid_mapping") or "spatial_ref"
-    if name in dataset.variables:
-        attrs = dataset[name].attrs
-        return attrs.get("crs_wkt") or attrs.get("spatial_ref")
-    return None
-
-
-def _centres(grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
-    x0, _, _, y1 = grid.bounds
-    xs = x0 + (np.arange(grid.width) + 0.5) * grid.resolution
-    ys = y1 - (np.arange(grid.height) + 0.5) * grid.resolution
-    return xs, ys
-
-
 def _cf_grid_mapping(crs: str) -> dict[str, Any]:
     from pyproj import CRS
 
@@ -519,7 +319,7 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
     """The minicube as a lazy ``xarray.Dataset`` on one grid, with CF and provenance attributes.
 
     Only the searches happen here; every variable is a dask array of BLOCK x BLOCK blocks (all cadence
-    steps in each) that :func:`write` computes block by block, or ``.compute()`` all at once."""
+    steps in each) that :func:`.minicube_store.write` computes block by block, or ``.compute()`` all at once."""
     from ..stac.http import local_fetcher, requests_fetcher
 
     fetcher = fetch or (local_fetcher() if all("://" not in s.url for s in request.sources) else requests_fetcher())
@@ -534,9 +334,10 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
             raise InterruptedError("Cancelled")
         if spec.is_zarr:
             for name, band in zip(spec.names, spec.sources):
-                data = load_zarr_variable(spec.url, band, grid, request.start, request.end, fetch=fetch)
+                data = load_zarr_variable(spec.url, band, grid, request.start, request.end, block=BLOCK,
+                                          fetch=fetch)
                 static = spec.aggregation == STATIC or "time" not in data.dims
-                data = _static(data) if static and "time" in data.dims else (
+                data = static_layer(data) if static and "time" in data.dims else (
                     data if static else resample_time(data, spec.aggregation, edges))
                 data.attrs.update(source_url=spec.url, source_collection="", source_variable=band,
                                   resampling="linear interpolation after transforming the grid's coordinates",
@@ -562,7 +363,7 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
                 data = loaded[band]
                 how = "static" if static else ("first" if prov["categorical"] and spec.aggregation in (
                     "mean", "sum", "median") else spec.aggregation)
-                data = _static(data) if static else resample_time(data, how, edges)
+                data = static_layer(data) if static else resample_time(data, how, edges)
                 data.attrs.update(source_url=spec.url, source_collection=spec.collection, aggregation=how,
                                   source_band=band, source_items=len(items), **prov)
                 variables[_unique(name, variables)] = data
@@ -583,7 +384,7 @@ def _unique(name: str, taken: dict) -> str:
 def _assemble(variables: dict[str, Any], grid: OutputGrid, request: MinicubeRequest, cadence: Cadence) -> Any:
     import xarray
 
-    xs, ys = _centres(grid)
+    xs, ys = pixel_centres(grid)
     for data in variables.values():
         data.coords["x"], data.coords["y"] = ("x", xs), ("y", ys)
     dataset = xarray.merge([d.rename(name) for name, d in variables.items()], join="outer",
@@ -609,163 +410,6 @@ def _assemble(variables: dict[str, Any], grid: OutputGrid, request: MinicubeRequ
         geotransform=" ".join(f"{v:g}" for v in grid.geotransform),
         history=f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} created by Cubescope")
     return dataset
-
-
-def write(dataset: Any, output: str | Path, fmt: str, progress: Callable[[float], None] | None = None,
-          is_canceled: Callable[[], bool] = lambda: False, runner: BlockRunner | None = None) -> Path:
-    """The minicube written block by block and atomically: into ``<output>.partial`` (NetCDF through a
-    temporary ``<output>.partial.zarr``), moved into place when complete. Lazy variables are computed
-    one block at a time by ``runner`` (default: local threads); ``progress`` gets percent. A cancelled
-    or failed write raises (InterruptedError when cancelled) and leaves neither output nor partial files."""
-    import os
-
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    staging = partial if fmt == ZARR else path.with_name(path.name + ".partial.zarr")
-    report = progress or (lambda _p: None)
-    share = 100.0 if fmt == ZARR else 85.0  # percent done when the blocks are written
-    encoding = _encoding(dataset)
-    try:
-        for leftover in (partial, staging):
-            _remove(leftover)
-        written = _stream_zarr(dataset, staging, encoding, runner or BlockRunner(), lambda f: report(share * f),
-                               is_canceled)
-        if fmt != ZARR:
-            _zarr_to_netcdf(written, staging, partial, encoding, lambda f: report(share + (100.0 - share) * f),
-                            is_canceled)
-            _remove(staging)
-        _remove(path)
-        os.replace(partial, path)
-    except BaseException as error:
-        for leftover in (partial, staging):
-            _remove(leftover)
-        if isinstance(error, Canceled):
-            raise InterruptedError("Cancelled") from None
-        raise
-    return path
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _encoding(dataset: Any) -> dict[str, dict]:
-    """CF time units and NaN as the fill value of float variables."""
-    encoding: dict[str, dict] = {}
-    if "time" in dataset.variables:
-        encoding["time"] = {"units": "days since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "float64"}
-    for name in dataset.data_vars:
-        if dataset[name].dtype.kind == "f":
-            encoding[name] = {"_FillValue": np.float32(np.nan)}
-    return encoding
-
-
-def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: BlockRunner,
-                 progress: Callable[[float], None], is_canceled: Callable[[], bool]) -> Any:
-    """Write ``dataset`` into a new Zarr ``store``: the metadata and in-memory variables first, then
-    every block of every lazy variable into its own chunk as it is computed. Returns the dataset as
-    written (lazy variables chunked with the time axis whole, like the store)."""
-    import dask
-    import zarr
-
-    lazy = [name for name in dataset.data_vars if _is_lazy(dataset[name].data)]
-    dataset = dataset.copy()
-    for name in lazy:  # one chunk of the store per block: every time step, BLOCK x BLOCK pixels
-        data = dataset[name]
-        dataset[name] = data.chunk({dim: -1 if dim == "time" else data.chunks[data.dims.index(dim)][0]
-                                    for dim in data.dims})
-    dataset.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
-    group = zarr.open_group(str(store), mode="r+")
-    here, anywhere = [], []
-    for name in lazy:
-        array = dataset[name].data
-        (here if _runs_here(array) else anywhere).extend(block_tasks(name, array))
-    total, done = max(1, len(here) + len(anywhere)), [0]
-
-    def consume(key: tuple[str, tuple[slice, ...]], block: np.ndarray) -> None:
-        name, where = key
-        group[name][where] = _encoded(dataset[name], block, encoding.get(name, {}))
-        done[0] += 1
-        progress(done[0] / total)
-
-    runner.run(anywhere, consume, is_canceled)
-    for key, task in here:  # Zarr sources: this process's stores and fetcher, one block at a time
-        if is_canceled():
-            raise Canceled("Cancelled")
-        (block,) = dask.compute(task, scheduler="sync")
-        consume(key, block)
-    zarr.consolidate_metadata(str(store))
-    return dataset
-
-
-def _runs_here(array: Any) -> bool:
-    """Whether a lazy array depends on blocks that only this process can compute (see :data:`LOCAL`)."""
-    return any(str(name).startswith(LOCAL) for name in array.__dask_graph__().layers)
-
-
-def block_tasks(name: str, array: Any) -> list[tuple[tuple[str, tuple[slice, ...]], Any]]:
-    """((variable, its slices), delayed block) for every block of a dask array."""
-    delayed = array.to_delayed(optimize_graph=True)
-    offsets = [np.cumsum((0, *chunks)) for chunks in array.chunks]
-    tasks = []
-    for index in np.ndindex(*array.numblocks):
-        where = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, index))
-        tasks.append(((name, where), delayed[index]))
-    return tasks
-
-
-def _encoded(data: Any, block: np.ndarray, encoding: dict) -> np.ndarray:
-    """A block as xarray stores it (CF encoding: the fill value, a dtype if one is asked)."""
-    import xarray
-    from xarray.conventions import encode_cf_variable
-
-    variable = xarray.Variable(data.dims, block, dict(data.attrs), {**data.encoding, **encoding})
-    return np.asarray(encode_cf_variable(variable, name=str(data.name)).values)
-
-
-def _zarr_to_netcdf(dataset: Any, staging: Path, target: Path, encoding: dict[str, dict],
-                    progress: Callable[[float], None], is_canceled: Callable[[], bool]) -> None:
-    """Copy the streamed Zarr store into a NetCDF file chunk by chunk (local threads), with the
-    metadata of ``dataset``. scipy keeps the whole file in memory until it is closed (see the module)."""
-    import dask
-    import xarray
-    from dask.callbacks import Callback
-
-    counts = {"done": 0, "total": 1}
-
-    def start(dsk: Any, _state: Any) -> None:
-        counts["total"] = max(1, len(dsk))
-
-    def before(_key: Any, _dsk: Any, _state: Any) -> None:
-        if is_canceled():
-            raise Canceled("Cancelled")
-
-    def after(_key: Any, _result: Any, _dsk: Any, _state: Any, _worker: Any) -> None:
-        counts["done"] += 1
-        progress(min(1.0, counts["done"] / counts["total"]))
-
-    with xarray.open_zarr(staging, consolidated=True) as staged:
-        out = dataset.copy()
-        for name in dataset.data_vars:
-            if _is_lazy(dataset[name].data):
-                out[name] = dataset[name].copy(data=staged[name].data)
-        with Callback(start_state=start, pretask=before, posttask=after), dask.config.set(scheduler="threads"):
-            out.to_netcdf(target, engine=_netcdf_engine(), encoding=encoding)
-
-
-def _netcdf_engine() -> str:
-    import importlib.util
-
-    for module, engine in (("netCDF4", "netcdf4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
-        if importlib.util.find_spec(module) is not None:
-            return engine
-    raise MinicubeError("Writing NetCDF needs netCDF4, h5netcdf or scipy; none is installed (choose Zarr)")
 
 
 def run(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Callable[[float], None] | None = None,

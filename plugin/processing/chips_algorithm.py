@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -21,14 +18,13 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
+from .. import vector_features
 from .analysis_params import add_scheduler_parameter, crs_text, date_parameter, scheduler_parameter
 
 MODES = ("composite", "dates", "forecast")
 FORMATS = ("zarr", "npz")
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 
 class ChipsAlgorithm(QgsProcessingAlgorithm):
@@ -127,42 +123,29 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.MANIFEST, "Manifest (CSV)"))
         self.addOutput(QgsProcessingOutputNumber(self.SAMPLES, "Samples written"))
 
-    def _features(self, parameters, name: str, context):
+    def _source(self, parameters, name: str, context):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, name))
-        transform = QgsCoordinateTransform(source.sourceCrs(), WGS84, context.transformContext())
-        for feature in source.getFeatures():
-            geometry = feature.geometry()
-            if geometry is None or geometry.isEmpty():
-                continue
-            geometry.transform(transform)
-            yield feature, geometry
+        return source
 
     def _points(self, parameters, context) -> tuple:
+        source = self._source(parameters, self.POINTS, context)
         id_field = self.parameterAsString(parameters, self.ID_FIELD, context)
-        points = []
-        for feature, geometry in self._features(parameters, self.POINTS, context):
-            point = (geometry.asMultiPoint()[0] if QgsWkbTypes.isMultiType(geometry.wkbType())
-                     else geometry.asPoint())
-            points.append((str(feature[id_field] if id_field else feature.id()), point.x(), point.y()))
-        if not points:
-            raise QgsProcessingException("POINTS has no point")
-        return tuple(points)
+        try:
+            return vector_features.points(source.getFeatures(), source.sourceCrs(), id_field,
+                                          context.transformContext())
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
 
     def _polygons(self, parameters, context) -> tuple:
+        source = self._source(parameters, self.LABEL_POLYGONS, context)
         field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
-        if not field:
-            raise QgsProcessingException("LABEL_FIELD is required with LABEL_POLYGONS (a numeric class field)")
-        shapes = []
-        for feature, geometry in self._features(parameters, self.LABEL_POLYGONS, context):
-            try:
-                value = float(feature[field])
-            except (TypeError, ValueError):
-                raise QgsProcessingException(f"Feature {feature.id()}: class '{feature[field]}' is not a number") \
-                    from None
-            shapes.append((json.loads(geometry.asJson()), value))
-        return tuple(shapes)
+        try:
+            return vector_features.class_polygons(source.getFeatures(), source.sourceCrs(), field,
+                                                  context.transformContext())
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         from ..analysis.chips import ChipError, ChipRequest, run
