@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from .cube.header_files import remove_header_files
 from .dependencies import missing_requirements
 from .gui.dependencies_notice import DependenciesNotice
 from .gui.dock import CubescopeDock
@@ -129,3 +130,4 @@ class CubescopePlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        remove_header_files()  # auth headers written for GDAL must not outlive the plugin on disk

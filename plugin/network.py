@@ -24,6 +24,7 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
+from .cube.header_files import header_file
 from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
 from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
 from .stac.signing import signer_for
@@ -46,7 +47,8 @@ def dispose_in_main_thread(obj) -> None:
 
 
 def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
-    """A Fetcher that goes through QgsNetworkAccessManager; ``feedback`` cancels a request in flight.
+    """A Fetcher that goes through QgsNetworkAccessManager; a request that returns after ``feedback``
+    was cancelled raises "cancelled" (the request itself runs to its end or QGIS's timeout).
 
     The timeout is QGIS's own network timeout (Settings › Network), as users expect; the per-call
     ``timeout_s`` of the Fetcher protocol only applies to local files (none).
@@ -70,12 +72,17 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
         # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
         # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
+        # For the same reason no feedback is handed over: the request connects to it and, when done,
+        # disconnects, and a Python-made QgsFeedback answers that in Python (sipQgsFeedback::
+        # disconnectNotify, waiting for the GIL under Qt's lock: a deadlock caught with py-spy in
+        # the full test run). A cancel is seen when the request returns; each is bounded by QGIS's
+        # network timeout.
         if method.upper() == "POST":
             request.setHeader(QNetworkRequest.ContentTypeHeader, "application/json")
             payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
-            reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, feedback)
+            reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, None)
         else:
-            reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, feedback)
+            reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, None)
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
         content = bytes(reply.content())
         if feedback is not None and feedback.isCanceled():
@@ -172,21 +179,36 @@ def source_token(authcfg: str) -> str:
 
 @dataclass
 class AssetAccess:
-    """How to read a source's assets: its URL signer (caches tokens) and S3 keys, in memory only."""
+    """How to read a source's assets: its URL signer (caches tokens) and S3 keys, in memory only,
+    and the private file of its HTTP auth headers."""
 
     signer: Callable[[str], str] | None = None
     credentials: dict[str, str] = field(default_factory=dict)
+    header_file: str = ""
+    """Path of the file GDAL reads the source's auth headers from (``cube.header_files``); '' if none."""
 
     def __repr__(self) -> str:  # never show keys in logs or tracebacks
-        return f"AssetAccess(signer={self.signer!r}, credentials={sorted(self.credentials)})"
+        return (f"AssetAccess(signer={self.signer!r}, credentials={sorted(self.credentials)}, "
+                f"header_file={self.header_file!r})")
+
+
+def sends_auth_headers(source: Source) -> bool:
+    """Whether the source's auth configuration is sent as HTTP headers with asset requests.
+
+    Not for object stores (their config holds S3 keys, never HTTP credentials) nor signed sources
+    (the signature is the credential; BDC's config holds the token it puts in the query).
+    """
+    return bool(source.authcfg) and source.s3 is None and not source.signing
 
 
 def asset_access(source: Source) -> AssetAccess:
-    """Built on the main thread (the auth manager may ask for its master password)."""
+    """Built on the main thread: the auth manager may ask for its master password, and QGIS 3.22's
+    deadlocks when a worker thread uses it while the GUI thread does."""
     token = source_token(source.authcfg) if source.signing == "bdc" else None
     signer = signer_for(source, qgis_fetcher(), token)
     credentials = s3_credentials(source.authcfg) if source.s3 is not None else {}
-    return AssetAccess(signer, credentials)
+    headers = auth_headers(source.authcfg, source.url) if sends_auth_headers(source) else {}
+    return AssetAccess(signer, credentials, header_file(source.authcfg, headers) if headers else "")
 
 
 def apply_gdal_http_settings() -> dict[str, str]:

@@ -36,7 +36,7 @@ from cubescope.plugin.demo.schedule import s2_acquisitions, sun_position
 from cubescope.plugin.demo.sky import make_scenarios
 from cubescope.plugin.demo.truth import class_on, expected_dn, load_truth
 
-gdal.UseExceptions()
+pytestmark = pytest.mark.usefixtures("gdal_raises")
 os.environ["GDAL_PAM_ENABLED"] = "NO"  # reading statistics must not drop .aux.xml files into the cube
 
 BANDS = ("blue", "green", "red", "nir", "swir16")

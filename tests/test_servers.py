@@ -24,7 +24,7 @@ from pystac_client import Client as StacClient
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import box, shape
 
-gdal.UseExceptions()
+pytestmark = pytest.mark.usefixtures("gdal_raises")
 
 S2 = "demo-s2-l2a"
 # Reading remote files the way the plugin does: never list directories next to a COG.

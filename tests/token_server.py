@@ -4,11 +4,15 @@
 `https://planetarycomputer.microsoft.com/api/sas/v1/token/<account>/<container>`; the expiry is
 configurable and requests are counted per container so tests can see caching and refreshes.
 `/echo/...` answers with the request's headers as JSON, so tests can check what GDAL sent.
+`/files/...` serves a directory like a protected bucket: only to requests carrying the API key header
+(401 without it, 403 with a wrong one), with HEAD and byte ranges (206, Content-Range, multi-range
+as multipart/byteranges) as GDAL's `/vsicurl/` needs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+_RANGE = re.compile(r"(\d*)-(\d*)")
 
 
 @dataclass
@@ -30,6 +38,12 @@ class TokenServer:
     """(account, container) -> number of token requests."""
     echoed: list[dict[str, str]] = field(default_factory=list)
     """Headers of each /echo request."""
+    files: Path | None = None
+    """Directory served under `/files/`, only with the right `api_header`."""
+    api_key: str = ""
+    api_header: str = "X-API-Key"
+    file_requests: list[tuple[str, str, int]] = field(default_factory=list)
+    """(method, path, status) of each `/files/` request."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -38,6 +52,31 @@ class TokenServer:
 
     def expire_in(self, seconds: float) -> None:
         self.expiry = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+    def files_url(self, relative: str) -> str:
+        return f"{self.url}/files/{relative}"
+
+    def served(self, status: int) -> int:
+        """How many `/files/` requests were answered with ``status``."""
+        with self.lock:
+            return sum(1 for _, _, answered in self.file_requests if answered == status)
+
+
+def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
+    """Inclusive (first, last) byte ranges of a ``Range: bytes=...`` header; None if unsatisfiable."""
+    ranges = []
+    for spec in header.split("=", 1)[1].split(","):
+        match = _RANGE.fullmatch(spec.strip())
+        if match is None:
+            return None
+        first, last = match.groups()
+        if not first:  # suffix range: the last N bytes
+            first, last = str(max(0, size - int(last))), str(size - 1)
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        if start > end:
+            return None
+        ranges.append((start, end))
+    return ranges
 
 
 def _handler(state: TokenServer) -> type[BaseHTTPRequestHandler]:
@@ -53,6 +92,9 @@ def _handler(state: TokenServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = self.path.split("?", 1)[0].strip("/").split("/")
+            if parts[0] == "files" and state.files is not None:
+                self._file("/".join(parts[1:]))
+                return
             if parts[0] == "echo":
                 with state.lock:
                     state.echoed.append(dict(self.headers.items()))
@@ -73,6 +115,47 @@ def _handler(state: TokenServer) -> type[BaseHTTPRequestHandler]:
             document = {"msft:expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": token}
             self._answer(200, json.dumps(document))
 
+        def _file(self, relative: str) -> None:
+            status, headers, body = self._file_answer(relative)
+            # Counted before answering: the client may check the count as soon as it has the answer.
+            with state.lock:
+                state.file_requests.append((self.command, relative, status))
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _file_answer(self, relative: str) -> tuple[int, dict[str, str], bytes]:
+            """(status, headers, body) of a `/files/` request."""
+            json_type = {"Content-Type": "application/json"}
+            key = self.headers.get(state.api_header)
+            if key is None:
+                return 401, json_type, b'{"detail": "API key required"}'
+            if key.strip() != state.api_key.strip():  # HTTP ignores whitespace around a value
+                return 403, json_type, b'{"detail": "Wrong API key"}'
+            path = (state.files / unquote(relative)).resolve()
+            if state.files.resolve() not in path.parents or not path.is_file():
+                return 404, json_type, b'{"detail": "Not Found"}'
+            data = path.read_bytes()
+            headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+            header = self.headers.get("Range", "")
+            if not header.startswith("bytes="):
+                return 200, headers, data
+            ranges = _ranges(header, len(data))
+            if not ranges:
+                return 416, {"Content-Range": f"bytes */{len(data)}"}, b""
+            if len(ranges) == 1:
+                first, last = ranges[0]
+                return 206, {**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first:last + 1]
+            boundary = "cubescope-byteranges"
+            body = b"".join(
+                f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Range: bytes {first}-{last}/{len(data)}\r\n\r\n".encode() + data[first:last + 1]
+                for first, last in ranges) + f"\r\n--{boundary}--\r\n".encode()
+            return 206, {**headers, "Content-Type": f"multipart/byteranges; boundary={boundary}"}, body
+
         do_HEAD = do_GET  # noqa: N815 (http.server's name)
 
         def log_message(self, format: str, *args: object) -> None:
@@ -82,9 +165,14 @@ def _handler(state: TokenServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def token_server() -> Iterator[TokenServer]:
-    """Start the server on a random loopback port; stopped when the block exits."""
-    state = TokenServer()
+def token_server(files: Path | None = None, api_key: str = "", api_header: str = "X-API-Key"
+                 ) -> Iterator[TokenServer]:
+    """Start the server on a random loopback port; stopped when the block exits.
+
+    With ``files``, that directory is served under `/files/` to requests whose ``api_header`` is
+    ``api_key`` (e.g. ``Authorization`` and ``Basic ...``).
+    """
+    state = TokenServer(files=files, api_key=api_key, api_header=api_header)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="token-server", daemon=True)

@@ -8,16 +8,22 @@ GDAL dataset handles are not thread-safe: open one per thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from osgeo import gdal
 
-from ..stac.hrefs import GdalSource
+from ..stac.hrefs import GdalSource, vsicurl_options
 
 
 class GdalOpenError(Exception):
     """GDAL could not open or read a source; the message names it and carries GDAL's reason."""
+
+    #: GDAL's VSI error number (VSIE_* of cpl_vsi_error.h) when an object store refused a read, so
+    #: callers can tell a missing bucket from refused keys without parsing GDAL's English.
+    vsi_error: int | None = None
+    #: GDAL's own reason alone, without the name of the source.
+    reason: str = ""
 
 
 @contextmanager
@@ -35,6 +41,19 @@ def gdal_config(options: Mapping[str, str]) -> Iterator[None]:
     finally:
         for key, value in previous.items():
             gdal.SetThreadLocalConfigOption(key, value)
+
+
+def forget_refusals(paths: Iterable[str]) -> None:
+    """Drop what GDAL remembers about the URLs of ``/vsicurl?header_file=`` paths.
+
+    GDAL keeps a URL's answer (existence, size, bytes) by URL, whatever header file the path names:
+    a 401 answered before the header file existed (a project opened before its files were recreated,
+    a source given its auth configuration later) would keep the URL unreadable all session.
+    """
+    for path in paths:
+        url = vsicurl_options(path).get("url")
+        if url:
+            gdal.VSICurlPartialClearCache(f"/vsicurl/{url}")
 
 
 def _last_error(default: str) -> str:
@@ -97,7 +116,9 @@ def read_vsi_file(path: str, options: Mapping[str, str], description: str = "") 
             number, message = gdal.VSIGetLastErrorNo(), gdal.VSIGetLastErrorMsg()
             if number in (0, _VSIE_OBJECT_NOT_FOUND):
                 return None
-            raise GdalOpenError(f"Cannot read {description or path}: {message}")
+            error = GdalOpenError(f"Cannot read {description or path}: {message}")
+            error.vsi_error, error.reason = number, message
+            raise error
         try:
             gdal.VSIFSeekL(handle, 0, 2)
             size = gdal.VSIFTellL(handle)

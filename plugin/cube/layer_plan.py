@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..stac.bands import BandNotFound, resolve_band
-from ..stac.hrefs import GdalSource, gdal_source, zarr_gdal_path
+from ..stac.hrefs import GdalSource, gdal_source, redact_text, zarr_gdal_path
 from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
+from .gdal_env import GdalOpenError, forget_refusals
 from .vrt import percentile_stretch, stack_vrt
 
 TRUE_COLOUR = ("red", "green", "blue")
@@ -30,7 +31,8 @@ class LayerPlan:
 
     name: str
     path: str
-    """What QgsRasterLayer(path, name, "gdal") opens: a local path, /vsicurl/..., ZARR:..., or a VRT."""
+    """What QgsRasterLayer(path, name, "gdal") opens: a local path, /vsicurl/..., /vsicurl?header_file=...
+    (a source with auth headers), ZARR:..., or a VRT."""
     config: Mapping[str, str]
     """GDAL options the path needs (scoped to its prefix by the loader; may hold credentials)."""
     source_name: str
@@ -60,12 +62,13 @@ def _vrt_name(workdir: Path, parts: Sequence[str]) -> Path:
 
 
 def asset_source(item: dict, asset: str, source: Source, signer: Callable[[str], str] | None,
-                 credentials: Mapping[str, str] | None = None) -> tuple[GdalSource, str]:
+                 credentials: Mapping[str, str] | None = None, header_file: str = "") -> tuple[GdalSource, str]:
     """The GDAL source of one band of an item (asset key or common name), and its asset key."""
     band = resolve_band(item, asset)
     href = item["assets"][band.asset_key]["href"]
     return (
-        gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials),
+        gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials,
+                    header_file=header_file),
         band.asset_key,
     )
 
@@ -79,10 +82,13 @@ def plan_layers(
     stack: bool = False,
     signer: Callable[[str], str] | None = None,
     credentials: Mapping[str, str] | None = None,
+    header_file: str = "",
     is_canceled: Callable[[], bool] = lambda: False,
 ) -> tuple[list[LayerPlan], list[str]]:
     """Layers for ``items``: one band each, or a composite when several ``bands`` are given.
 
+    ``header_file`` holds the source's HTTP auth headers (``cube.header_files``): http(s) assets are
+    then read through ``/vsicurl?header_file=`` paths, in the layers and in their VRTs alike.
     Returns the plans and the problems (a missing asset, an unreadable file) in users' words; an
     item with a problem is left out, the others are still loaded.
     """
@@ -96,7 +102,7 @@ def plan_layers(
         start = item_datetime(item)
         end = item_datetime(ordered[index + 1]) if stack and index + 1 < len(ordered) else _day_after(start)
         try:
-            sources, keys = zip(*(asset_source(item, b, source, signer, credentials) for b in bands))
+            sources, keys = zip(*(asset_source(item, b, source, signer, credentials, header_file) for b in bands))
         except (BandNotFound, KeyError) as error:
             problems.append(f"{item.get('id', '?')}: {error}")
             continue
@@ -104,6 +110,8 @@ def plan_layers(
         for gdal_src in sources:
             config.update(gdal_src.config)
         decibels = len(keys) == 1 and keys[0].lower() in SAR_ASSETS
+        description = ", ".join(s.description for s in sources)  # the hrefs, never a header file path
+        forget_refusals(s.path for s in sources)
         try:
             if len(sources) == 1 and not decibels:
                 path = sources[0].path
@@ -111,10 +119,10 @@ def plan_layers(
                 vrt = _vrt_name(workdir, [s.path for s in sources] + (["dB"] if decibels else []))
                 path = stack_vrt(list(sources), str(vrt), list(keys), decibels=decibels)
             stretch = tuple(
-                percentile_stretch(GdalSource(path, config, path), band=i + 1) for i in range(len(sources))
+                percentile_stretch(GdalSource(path, config, description), band=i + 1) for i in range(len(sources))
             )
-        except (OSError, RuntimeError, ValueError) as error:
-            problems.append(f"{item.get('id', '?')}: cannot read {', '.join(s.description for s in sources)}: {error}")
+        except (GdalOpenError, OSError, RuntimeError, ValueError) as error:  # e.g. 401: the others still load
+            problems.append(f"{item.get('id', '?')}: cannot read {description}: {redact_text(str(error))}")
             continue
         tile = tile_id(item) or ""
         plans.append(LayerPlan(
@@ -127,11 +135,12 @@ def plan_layers(
 
 
 def plan_zarr_layers(url: str, variable: str, times: Sequence[datetime], source: Source,
-                     credentials: Mapping[str, str] | None = None) -> list[LayerPlan]:
+                     credentials: Mapping[str, str] | None = None, header_file: str = "") -> list[LayerPlan]:
     """One layer per time step of a Zarr variable (GDAL's classic access needs the time index)."""
     plans = []
     for index, start in enumerate(times):
-        gdal_src = zarr_gdal_path(url, variable, index, s3=source.s3, credentials=credentials)
+        gdal_src = zarr_gdal_path(url, variable, index, s3=source.s3, credentials=credentials,
+                                  header_file=header_file)
         end = times[index + 1] if index + 1 < len(times) else _day_after(start)
         plans.append(LayerPlan(
             name=f"{start:%Y-%m-%d} {variable}", path=gdal_src.path, config=gdal_src.config,

@@ -3,7 +3,9 @@
 STAC items keep each band in its own COG, often at different resolutions (10 m and 20 m for
 Sentinel-2); QGIS renders an RGB composite from one multi-band raster, so a small VRT stacks them
 without copying pixels. The VRT stays openable later: remote sources are written as absolute
-``/vsicurl/`` (or ``/vsis3/``) paths, local ones as absolute paths.
+``/vsicurl/`` (or ``/vsis3/``) paths, local ones as absolute paths. Sources read with auth headers
+keep their ``/vsicurl?header_file=...&url=...`` paths: QGIS rendering the VRT has no other way to
+send the headers, and the VRT names only the private header file, never a header value.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from osgeo import gdal
@@ -73,6 +75,21 @@ def stack_vrt(sources: Sequence[GdalSource], out_path: str, band_names: Sequence
     if decibels:
         _to_decibels(out_path)
     return out_path
+
+
+def rename_sources(vrt_path: str, rename: Callable[[str], str]) -> list[str]:
+    """Rewrite the VRT's source file names with ``rename`` (no source is opened); returns the new names.
+
+    A reopened project's VRT gets its sources' new header files this way, on the main thread,
+    before anything renders it.
+    """
+    tree = ET.parse(vrt_path)
+    names = []
+    for element in tree.getroot().iter("SourceFilename"):
+        element.text = rename(element.text or "")
+        names.append(element.text)
+    tree.write(vrt_path, encoding="utf-8")
+    return names
 
 
 def _to_decibels(vrt_path: str) -> None:

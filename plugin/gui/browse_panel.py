@@ -175,7 +175,7 @@ class BrowsePanel(QObject):
         self.form.sourceProgress.setRange(0, 0)
         self.form.sourceProgress.show()
         task = CallTask(self.tr("Cubescope: listing collections of {name}").format(name=source.name),
-                        list_collections, source)
+                        list_collections, source, self._read_keys())
         self._start("source", task, self._collections_listed, on_partial=self._collections_page)
 
     def _collections_page(self, value) -> None:
@@ -276,7 +276,7 @@ class BrowsePanel(QObject):
         self.form.searchProgress.show()
         self.form.searchCount.setText(self.tr("searching…"))
         task = CallTask(self.tr("Cubescope: searching {name}").format(name=self.source.name),
-                        run_search, self.source, query)
+                        run_search, self.source, query, self._read_keys())
         task.progressChanged.connect(lambda value: self.form.searchProgress.setRange(0, 100) or
                                      self.form.searchProgress.setValue(int(value)))
         self._start("search", task, self._search_done, self._search_failed, self._search_progress)
@@ -416,6 +416,13 @@ class BrowsePanel(QObject):
         bands = [self.form.assetCombo.currentData()] if self.form.assetCombo.currentData() else list(TRUE_COLOUR)
         self.load_selected(bands, stack=True)
 
+    def _read_keys(self) -> dict[str, str] | None:
+        """The S3 keys already read for the current source (see open_source), for its background
+        tasks: None lets a Zarr task read them itself, as before; a static catalog goes unsigned."""
+        if self._asset_access is None or self._asset_access[0] is not self.source:
+            return None
+        return self._asset_access[1].credentials
+
     def _access(self) -> AssetAccess:
         """Signer and keys of the current source, kept while it stays selected (tokens are cached)."""
         if self._asset_access is None or self._asset_access[0] is not self.source:
@@ -458,12 +465,14 @@ class BrowsePanel(QObject):
 
 def _open_layers(task, items, bands, source, workdir, stack, access: AssetAccess):
     plans, problems = plan_layers(items, bands, source, workdir, stack=stack, signer=access.signer,
-                                  credentials=access.credentials, is_canceled=task.isCanceled)
+                                  credentials=access.credentials, header_file=access.header_file,
+                                  is_canceled=task.isCanceled)
     return _open_plans(task, plans, problems)
 
 
 def _open_zarr_layers(task, source, variable, times, access: AssetAccess):
-    return _open_plans(task, plan_zarr_layers(source.url, variable, times, source, access.credentials), [])
+    plans = plan_zarr_layers(source.url, variable, times, source, access.credentials, access.header_file)
+    return _open_plans(task, plans, [])
 
 
 def _open_plans(task, plans, problems):

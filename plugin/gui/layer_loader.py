@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote, unquote, urlsplit
 
 from qgis.core import (
     QgsContrastEnhancement,
@@ -20,6 +21,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QDateTime, Qt
 
 from ..cube.layer_plan import LayerPlan
 from ..network import dispose_in_main_thread, scope_gdal_options
+from ..stac.hrefs import VSICURL_OPTIONS, redact, redact_text
 
 PROVENANCE_KEYS = ("source", "collection", "item", "assets", "hrefs", "tile")
 
@@ -31,6 +33,11 @@ def qdatetime(when: datetime) -> QDateTime:
 def gdal_prefix(path: str) -> str:
     """The path prefix GDAL options are scoped to: the host (or bucket) of a remote path."""
     inner = path.split('"')[1] if path.startswith("ZARR:") else path
+    if inner.startswith(VSICURL_OPTIONS):
+        # /vsicurl?header_file=..&list_dir=no&url=<encoded URL>: the options and the encoded host.
+        head, sep, encoded = inner.partition("&url=")
+        parts = urlsplit(unquote(encoded))
+        return f"{head}{sep}{quote(f'{parts.scheme}://{parts.netloc}/', safe='')}" if sep else ""
     for scheme in ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/"):
         if inner.startswith(scheme):
             rest = inner[len(scheme):]
@@ -48,9 +55,9 @@ def open_layer(plan: LayerPlan) -> QgsRasterLayer:
         scope_gdal_options(prefix, plan.config)
     layer = QgsRasterLayer(plan.path, plan.name, "gdal")
     if not layer.isValid():
-        summary = layer.error().summary()
+        summary = redact_text(layer.error().summary())  # GDAL names the path: show its URL instead
         dispose_in_main_thread(layer)
-        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else plan.path}: {summary}")
+        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else redact(plan.path)}: {summary}")
     style(layer, plan)
     set_time(layer, plan)
     for key, value in zip(PROVENANCE_KEYS, (plan.source_name, plan.collection, plan.item_id,

@@ -21,11 +21,12 @@ from qgis.core import (
 )
 
 from ..gui.footprints import footprint_attributes, footprint_geometry, footprints_layer
-from ..network import qgis_fetcher
+from ..network import qgis_fetcher, qgis_gdal_http_config
 from ..qt_dates import utc_day
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import HttpError
 from ..stac.items import sort_by_date
+from ..stac.object_store import ObjectStoreFetcher
 from ..stac.sources import Source, guess_kind
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -53,7 +54,10 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             "Searches a STAC API or a static STAC catalog (URL or local path) for the items of a collection "
             "in an extent and a date range, with at most MAX_CLOUD % cloud cover (sent to the server when it "
             "supports filtering, applied here otherwise). Writes the items' footprints with their id, "
-            "collection, datetime, cloud cover and grid tile, sorted by date. LIMIT 0 returns all items."
+            "collection, datetime, cloud cover and grid tile, sorted by date. LIMIT 0 returns all items.\n"
+            "A static catalog in a bucket (s3://bucket/path/catalog.json) is read through GDAL with its usual "
+            "settings: AWS_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws, "
+            "and unsigned requests when there are no keys."
         )
 
     def createInstance(self) -> SearchItemsAlgorithm:  # noqa: N802 (QGIS name)
@@ -98,7 +102,9 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             max_cloud=None if max_cloud >= 100 else max_cloud, max_items=limit,
         )
         source = Source(name=url, kind=guess_kind(url), url=url)
-        client = CatalogClient(source, qgis_fetcher(feedback=feedback))
+        # No connection here, so no S3 options or keys: a bucket is read with GDAL's own AWS settings.
+        fetch = ObjectStoreFetcher(qgis_fetcher(feedback=feedback), options=qgis_gdal_http_config())
+        client = CatalogClient(source, fetch)
         items: list[dict] = []
         try:
             for page in client.search(query, is_canceled=feedback.isCanceled):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from .sources import S3Options
@@ -38,6 +39,11 @@ _URL_SCHEMES = ("http", "https")
 _OBJECT_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
 _SECRET_PARAMS = frozenset({"token", "access_token", "sig", "signature", "key", "api_key", "apikey", "code",
                             "x-amz-signature", "x-amz-credential", "x-amz-security-token", "skoid", "sktid"})
+#: GDAL's option syntax for /vsicurl/: ``/vsicurl?name=value&...&url=<url-encoded URL>``.
+VSICURL_OPTIONS = "/vsicurl?"
+#: A /vsicurl? path inside a message (GDAL quotes paths with ` ' or ").
+_VSICURL_IN_TEXT = re.compile(r"/vsicurl\?[^\s'\"`]+")
+_HEADER_FILE_OPTION = re.compile(r"(/vsicurl\?header_file=)[^&\"]*")
 _AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 
 
@@ -54,12 +60,17 @@ class GdalSource:
     """Where it came from, for messages: the original href, never a signature or a credential."""
 
     def __repr__(self) -> str:
-        return f"GdalSource(path={redact(self.path)!r}, config_keys={sorted(self.config)!r}, " \
+        return f"GdalSource(path={redact_text(redact(self.path))!r}, config_keys={sorted(self.config)!r}, " \
                f"description={self.description!r})"
 
 
 def redact(url: str) -> str:
-    """``url`` with the values of secret-looking query parameters (SAS signatures, tokens) hidden."""
+    """``url`` with the values of secret-looking query parameters (SAS signatures, tokens) hidden.
+
+    A ``/vsicurl?header_file=...`` path becomes the URL it reads: messages name what users know.
+    """
+    if url.startswith(VSICURL_OPTIONS):
+        url = plain_url(url)
     head, sep, query = url.partition("?")
     if not sep:
         return url
@@ -68,6 +79,54 @@ def redact(url: str) -> str:
         name, eq, _value = param.partition("=")
         params.append(f"{name}=…" if eq and name.lower() in _SECRET_PARAMS else param)
     return f"{head}?{'&'.join(params)}"
+
+
+def redact_text(text: str) -> str:
+    """A message (GDAL's, QGIS's) with every ``/vsicurl?`` path in it replaced by its redacted URL."""
+    return _VSICURL_IN_TEXT.sub(lambda match: redact(match.group(0)), text)
+
+
+def vsicurl_with_header_file(url: str, header_file: str) -> str:
+    """The GDAL path of ``url`` read with the HTTP headers kept in the file ``header_file``.
+
+    QGIS opens a layer from its path alone, and GDAL 3.6 ignores ``GDAL_HTTP_HEADERS`` given as a
+    path-specific option to /vsicurl/; the ``header_file`` option of the path itself is read by GDAL
+    at each request, so the secret stays in that (private) file, never in the path or a project.
+    ``list_dir=no``: without it GDAL 3.6 lists the "directory" of such a path, does not find the
+    file in it and refuses to open it (checked with 3.6.2). ``url`` stays last: the Zarr driver
+    appends its chunk keys to the path.
+    """
+    return (f"{VSICURL_OPTIONS}header_file={quote(header_file, safe='')}&list_dir=no"
+            f"&url={quote(url, safe='')}")
+
+
+def with_header_file(path: str, header_file: str) -> str:
+    """``path`` (a /vsicurl? path, or a ZARR:"..." one around it) naming ``header_file`` instead of
+    the header file it named; other paths unchanged. The URL and other options stay as they were."""
+    return _HEADER_FILE_OPTION.sub(lambda m: f"{m.group(1)}{quote(header_file, safe='')}", path)
+
+
+def _vsicurl_part(path: str) -> str:
+    """The /vsicurl? path in ``path`` (itself, or the store of ``ZARR:"...":/var``), else ''."""
+    inner = path.split('"')[1] if path.startswith('ZARR:"') and path.count('"') >= 2 else path
+    return inner if inner.startswith(VSICURL_OPTIONS) else ""
+
+
+def vsicurl_options(path: str) -> dict[str, str]:
+    """The decoded options (``url``, ``header_file`` ...) of a ``/vsicurl?`` path; {} for other paths."""
+    part = _vsicurl_part(path)
+    options = {}
+    for option in part[len(VSICURL_OPTIONS):].split("&") if part else ():
+        name, _, value = option.partition("=")
+        options[name] = unquote(value)
+    return options
+
+
+def plain_url(path: str) -> str:
+    """The URL a /vsicurl/ or /vsicurl? path reads (for messages and provenance); other paths unchanged."""
+    if path.startswith("/vsicurl/"):
+        return path[len("/vsicurl/"):]
+    return vsicurl_options(path).get("url", path) if path.startswith(VSICURL_OPTIONS) else path
 
 
 def _scheme(href: str) -> str:
@@ -196,6 +255,7 @@ def gdal_source(
     s3: S3Options | None = None,
     signer: Callable[[str], str] | None = None,
     auth_headers: Mapping[str, str] | None = None,
+    header_file: str = "",
     credentials: Mapping[str, str] | None = None,
     options: Mapping[str, str] | None = None,
 ) -> GdalSource:
@@ -203,7 +263,10 @@ def gdal_source(
 
     - local paths and ``file://`` URLs: the path itself;
     - ``http(s)://``: ``/vsicurl/`` of the URL, signed by ``signer`` first (Planetary Computer, BDC);
-      ``auth_headers`` (from QGIS's auth manager) go into ``GDAL_HTTP_HEADERS``, never into the path;
+      ``auth_headers`` (from QGIS's auth manager) go into ``GDAL_HTTP_HEADERS``, never into the path,
+      which serves Cubescope's own readers; with ``header_file`` (a private file holding those
+      headers, see ``cube.header_files``) the path is ``/vsicurl?header_file=...&url=...`` instead,
+      which also works for layers QGIS opens and renders by path alone;
     - ``s3://``: ``/vsis3/`` with the endpoint options of ``s3``; ``credentials`` (AWS keys from the
       auth manager) are merged into ``config`` only;
     - ``gs://``: ``/vsigs/``; ``az://`` and ``abfs://``: ``/vsiaz/``.
@@ -221,10 +284,13 @@ def gdal_source(
         path = _file_path(resolved)
     elif scheme in _URL_SCHEMES:
         url = signer(resolved) if signer is not None else resolved
-        path = f"/vsicurl/{url}"
         config.update(HTTP_DEFAULTS)
-        if auth_headers:
-            config["GDAL_HTTP_HEADERS"] = headers_option(auth_headers)
+        if header_file:  # the file holds the headers: GDAL_HTTP_HEADERS too would send them twice
+            path = vsicurl_with_header_file(url, header_file)
+        else:
+            path = f"/vsicurl/{url}"
+            if auth_headers:
+                config["GDAL_HTTP_HEADERS"] = headers_option(auth_headers)
     elif scheme in _OBJECT_SCHEMES:
         parts = urlsplit(resolved)
         if not parts.netloc:
@@ -246,6 +312,7 @@ def zarr_gdal_path(
     s3: S3Options | None = None,
     credentials: Mapping[str, str] | None = None,
     auth_headers: Mapping[str, str] | None = None,
+    header_file: str = "",
     options: Mapping[str, str] | None = None,
 ) -> GdalSource:
     """``ZARR:"<store>":/<variable>[:<time index>]`` for GDAL's Zarr driver.
@@ -257,7 +324,9 @@ def zarr_gdal_path(
         raise ValueError("A Zarr variable name is required")
     if time_index is not None and time_index < 0:
         raise ValueError(f"The time index must be >= 0, not {time_index}")
-    store = gdal_source(url, s3=s3, auth_headers=auth_headers, credentials=credentials, options=options)
+    # Without the trailing slash: in a /vsicurl? path the URL is encoded, so rstrip below cannot remove it.
+    store = gdal_source(url.rstrip("/") or url, s3=s3, auth_headers=auth_headers, header_file=header_file,
+                        credentials=credentials, options=options)
     path = f'ZARR:"{store.path.rstrip("/")}":/{variable.strip("/")}'
     if time_index is not None:
         path += f":{time_index}"

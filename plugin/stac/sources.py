@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .http import local_path
+from .object_store import is_object_store_url
 
 SIGNING_SCHEMES = ("", "planetary-computer", "bdc")
 
@@ -154,6 +155,8 @@ def guess_kind(url: str) -> SourceKind:
 
 def static_catalog_url(url: str) -> str:
     """The JSON file to open for a static source: a directory means its catalog.json (or collection.json)."""
+    if is_object_store_url(url) and url.endswith("/"):
+        return f"{url}catalog.json"  # a bucket prefix; listing it to look further would need more rights
     path = local_path(url)
     if path is None or not path.is_dir():
         return url

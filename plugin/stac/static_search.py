@@ -1,18 +1,21 @@
-"""Walking a static STAC catalog (http(s), file:// or a local path) through the injected fetcher.
+"""Walking a static STAC catalog (http(s), file://, a local path or s3://) through the injected fetcher.
 
 A static catalog is a tree of JSON files joined by `child` and `item` links, usually relative. Items
-read here get absolute asset hrefs (URLs, or local paths), so whatever loads them next needs no idea
-of where the catalog lives.
+read here get absolute asset hrefs (URLs, s3:// URLs or local paths), so whatever loads them next needs
+no idea of where the catalog lives. Catalogs in buckets need an `object_store.ObjectStoreFetcher`.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin, urlparse, urlsplit, urlunsplit
 
+from .hrefs import resolve_href
 from .http import Fetcher, HttpError, local_path, parse_json
+from .object_store import is_object_store_url
 from .static_catalog import CollectionSummary, summarize_collection
 
 #: Deepest nesting of child catalogs followed; guards against link cycles through differing hrefs.
@@ -24,6 +27,13 @@ def join_href(base: str, href: str) -> str:
     scheme = urlparse(href).scheme
     if scheme and len(scheme) > 1:
         return href
+    if is_object_store_url(base):
+        # urljoin knows nothing of s3:// and would return `href` unchanged, leaving "./x.json" to be
+        # read as a local file. A leading "/" is the bucket's root, as on a web server.
+        if href.startswith("/"):
+            parts = urlsplit(base)
+            return urlunsplit((parts.scheme, parts.netloc, posixpath.normpath(href), "", ""))
+        return resolve_href(href, base)
     base_path = local_path(base)
     if base_path is None or urlparse(base).scheme == "file":
         return urljoin(base, href)

@@ -37,7 +37,7 @@ class CallTask(QgsTask):
         self.error = ""
 
     def cancel(self) -> None:
-        """Also aborts a network request in flight (QgsBlockingNetworkRequest watches the feedback)."""
+        """Also marks the feedback cancelled, which a catalog request checks when it returns."""
         self.feedback.cancel()
         super().cancel()
 

@@ -1,11 +1,14 @@
 """What the Browse tab runs in the background: pure STAC/Zarr calls with QGIS's network stack.
 
 Each function takes the running CallTask first (for cancel, progress and partial results) and
-only plain values after it, copied on the main thread.
+only plain values after it, copied on the main thread. That includes `credentials`, the S3 keys of
+the source: the caller reads them from the auth manager on the main thread (QGIS 3.22's can deadlock
+when asked from a worker while the GUI thread uses it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qgis.core import QgsFeedback
@@ -13,8 +16,9 @@ from qgis.core import QgsFeedback
 from ..cube.zarr_cube import describe_zarr
 from ..network import qgis_fetcher, s3_credentials
 from ..stac.catalog_client import CatalogClient, SearchQuery
-from ..stac.http import HttpError
+from ..stac.http import Fetcher, HttpError
 from ..stac.items import sort_by_date
+from ..stac.object_store import ObjectStoreFetcher
 from ..stac.sources import Source, SourceKind
 from ..stac.static_catalog import CollectionSummary
 
@@ -30,15 +34,29 @@ def http_authcfg(source: Source) -> str:
     return "" if source.s3 is not None else source.authcfg
 
 
-def client_for(task, source: Source) -> CatalogClient:
-    return CatalogClient(source, qgis_fetcher(http_authcfg(source), _feedback(task)))
+def catalog_fetcher(task, source: Source, credentials: Mapping[str, str] | None = None) -> Fetcher:
+    """QGIS's network stack for http(s) documents; GDAL, with the source's S3 options and `credentials`,
+    for documents in a bucket (a static catalog at s3://...). The user's proxy reaches GDAL through
+    the process-wide options the plugin set at start (`apply_gdal_http_settings`): no QgsSettings
+    object is made in this worker thread."""
+    http = qgis_fetcher(http_authcfg(source), _feedback(task))
+    return ObjectStoreFetcher(http, source.s3, credentials)
 
 
-def test_source(task, source: Source) -> str:
+def client_for(task, source: Source, credentials: Mapping[str, str] | None = None) -> CatalogClient:
+    return CatalogClient(source, catalog_fetcher(task, source, credentials))
+
+
+def _zarr_keys(source: Source, credentials: Mapping[str, str] | None) -> Mapping[str, str]:
+    # Callers that did not read the keys on the main thread get them here, as before.
+    return credentials if credentials is not None else s3_credentials(source.authcfg)
+
+
+def test_source(task, source: Source, credentials: Mapping[str, str] | None = None) -> str:
     if source.kind == SourceKind.ZARR:
-        description = describe_zarr(source.url, source.s3, s3_credentials(source.authcfg))
+        description = describe_zarr(source.url, source.s3, _zarr_keys(source, credentials))
         return f"Connected: Zarr cube with {len(description.variables)} variables, {len(description.times)} dates"
-    return client_for(task, source).test()
+    return client_for(task, source, credentials).test()
 
 
 def zarr_collection(description) -> CollectionSummary:
@@ -57,14 +75,14 @@ def zarr_collection(description) -> CollectionSummary:
     )
 
 
-def list_collections(task, source: Source) -> list[CollectionSummary]:
+def list_collections(task, source: Source, credentials: Mapping[str, str] | None = None) -> list[CollectionSummary]:
     """All collections, page after page; each page is also streamed to the dock as it arrives."""
     if source.kind == SourceKind.ZARR:
-        description = describe_zarr(source.url, source.s3, s3_credentials(source.authcfg))
+        description = describe_zarr(source.url, source.s3, _zarr_keys(source, credentials))
         task.partial.emit(("zarr", description))
         return [zarr_collection(description)]
     collections: list[CollectionSummary] = []
-    for page in client_for(task, source).collections():
+    for page in client_for(task, source, credentials).collections():
         collections.extend(page)
         task.partial.emit(("collections", list(page)))
         if task.isCanceled():
@@ -82,10 +100,11 @@ class SearchOutcome:
     error: str = ""
 
 
-def run_search(task, source: Source, query: SearchQuery) -> SearchOutcome:
+def run_search(task, source: Source, query: SearchQuery,
+               credentials: Mapping[str, str] | None = None) -> SearchOutcome:
     outcome = SearchOutcome()
     try:
-        for page in client_for(task, source).search(query, is_canceled=task.isCanceled):
+        for page in client_for(task, source, credentials).search(query, is_canceled=task.isCanceled):
             outcome.items.extend(page.items)
             outcome.skipped.extend(page.skipped)
             outcome.matched = page.matched if page.matched is not None else outcome.matched
@@ -110,7 +129,12 @@ def thumbnail_href(item: dict) -> str | None:
 
 
 def fetch_thumbnails(task, source: Source, items: list[dict]) -> int:
-    """Thumbnails streamed as (item id, QImage) while they arrive; a missing one is just skipped."""
+    """Thumbnails streamed as (item id, QImage) while they arrive; a missing one is just skipped.
+
+    Over http(s) and local files only: thumbnails of a catalog in a bucket are skipped. Reading them
+    from the bucket through GDAL in this task crashed QGIS 3.22 in testing (segfault in the GUI
+    thread's event loop, late in a long session; cause not traced yet).
+    """
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QImage
 

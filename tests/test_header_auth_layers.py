@@ -1,0 +1,469 @@
+"""HTTP auth headers (QGIS auth manager) reach the layers QGIS itself opens and renders.
+
+Assets sit behind a real HTTP server that refuses requests without the right header (401) or with a
+wrong one (403). Layers get ``/vsicurl?header_file=<private file>&url=<url>`` paths: the secret is in
+that file only, never in a layer source, a VRT, a project, the settings or the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+from conftest import settle_tasks
+from osgeo import gdal
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsAuthMethodConfig,
+    QgsMapRendererSequentialJob,
+    QgsMapSettings,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSettings,
+)
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QSize
+from token_server import TokenServer, token_server
+
+from cubescope.plugin import settings
+from cubescope.plugin.cube.gdal_env import gdal_config, opened, read_array
+from cubescope.plugin.cube.header_files import HeaderFiles, remove_header_files
+from cubescope.plugin.cube.layer_plan import TRUE_COLOUR, plan_layers, plan_zarr_layers
+from cubescope.plugin.gui.layer_loader import add_layers, gdal_prefix, open_layer
+from cubescope.plugin.gui.project_restore import ProjectRestorer
+from cubescope.plugin.network import asset_access
+from cubescope.plugin.stac.hrefs import (
+    GdalSource,
+    gdal_source,
+    plain_url,
+    redact,
+    redact_text,
+    vsicurl_options,
+    vsicurl_with_header_file,
+)
+from cubescope.plugin.stac.sources import Source, SourceKind
+
+TOKEN = "T0ken-That-Must-Never-Leak-4d1f"
+WAIT_MS = 60_000
+ITEM_DIR = "stac/demo-s2-l2a/S2A_MSIL2A_20240418T092029_R093_T34TGR"
+ZARR = "zarr/demo-s2-l2a-34TGR.zarr"
+BANDS = ("red", "green", "blue")
+#: QGIS 3.22's header methods: EsriToken sends an API token in its own header, Basic an Authorization.
+METHODS = {
+    "EsriToken": ({"token": TOKEN}, "X-Esri-Authorization", f"Bearer {TOKEN}"),
+    "Basic": ({"username": "cubescope", "password": TOKEN}, "Authorization",
+              "Basic " + base64.b64encode(f"cubescope:{TOKEN}".encode()).decode()),
+}
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+def _store(method: str, values: dict[str, str]) -> str:
+    manager = QgsApplication.authManager()
+    manager.setPasswordHelperEnabled(False)  # no system keychain on test machines: it would wait for one
+    assert not manager.isDisabled(), manager.disabledMessage()
+    assert manager.setMasterPassword("cubescope-tests", True), "the test auth database refused the password"
+    config = QgsAuthMethodConfig(method)
+    config.setName(f"protected assets ({method})")
+    for key, value in values.items():
+        config.setConfig(key, value)
+    stored = manager.storeAuthenticationConfig(config)
+    assert stored[0] if isinstance(stored, tuple) else stored
+    return (stored[1] if isinstance(stored, tuple) else config).id()
+
+
+@pytest.fixture(params=sorted(METHODS))
+def method(request) -> str:
+    return request.param
+
+
+@pytest.fixture()
+def protected(demo_cube, method) -> Iterator[TokenServer]:
+    """The demo cube under /files/, only for requests carrying the header ``method`` sends."""
+    _values, header, value = METHODS[method]
+    with token_server(demo_cube.root, api_key=value, api_header=header) as server:
+        yield server
+
+
+@pytest.fixture()
+def secrets(method) -> tuple[str, ...]:
+    """What must never leak: the token and the header value carrying it (Basic: base64 of user:token)."""
+    return TOKEN, METHODS[method][2].split()[-1]
+
+
+@pytest.fixture()
+def authcfg(qgis_app, method) -> Iterator[str]:
+    config_id = _store(method, METHODS[method][0])
+    yield config_id
+    QgsApplication.authManager().removeAuthenticationConfig(config_id)
+
+
+@pytest.fixture()
+def track() -> Iterator[Callable[[QgsRasterLayer], QgsRasterLayer]]:
+    """Layers a test makes are deleted when it ends, even when it fails: a failed test's traceback
+    would keep them alive past QGIS's exit, which crashes and hides the report."""
+    made: list[QgsRasterLayer] = []
+    yield lambda layer: made.append(layer) or layer
+    for layer in made:
+        if not sip.isdeleted(layer):
+            sip.delete(layer)
+
+
+def protected_item(demo_cube, server: TokenServer) -> dict:
+    """The demo item with absolute asset hrefs on the protected server."""
+    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
+    item = json.loads(path.read_text())
+    for asset in item["assets"].values():
+        asset["href"] = server.files_url(f"{ITEM_DIR}/{Path(asset['href']).name}")
+    item["links"] = []
+    return item
+
+
+def local_item(demo_cube) -> dict:
+    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
+    item = json.loads(path.read_text())
+    item["links"] = [{"rel": "self", "href": str(path)}]
+    return item
+
+
+def source_for(server: TokenServer, authcfg: str = "") -> Source:
+    return Source(name="Protected assets", kind=SourceKind.STAC_API, url=f"{server.url}/stac", authcfg=authcfg)
+
+
+def local_pixels(demo_cube, band: str) -> np.ndarray:
+    source = gdal_source(str(demo_cube.root / ITEM_DIR / f"{band}.tif"))
+    with opened(source) as dataset:
+        return read_array(dataset.GetRasterBand(1), source.description)
+
+
+def layer_pixels(layer: QgsRasterLayer, band: int = 1) -> np.ndarray:
+    """A band as QGIS's GDAL provider reads it (the path QGIS renders from, in QGIS's thread)."""
+    provider = layer.dataProvider()
+    block = provider.block(band, layer.extent(), layer.width(), layer.height())
+    dtype = {Qgis.UInt16: np.uint16, Qgis.Float32: np.float32}[block.dataType()]  # the demo's COGs and Zarr
+    assert block.isValid()
+    return np.frombuffer(bytes(block.data()), dtype=dtype).reshape(layer.height(), layer.width())
+
+
+def render(layer: QgsRasterLayer) -> bytes:
+    """The layer drawn by QGIS's map renderer (its own threads), as raw ARGB pixels."""
+    map_settings = QgsMapSettings()
+    map_settings.setLayers([layer])
+    map_settings.setDestinationCrs(layer.crs())
+    map_settings.setExtent(layer.extent())
+    map_settings.setOutputSize(QSize(layer.width(), layer.height()))
+    job = QgsMapRendererSequentialJob(map_settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    return bytes(image.constBits().asarray(image.sizeInBytes()))
+
+
+def new_requests(server: TokenServer, since: int) -> list[int]:
+    with server.lock:
+        return [status for _, _, status in server.file_requests[since:]]
+
+
+# --- pure parts: paths, messages, files ------------------------------------------------------------
+
+def test_header_file_paths_parse_back_to_the_plain_url():
+    url = "https://data.example.com/cat/a b/red.tif?sig=SECRETSIG&v=2"
+    path = vsicurl_with_header_file(url, "/tmp/cubescope-headers-x/headers-1.txt")
+    assert path.startswith("/vsicurl?header_file=%2Ftmp%2Fcubescope-headers-x%2Fheaders-1.txt&")
+    assert path.endswith("&url=" + quote(url, safe=""))
+    assert vsicurl_options(path) == {"header_file": "/tmp/cubescope-headers-x/headers-1.txt", "list_dir": "no",
+                                     "url": url}
+    assert plain_url(path) == url and plain_url(f"/vsicurl/{url}") == url
+    assert redact(path) == "https://data.example.com/cat/a b/red.tif?sig=…&v=2"
+    zarr = f'ZARR:"{vsicurl_with_header_file("http://h/x.zarr", "/tmp/h.txt")}":/red:0'
+    assert vsicurl_options(zarr)["url"] == "http://h/x.zarr"
+    message = f"`{path}' not recognized as a supported file format. Also {zarr}."
+    assert redact_text(message) == ("`https://data.example.com/cat/a b/red.tif?sig=…&v=2' not recognized as a "
+                                    'supported file format. Also ZARR:"http://h/x.zarr":/red:0.')
+    # Options are scoped to the header file and the host, as a prefix of the path GDAL is given.
+    prefix = gdal_prefix(path)
+    assert path.startswith(prefix) and prefix.endswith("&url=" + quote("https://data.example.com/", safe=""))
+    assert gdal_prefix(zarr) == gdal_prefix(vsicurl_with_header_file("http://h/y.zarr", "/tmp/h.txt"))
+
+
+def test_header_files_are_private_reused_and_removed():
+    files = HeaderFiles()
+    try:
+        first = files.path_for("cfg1", {"X-API-Key": TOKEN})
+        assert files.path_for("cfg1", {"X-API-Key": TOKEN}) == first  # one file for many layers
+        other_key = files.path_for("cfg1", {"X-API-Key": TOKEN + "2"})
+        other_config = files.path_for("cfg2", {"X-API-Key": TOKEN})
+        assert len({first, other_key, other_config}) == 3
+        assert Path(first).read_text() == f"X-API-Key: {TOKEN}\n"
+        assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
+        directory = Path(first).parent
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700 and Path(other_key).parent == directory
+        os.remove(first)  # e.g. a temp cleaner: the next use writes it again
+        again = files.path_for("cfg1", {"X-API-Key": TOKEN})
+        assert Path(again).read_text() == f"X-API-Key: {TOKEN}\n"
+        with pytest.raises(ValueError, match="line break"):
+            files.path_for("cfg1", {"X-API-Key": "a\r\nX-Injected: 1"})
+    finally:
+        files.remove_all()
+    assert not directory.exists()
+
+
+def test_header_files_are_gone_when_the_process_exits():
+    """A real interpreter writes a header file and exits: atexit removes it (and needs no QGIS or GDAL)."""
+    script = ("import os, stat, sys\n"
+              "from cubescope.plugin.cube.header_files import header_file\n"
+              f"path = header_file('cfg', {{'X-API-Key': {TOKEN!r}}})\n"
+              "print(path, oct(stat.S_IMODE(os.stat(path).st_mode)), 'qgis' in sys.modules, 'osgeo' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "build" / "pkg")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    path, mode, qgis_imported, gdal_imported = done.stdout.split()
+    assert mode == "0o600" and (qgis_imported, gdal_imported) == ("False", "False")
+    assert not Path(path).exists() and not Path(path).parent.exists()
+
+
+def test_gdal_sends_the_header_file_of_the_path(demo_cube):
+    """GDAL 3.6 honours /vsicurl?header_file=: X-API-Key reaches the server from the file, not from an option."""
+    with token_server(demo_cube.root, api_key=TOKEN) as server:
+        url = server.files_url(f"{ITEM_DIR}/red.tif")
+        files = HeaderFiles()
+        try:
+            denied = gdal.Open(f"/vsicurl/{url}")
+            assert denied is None and server.served(401) >= 1
+            gdal.VSICurlPartialClearCache(f"/vsicurl/{url}")  # GDAL remembers refusals by URL
+            wrong = gdal.Open(vsicurl_with_header_file(url, files.path_for("x", {"X-API-Key": "wrong"})))
+            assert wrong is None and server.served(403) >= 1
+            gdal.VSICurlPartialClearCache(f"/vsicurl/{url}")
+            source = gdal_source(url, header_file=files.path_for("x", {"X-API-Key": TOKEN}))
+            assert "GDAL_HTTP_HEADERS" not in source.config and TOKEN not in source.path + repr(source)
+            assert source.description == url and url in repr(source) and "header_file" not in repr(source)
+            with gdal_config(source.config):
+                dataset = gdal.Open(source.path)
+                assert dataset is not None, gdal.GetLastErrorMsg()
+                pixels = dataset.GetRasterBand(1).ReadAsArray()
+                dataset = None
+            np.testing.assert_array_equal(pixels, local_pixels(demo_cube, "red"))
+        finally:
+            files.remove_all()
+
+
+# --- layers QGIS opens -----------------------------------------------------------------------------
+
+def test_protected_cog_opens_as_a_layer_only_with_the_auth_config(qgis_app, tmp_path, demo_cube, protected,
+                                                                  authcfg, secrets, track, method):
+    item = protected_item(demo_cube, protected)
+    url = item["assets"]["red"]["href"]
+
+    # Without the auth configuration: refused, no layer.
+    no_auth = asset_access(source_for(protected))
+    assert no_auth.header_file == ""
+    plans, problems = plan_layers([item], ["red"], source_for(protected), tmp_path / "vrt",
+                                  header_file=no_auth.header_file)
+    assert plans == [] and len(problems) == 1 and url in problems[0]
+    denied = track(QgsRasterLayer(f"/vsicurl/{url}", "denied", "gdal"))
+    assert not denied.isValid()
+    assert protected.served(401) >= 1 and protected.served(206) == 0
+
+    # A header file with a wrong value: refused too, and the message names the URL, not the file.
+    wrong = HeaderFiles()
+    try:
+        wrong_file = wrong.path_for(authcfg, {METHODS[method][1]: "Bearer wrong"})
+        # A composite: GDAL's reason names the path it could not open ("Can't open /vsicurl?...").
+        plans, problems = plan_layers([item], list(TRUE_COLOUR), source_for(protected), tmp_path / "vrt",
+                                      header_file=wrong_file)
+        assert plans == [] and len(problems) == 1 and protected.served(403) >= 1
+        assert url in problems[0] and "header_file" not in problems[0] and wrong_file not in problems[0]
+    finally:
+        wrong.remove_all()
+
+    # With it: the header file path, and the pixels of the file.
+    source = source_for(protected, authcfg)
+    access = asset_access(source)  # the main thread reads the auth manager
+    assert access.header_file and secrets[-1] in Path(access.header_file).read_text()
+    plans, problems = plan_layers([item], ["red"], source, tmp_path / "vrt", header_file=access.header_file)
+    assert problems == []
+    (plan,) = plans
+    assert plan.path == vsicurl_with_header_file(url, access.header_file)
+    assert plan.hrefs == (url,) and not [s for s in secrets if s in plan.path]
+    gdal.VSICurlClearCache()  # what QGIS reads below must come from the server, with the header
+    before = len(protected.file_requests)
+    layer = track(open_layer(plan))
+    assert layer.isValid() and layer.source() == plan.path
+    np.testing.assert_array_equal(layer_pixels(layer), local_pixels(demo_cube, "red"))
+    statuses = new_requests(protected, before)
+    assert 206 in statuses and not {401, 403} & set(statuses)
+    assert layer.customProperty("cubescope/hrefs") == url  # provenance: the plain URL
+
+
+def test_true_colour_vrt_of_protected_bands_renders_the_right_pixels(qgis_app, tmp_path, demo_cube, protected,
+                                                                     authcfg, secrets, track):
+    item = protected_item(demo_cube, protected)
+    access = asset_access(source_for(protected, authcfg))
+    plans, problems = plan_layers([item], list(TRUE_COLOUR), source_for(protected, authcfg), tmp_path / "vrt",
+                                  header_file=access.header_file)
+    assert problems == []
+    (plan,) = plans
+    vrt_text = Path(plan.path).read_text()
+    assert plan.path.endswith(".vrt") and not [s for s in secrets if s in vrt_text]
+    for band in BANDS:  # each source is named with the header file, so rendering sends the header
+        expected = vsicurl_with_header_file(item["assets"][band]["href"], access.header_file).replace("&", "&amp;")
+        assert f">{expected}</SourceFilename>" in vrt_text
+
+    local_plans, local_problems = plan_layers([local_item(demo_cube)], list(TRUE_COLOUR), Source(
+        name="local", kind=SourceKind.STATIC, url=str(demo_cube.catalog)), tmp_path / "local")
+    assert local_problems == []
+    local = track(open_layer(local_plans[0]))
+
+    gdal.VSICurlClearCache()
+    before = len(protected.file_requests)
+    layer = track(open_layer(plan))
+    assert layer.isValid() and layer.bandCount() == 3
+    for number, band in enumerate(BANDS, start=1):
+        np.testing.assert_array_equal(layer_pixels(layer, number), local_pixels(demo_cube, band))
+    gdal.VSICurlClearCache()
+    drawn = render(layer)
+    colours = {drawn[i:i + 4] for i in range(0, len(drawn), 4)}
+    assert drawn == render(local) and len(colours) >= 5  # the demo's few land covers, not a blank image
+    statuses = new_requests(protected, before)
+    assert statuses.count(206) >= 3 and not {401, 403} & set(statuses)
+
+
+def test_protected_zarr_time_step_opens_as_a_layer(qgis_app, demo_cube, protected, authcfg, secrets, track):
+    access = asset_access(source_for(protected, authcfg))
+    url = protected.files_url(ZARR)
+    (plan,) = plan_zarr_layers(url, "red", [datetime(2023, 3, 5, tzinfo=timezone.utc)],
+                               source_for(protected, authcfg), header_file=access.header_file)
+    assert plan.path.startswith('ZARR:"/vsicurl?header_file=') and not [s for s in secrets if s in plan.path]
+    layer = track(open_layer(plan))
+    assert layer.isValid()
+    local = GdalSource(f'ZARR:"{demo_cube.root / ZARR}":/red:0', {}, "local Zarr")
+    with opened(local) as dataset:
+        band = dataset.GetRasterBand(1)
+        raw = read_array(band, local.description)
+        scale, offset = band.GetScale() or 1.0, band.GetOffset() or 0.0
+    assert scale != 1.0  # QGIS shows the reflectance: raw values scaled as the Zarr says
+    np.testing.assert_allclose(layer_pixels(layer), raw * scale + offset, rtol=1e-6)
+    assert not {401, 403} & {status for _, _, status in protected.file_requests}
+
+
+# --- the loader, the project and the log --------------------------------------------------------------
+
+def test_the_project_round_trip_in_a_qgis_process_of_its_own():
+    """Runs the test below alone. In the full suite's process, QGIS 3.22 crashed (segfault in the event
+    loop) right after it, never when it runs alone or after any half of the suite (cause not traced:
+    see the issue notes); a process of its own keeps the check and the suite."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", ".", __file__, "-m", "isolated",
+         "-q"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+@pytest.mark.isolated
+@pytest.mark.parametrize("method", ["EsriToken"])  # one method is enough for the project round trip
+def test_secret_stays_out_and_a_reopened_project_gets_new_header_files(
+        qgis_app, qgis_canvas, qtbot, tmp_path, demo_cube, protected, authcfg, secrets, method):
+    logged: list[str] = []
+
+    def keep(message, *_args) -> None:
+        logged.append(message)
+
+    QgsApplication.messageLog().messageReceived.connect(keep)
+    source = source_for(protected, authcfg)
+    settings.upsert_source(source)
+    restorer = None
+    project = QgsProject.instance()
+    try:
+        # As the dock's loader does, without the dock: late in a full run, QGIS 3.22 crashed (segfault
+        # in the GUI thread's event loop) while the dock's background thumbnail request to this server
+        # was in flight; cause not traced yet, and thumbnails are not what this test is about.
+        access = asset_access(source)  # the main thread reads the auth manager
+        item = protected_item(demo_cube, protected)
+        loaded = []
+        for bands in (["red"], list(TRUE_COLOUR)):
+            plans, problems = plan_layers([item], bands, source, tmp_path / "vrt", header_file=access.header_file)
+            assert problems == []
+            loaded += add_layers([open_layer(plan) for plan in plans])
+        single, composite = loaded
+        old_file = vsicurl_options(single.source())["header_file"]
+        assert single.isValid() and composite.isValid() and secrets[-1] in Path(old_file).read_text()
+        assert stat.S_IMODE(os.stat(old_file).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(Path(old_file).parent).st_mode) == 0o700
+        assert f"header_file={quote(old_file, safe='')}" in Path(composite.source()).read_text()
+        np.testing.assert_array_equal(layer_pixels(single), local_pixels(demo_cube, "red"))
+
+        for layer in loaded:
+            assert not [s for s in secrets if s in layer.source() + layer.publicSource()]
+        texts = []
+        for name in ("project.qgz", "project.qgs"):
+            assert project.write(str(tmp_path / name))
+        with zipfile.ZipFile(tmp_path / "project.qgz") as archive:
+            texts += [archive.read(n).decode("utf-8", "ignore") for n in archive.namelist()]
+        texts.append((tmp_path / "project.qgs").read_text())
+        texts.append(Path(composite.source()).read_text())
+        assert all("header_file=" in text for text in texts[-2:])  # the paths are saved, not the headers
+        assert not [text for text in texts for s in secrets if s in text]
+        connections = QgsSettings().value("cubescope/connections", "", type=str)
+        assert authcfg in connections and not [s for s in secrets if s in connections]
+
+        # A new session: no header files, no path-specific options, nothing cached by GDAL.
+        project.clear()
+        remove_header_files()
+        gdal.ClearPathSpecificOptions()
+        gdal.VSICurlClearCache()
+        assert not Path(old_file).exists()
+        refused = protected.served(401)
+        # Without Cubescope's restore the layer cannot be read: its header file is gone.
+        assert project.read(str(tmp_path / "project.qgs"))
+        stale = next(lyr for lyr in project.mapLayers().values() if lyr.customProperty("cubescope/assets") == "red")
+        assert not stale.isValid() and protected.served(401) > refused
+        project.clear()
+
+        # With it: a new header file from the auth manager, the layers and the VRT pointed at it.
+        # GDAL still remembers the refusals above: the restore must make it forget them.
+        restorer = ProjectRestorer()
+        with qtbot.waitSignal(restorer.restored, timeout=WAIT_MS) as restored:
+            assert project.read(str(tmp_path / "project.qgs"))
+        assert len(restored.args[0]) == 2
+        layers = {lyr.customProperty("cubescope/assets"): lyr for lyr in project.mapLayers().values()
+                  if lyr.customProperty("cubescope/assets")}
+        assert set(restored.args[0]) == {layer.id() for layer in layers.values()}
+        new_file = vsicurl_options(layers["red"].source())["header_file"]
+        assert new_file != old_file and Path(new_file).is_file() and secrets[-1] in Path(new_file).read_text()
+        assert stat.S_IMODE(os.stat(new_file).st_mode) == 0o600
+        vrt_text = Path(layers["red,green,blue"].source()).read_text()
+        assert vrt_text.count(f"header_file={quote(new_file, safe='')}") == 3
+        assert quote(old_file, safe="") not in vrt_text
+        assert layers["red"].isValid() and layers["red,green,blue"].isValid()
+        assert layers["red"].source() == vsicurl_with_header_file(protected_item(demo_cube, protected)["assets"]
+                                                                  ["red"]["href"], new_file)
+        gdal.VSICurlClearCache()
+        before = len(protected.file_requests)
+        np.testing.assert_array_equal(layer_pixels(layers["red"]), local_pixels(demo_cube, "red"))
+        for number, band in enumerate(BANDS, start=1):
+            np.testing.assert_array_equal(layer_pixels(layers["red,green,blue"], number),
+                                          local_pixels(demo_cube, band))
+        statuses = new_requests(protected, before)
+        assert 206 in statuses and not {401, 403} & set(statuses)
+
+        assert logged, "the log saw nothing: this check would be vacuous"
+        assert not [message for message in logged for s in secrets if s in message]
+    finally:
+        QgsApplication.messageLog().messageReceived.disconnect(keep)
+        settle_tasks(qtbot)  # the restorer's own task reports to it: let it end before the restorer goes
+        if restorer is not None:
+            restorer.close()
+        settings.remove_source(source.name)
+        project.clear()
