@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from conftest import settle_tasks
+from conftest import run_isolated, settle_tasks
 from osgeo import gdal
 from qgis.core import (
     Qgis,
@@ -364,11 +364,7 @@ def test_the_project_round_trip_in_a_qgis_process_of_its_own():
     """Runs the test below alone. In the full suite's process, QGIS 3.22 crashed (segfault in the event
     loop) right after it, never when it runs alone or after any half of the suite (cause not traced:
     see the issue notes); a process of its own keeps the check and the suite."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", ".", __file__, "-m", "isolated",
-         "-q"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
-        stdin=subprocess.DEVNULL)
-    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-4000:] + done.stderr[-2000:]
+    run_isolated(__file__)
 
 
 @pytest.mark.isolated
