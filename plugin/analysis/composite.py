@@ -108,21 +108,29 @@ def sorted_stack(values: np.ndarray, valid: np.ndarray, network: tuple[tuple[int
     ``values`` and ``valid`` are (T, N); the rows are returned as a list (the network swaps rows).
     ``network`` may be a pruned one (:func:`median_network`): then only its outputs are in order.
     """
-    t, n = values.shape
+    t = values.shape[0]
     sentinel = _sentinel(values.dtype)
     work = np.array(values, dtype=values.dtype if values.dtype.kind in "uif" else np.float64, copy=True)
     np.copyto(work, sentinel, where=~valid)
     count = np.add.reduce(valid, axis=0, dtype=np.int32)
     if t > NETWORK_MAX:
+        return _sort_rows(work, None), count
+    return _sort_rows(work, network if network is not None else sorting_network(t)), count
+
+
+def _sort_rows(work: np.ndarray, network: tuple[tuple[int, int], ...] | None) -> list[np.ndarray]:
+    """The rows of ``work`` (T, N) ordered per column by ``network`` (in place, rows swapped), or by
+    ``np.sort`` without one."""
+    if network is None:
         work.sort(axis=0)
-        return list(work), count
+        return list(work)
     rows = list(work)
-    spare = np.empty(n, dtype=work.dtype)
-    for i, j in network if network is not None else sorting_network(t):
+    spare = np.empty(work.shape[1], dtype=work.dtype)
+    for i, j in network:
         np.minimum(rows[i], rows[j], out=spare)
         np.maximum(rows[i], rows[j], out=rows[j])
         rows[i], spare = spare, rows[i]
-    return rows, count
+    return rows
 
 
 def _pieces(n: int) -> range:
@@ -174,17 +182,7 @@ def median_zero_nodata(raw: np.ndarray, masked: np.ndarray) -> np.ndarray:
         work = np.subtract(flat[:, s:s + PIECE], 1, dtype=raw.dtype)
         work |= mask[:, s:s + PIECE]
         count = np.add.reduce(work != sentinel, axis=0, dtype=np.int32)
-        if network is None:
-            work.sort(axis=0)
-            rows = list(work)
-        else:
-            rows = list(work)
-            spare = np.empty(work.shape[1], dtype=work.dtype)
-            for i, j in network:
-                np.minimum(rows[i], rows[j], out=spare)
-                np.maximum(rows[i], rows[j], out=rows[j])
-                rows[i], spare = spare, rows[i]
-        out[s:s + PIECE] = _middle(rows, count) + 1.0
+        out[s:s + PIECE] = _middle(_sort_rows(work, network), count) + 1.0
     return out.reshape(shape)
 
 

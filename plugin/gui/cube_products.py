@@ -93,7 +93,7 @@ def minicube_request(analysis: engine.AnalysisRequest, source: Source, collectio
         sources=tuple(specs), start=period.start, end=period.end, output=analysis.output,
         extent=analysis.extent, extent_crs=analysis.extent_crs, crs=analysis.crs,
         resolution=analysis.resolution or native_resolution(collection, analysis.bands),
-        cadence=cadence.strip() or minicube.NATIVE, format=fmt, **_dask(minicube.MinicubeRequest, analysis))
+        cadence=cadence.strip() or minicube.NATIVE, format=fmt, dask_scheduler=analysis.dask_scheduler)
 
 
 def chip_request(analysis: engine.AnalysisRequest, source: Source, mode: str, fmt: str, chip_size: int,
@@ -116,13 +116,7 @@ def chip_request(analysis: engine.AnalysisRequest, source: Source, mode: str, fm
         source=source.url, collection=analysis.collection, bands=analysis.bands, start=period.start,
         end=period.end, output=analysis.output, chip_size=chip_size, resolution=analysis.resolution,
         crs=analysis.crs, mode=mode, max_masked=max_masked_percent / 100.0, quality_band=analysis.quality_band,
-        clear_values=analysis.clear_values, format=fmt, **where, **_dask(chips.ChipRequest, analysis))
-
-
-def _dask(request_type: type, analysis: engine.AnalysisRequest) -> dict[str, str]:
-    """The scheduler address for requests that take one."""
-    fields = getattr(request_type, "__dataclass_fields__", {})
-    return {"dask_scheduler": analysis.dask_scheduler} if "dask_scheduler" in fields else {}
+        clear_values=analysis.clear_values, format=fmt, dask_scheduler=analysis.dask_scheduler, **where)
 
 
 def check_source(source: Source | None, product: str) -> None:
