@@ -186,10 +186,12 @@ class AssetAccess:
     credentials: dict[str, str] = field(default_factory=dict)
     header_file: str = ""
     """Path of the file GDAL reads the source's auth headers from (``cube.header_files``); '' if none."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The same headers, for reads Cubescope makes itself (a Zarr cube's metadata and pixels)."""
 
-    def __repr__(self) -> str:  # never show keys in logs or tracebacks
+    def __repr__(self) -> str:  # never show keys or headers in logs or tracebacks
         return (f"AssetAccess(signer={self.signer!r}, credentials={sorted(self.credentials)}, "
-                f"header_file={self.header_file!r})")
+                f"header_file={self.header_file!r}, headers={sorted(self.headers)})")
 
 
 def sends_auth_headers(source: Source) -> bool:
@@ -201,6 +203,41 @@ def sends_auth_headers(source: Source) -> bool:
     return bool(source.authcfg) and source.s3 is None and not source.signing
 
 
+_HEADER_SOURCES: dict[str, str] = {}
+"""authcfg -> a URL it was applied to, for the header files written for it (`refresh_header_files`)."""
+
+
+def refresh_header_files() -> list[str]:
+    """Main thread: apply each auth configuration with a header file again and rewrite the file when
+    its headers changed (an OAuth2 token refreshed by QGIS, a key edited in the auth manager):
+    open layers send the new headers with their next request. Returns the configurations whose
+    file changed; one that can no longer be applied keeps its file and is named in the log."""
+    from .cube.header_files import header_file_authcfgs, header_file_digest
+
+    changed = []
+    for authcfg in header_file_authcfgs():
+        url = _HEADER_SOURCES.get(authcfg)
+        if not url:
+            continue
+        try:
+            headers = auth_headers(authcfg, url)
+        except PermissionError as error:
+            from .log import log
+
+            log(f"Cubescope could not refresh the credentials of {url}: {error}", "warning")
+            continue
+        before = header_file_digest(authcfg)
+        if headers:
+            header_file(authcfg, headers)
+        if header_file_digest(authcfg) != before:
+            changed.append(authcfg)
+    if changed:
+        # GDAL remembers a URL's refusal (a 401 with the expired token) whatever the header file
+        # says now; forgetting what it read costs a re-read, about once an hour.
+        gdal.VSICurlClearCache()
+    return changed
+
+
 def asset_access(source: Source) -> AssetAccess:
     """Built on the main thread: the auth manager may ask for its master password, and QGIS 3.22's
     deadlocks when a worker thread uses it while the GUI thread does."""
@@ -208,7 +245,9 @@ def asset_access(source: Source) -> AssetAccess:
     signer = signer_for(source, qgis_fetcher(), token)
     credentials = s3_credentials(source.authcfg) if source.s3 is not None else {}
     headers = auth_headers(source.authcfg, source.url) if sends_auth_headers(source) else {}
-    return AssetAccess(signer, credentials, header_file(source.authcfg, headers) if headers else "")
+    if headers:
+        _HEADER_SOURCES[source.authcfg] = source.url
+    return AssetAccess(signer, credentials, header_file(source.authcfg, headers) if headers else "", headers)
 
 
 def apply_gdal_http_settings() -> dict[str, str]:

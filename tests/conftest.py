@@ -71,19 +71,3 @@ def gdal_raises():
     if not previous:
         gdal.DontUseExceptions()
 
-
-def run_isolated(test_file: str) -> None:
-    """Run ``test_file``'s tests marked ``isolated`` in a pytest process of their own; fail with its output.
-
-    For tests that crashed QGIS 3.22 (segfault in the GUI thread's event loop) only late in the full
-    suite's process, never alone: a fresh process keeps their checks and the rest of the suite.
-    """
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", "tests/pytest.ini", "--rootdir", ".", test_file, "-m", "isolated", "-q"],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
-        stdin=subprocess.DEVNULL)
-    assert done.returncode == 0 and " passed" in done.stdout and "failed" not in done.stdout, \
-        done.stdout[-4000:] + done.stderr[-2000:]

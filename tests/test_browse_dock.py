@@ -6,7 +6,10 @@ import json
 
 import pytest
 from conftest import settle_tasks
+from osgeo import osr
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
     QgsDateTimeRange,
     QgsInterval,
     QgsProject,
@@ -14,7 +17,7 @@ from qgis.core import (
     QgsTemporalNavigationObject,
     QgsUnitTypes,
 )
-from qgis.PyQt.QtCore import QDateTime, Qt
+from qgis.PyQt.QtCore import QDateTime, Qt, QThreadPool
 
 from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.gui.dock import CubescopeDock
@@ -122,6 +125,37 @@ def test_time_stack_loads_and_plays_on_the_temporal_controller(dock, qtbot):
         assert len(visible) == 1, (frame, visible)
         shown.append(visible[0])
     assert shown[0].startswith("2023-03-05") and shown[-1].startswith("2024-07-22") and len(set(shown)) == 3
+
+
+def _osr(definition: str) -> osr.SpatialReference:
+    reference = osr.SpatialReference()
+    reference.SetFromUserInput(definition)
+    reference.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return reference
+
+
+def test_loaded_layers_outlive_the_task_threads(dock, qtbot):
+    """QGIS 3.22: a layer made in a task's thread loses its CRS's PROJ object when the pool retires
+    that thread; a transform of it then fails and leaves the GUI thread's PROJ logger dangling, and
+    the next PROJ error there crashed QGIS (seen late in the full test run). Layers are made on the
+    GUI thread now: after the pool's threads are gone, they still transform and QGIS survives."""
+    search(dock, qtbot)
+    dock.browse.select_tile("MGRS-34TGR")
+    with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+    layers = blocker.args[0]
+    settle_tasks(qtbot)
+    assert QThreadPool.globalInstance().waitForDone(WAIT_MS), "the pool's threads did not retire"
+    # To a CRS no transform used yet (QGIS caches transforms): this one needs the layer CRS's PROJ object.
+    laea = QgsCoordinateReferenceSystem("EPSG:3035")
+    expected = osr.CoordinateTransformation(_osr("EPSG:32634"), _osr("EPSG:3035"))
+    for layer in (layers[0], layers[-1]):
+        centre = layer.extent().center()
+        moved = QgsCoordinateTransform(layer.crs(), laea, QgsProject.instance()).transform(centre)
+        x, y, _ = expected.TransformPoint(centre.x(), centre.y())
+        assert abs(moved.x() - x) < 1 and abs(moved.y() - y) < 1, (layer.crs().authid(), moved, (x, y))
+    # A PROJ error logged on the GUI thread: with a dangling logger this was the segfault.
+    assert not QgsCoordinateReferenceSystem.fromProj("+proj=no_such_projection").isValid()
 
 
 def test_true_colour_composite_of_one_date(dock, qtbot):

@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import run_isolated, settle_tasks
+from conftest import settle_tasks
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsProject, QgsSettings
 
@@ -48,12 +48,6 @@ def s3_item(demo_cube, s3_server) -> dict:
     return item
 
 
-def test_s3_keys_in_a_qgis_process_of_their_own():
-    """Runs the test below alone (see ``conftest.run_isolated``)."""
-    run_isolated(__file__)
-
-
-@pytest.mark.isolated
 def test_s3_keys_stay_out_of_project_settings_and_log(qgis_app, qgis_canvas, qtbot, tmp_path, demo_cube,
                                                       s3_server, authcfg):
     logged: list[str] = []

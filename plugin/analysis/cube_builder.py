@@ -186,7 +186,8 @@ def _compute(runner: BlockRunner, job: JobPlan, sink: _Sink, canceled: Callable[
     """engine.execute's computation of one period, with the blocks going to ``sink``."""
     request = job.request
     datasets = graph.load_periods(job.periods, job.grid, job.chunk, request.resampling, job.gdal_options,
-                                  job.signer, request.connection.s3, dict(request.credentials) or None)
+                                  job.signer, request.connection.s3, dict(request.credentials) or None,
+                                  auth_headers=dict(request.auth_headers), auth_scope=request.connection.url)
     if request.method == composite.BEST_PIXEL:
         graph.order_scenes(runner, job.periods, datasets, canceled, lambda f: progress(0.1 * f))
     result = graph.result_array(job.periods, datasets)

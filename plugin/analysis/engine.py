@@ -104,6 +104,9 @@ class AnalysisRequest:
     """Extra GDAL options for reading (proxy, auth headers from QGIS)."""
     credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """Object-store keys for s3:// assets (from the connection's auth configuration), in memory only."""
+    auth_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """HTTP auth headers of the source (from the connection's auth configuration) for its assets on
+    its own site (`hrefs.within_auth_scope`), in memory only."""
     token: str = field(default="", repr=False)
     """Access token for sources signed with it (Brazil Data Cube)."""
     max_items: int = 0
@@ -308,7 +311,8 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
     with block_runner(request.dask_scheduler, request.threads, request.scheduler_timeout) as runner:
         say(f"Computing {grid.width:,} x {grid.height:,} px in blocks of {job.chunk} px on {runner.description}")
         datasets = graph.load_periods(job.periods, grid, job.chunk, request.resampling, job.gdal_options,
-                                      job.signer, request.connection.s3, dict(request.credentials) or None)
+                                      job.signer, request.connection.s3, dict(request.credentials) or None,
+                                      auth_headers=dict(request.auth_headers), auth_scope=request.connection.url)
         if selecting:
             graph.order_scenes(runner, job.periods, datasets, canceled, lambda f: report(share[0] * f))
         result = graph.result_array(job.periods, datasets, subtract=request.operation == DIFFERENCE_OP)

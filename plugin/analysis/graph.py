@@ -63,12 +63,13 @@ def reading_errors() -> Iterator[None]:
 
 def load_periods(periods: Sequence[PeriodPlan], grid: OutputGrid, chunk: int, resampling: str,
                  gdal_options: Mapping[str, str], signer: Callable[[str], str] | None = None, s3: Any = None,
-                 credentials: Mapping[str, str] | None = None) -> list[Any]:
+                 credentials: Mapping[str, str] | None = None, *, auth_headers: Mapping[str, str] | None = None,
+                 auth_scope: str = "") -> list[Any]:
     """One lazy odc-stac Dataset per period, on the common grid (asset hrefs signed when needed)."""
     datasets = []
     for period in periods:
         items, options = gdal_items(period.items, period.asset_keys, signer=signer, options=gdal_options, s3=s3,
-                                    credentials=credentials)
+                                    credentials=credentials, auth_headers=auth_headers, auth_scope=auth_scope)
         datasets.append(load_lazy(items, period.slices, period.asset_keys, grid, chunk, resampling,
                                   nearest=period.nearest, float_bands=period.float_bands, gdal_options=options))
     return datasets

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..stac.hrefs import gdal_source
+from ..cube.header_files import header_file as private_header_file
+from ..stac.hrefs import gdal_source, within_auth_scope
 from ..stac.items import item_bbox, item_datetime, item_name
 from .grid import OutputGrid, transform_point
 
@@ -80,8 +81,20 @@ def touching(items: Sequence[dict], bbox_lonlat: tuple[float, float, float, floa
 
 def gdal_items(items: Sequence[dict], asset_keys: Sequence[str], signer: Callable[[str], str] | None = None,
                options: Mapping[str, str] | None = None, s3: Any = None,
-               credentials: Mapping[str, str] | None = None) -> tuple[list[dict], dict[str, str]]:
-    """Copies of the items whose asset hrefs are what GDAL opens, and the GDAL options they need."""
+               credentials: Mapping[str, str] | None = None, auth_headers: Mapping[str, str] | None = None,
+               auth_scope: str = "") -> tuple[list[dict], dict[str, str]]:
+    """Copies of the items whose asset hrefs are what GDAL opens, and the GDAL options they need.
+
+    ``auth_headers`` go to the http(s) assets within ``auth_scope`` (the source's URL) only. The
+    options apply to the whole load, so when some assets are on other sites the headers cannot be
+    an option: those on the source's site then name a private header file in their path
+    (``/vsicurl?header_file=``), which only workers on this machine can read.
+    """
+    hrefs = [str(asset["href"]) for item in items for key in asset_keys
+             if isinstance(asset := (item.get("assets") or {}).get(key), dict) and asset.get("href")]
+    header_file = ""
+    if auth_headers and not all(within_auth_scope(auth_scope, h) for h in hrefs if h.startswith("http")):
+        header_file = private_header_file(auth_scope, auth_headers)
     config: dict[str, str] = dict(options or {})
     out = []
     for item in items:
@@ -90,7 +103,8 @@ def gdal_items(items: Sequence[dict], asset_keys: Sequence[str], signer: Callabl
             asset = assets.get(key)
             if not isinstance(asset, dict) or not asset.get("href"):
                 continue
-            source = gdal_source(str(asset["href"]), signer=signer, s3=s3, options=options, credentials=credentials)
+            source = gdal_source(str(asset["href"]), signer=signer, s3=s3, options=options, credentials=credentials,
+                                 auth_headers=auth_headers, header_file=header_file, auth_scope=auth_scope)
             config.update(source.config)
             assets[key] = {**asset, "href": source.path}
         out.append({**item, "assets": assets})

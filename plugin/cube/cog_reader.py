@@ -232,8 +232,12 @@ class CogStackReader:
         options: Mapping[str, str] | None = None,
         max_workers: int | None = None,
         handles_per_thread: int | None = None,
+        auth_headers: Mapping[str, str] | None = None,
+        auth_scope: str = "",
     ) -> None:
         self._s3, self._signer, self._credentials, self._options = s3, signer, credentials, options
+        # HTTP auth headers of the source, sent only to hosts within `auth_scope` (the source's URL)
+        self._auth_headers, self._auth_scope = auth_headers, auth_scope
         self.skipped: list[str] = []
         dated: list[tuple[Any, str, str, dict]] = []
         for item in items:
@@ -329,7 +333,8 @@ class CogStackReader:
             item = self._items[index]
             href = str(item["assets"][band.asset_key]["href"])
             source = gdal_source(href, base=item_self_href(item), s3=self._s3, signer=self._signer,
-                                 credentials=self._credentials, options=self._options)
+                                 credentials=self._credentials, options=self._options,
+                                 auth_headers=self._auth_headers, auth_scope=self._auth_scope)
             self._sources[key] = source
         return source
 

@@ -68,7 +68,7 @@ def asset_source(item: dict, asset: str, source: Source, signer: Callable[[str],
     href = item["assets"][band.asset_key]["href"]
     return (
         gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials,
-                    header_file=header_file),
+                    header_file=header_file, auth_scope=source.url),
         band.asset_key,
     )
 

@@ -194,6 +194,7 @@ class AnalysisPanel(QObject):
             max_cloud=None if cloud >= 100 else float(cloud),
             dask_scheduler=self.form.daskEdit.text().strip(),
             credentials=tuple(sorted(access.credentials.items())),
+            auth_headers=tuple(access.headers.items()),
         )
 
     # -- estimate and run ------------------------------------------------------------------------------

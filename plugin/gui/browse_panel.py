@@ -18,13 +18,13 @@ from qgis.core import (
     QgsTemporalNavigationObject,
     QgsUnitTypes,
 )
-from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, pyqtSignal
+from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 
 from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR, plan_layers, plan_zarr_layers
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
-from ..network import AssetAccess, asset_access
+from ..network import AssetAccess, asset_access, refresh_header_files
 from ..qt_dates import utc_day
 from ..stac.bands import list_bands
 from ..stac.catalog_client import SearchQuery
@@ -36,7 +36,7 @@ from ..tasks.demo_cube_task import DemoCubeTask
 from ..tasks.source_tasks import SearchOutcome, fetch_thumbnails, list_collections, run_search
 from . import footprints
 from .collection_details import collection_html
-from .layer_loader import add_layers, open_layer, temporal_extent
+from .layer_loader import add_layers, check_plan, open_layer, temporal_extent
 from .results_model import ITEM_ROLE, TILE_ROLE, ResultsModel
 
 DEMO_NAME = "Demo cube (offline)"
@@ -44,6 +44,8 @@ COLLECTION_ROLE = Qt.UserRole + 1
 SOURCE_ROLE = Qt.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
+CREDENTIALS_REFRESH_MS = 5 * 60 * 1000
+"""How often header files are rewritten from the auth manager (OAuth2 tokens live about an hour)."""
 
 
 
@@ -66,6 +68,11 @@ class BrowsePanel(QObject):
         self._tasks: dict[str, object] = {}
         self._syncing = False
         self._asset_access: tuple[Source, AssetAccess] | None = None
+        # Header files of open layers get refreshed credentials (an OAuth2 token QGIS renewed).
+        self.credentials_timer = QTimer(self)
+        self.credentials_timer.setInterval(CREDENTIALS_REFRESH_MS)
+        self.credentials_timer.timeout.connect(self.refresh_credentials)
+        self.credentials_timer.start()
 
         self.collections = QStandardItemModel(self)
         self.filtered = QSortFilterProxyModel(self)
@@ -175,7 +182,7 @@ class BrowsePanel(QObject):
         self.form.sourceProgress.setRange(0, 0)
         self.form.sourceProgress.show()
         task = CallTask(self.tr("Cubescope: listing collections of {name}").format(name=source.name),
-                        list_collections, source, self._read_keys())
+                        list_collections, source, self._read_keys(), self._read_headers())
         self._start("source", task, self._collections_listed, on_partial=self._collections_page)
 
     def _collections_page(self, value) -> None:
@@ -331,7 +338,8 @@ class BrowsePanel(QObject):
             for band in list_bands(items[0]):
                 self.form.assetCombo.addItem(band.asset_key, band.asset_key)
         if items and self.source is not None:
-            task = CallTask(self.tr("Cubescope: thumbnails"), fetch_thumbnails, self.source, items[:MAX_THUMBNAILS])
+            task = CallTask(self.tr("Cubescope: thumbnails"), fetch_thumbnails, self.source, items[:MAX_THUMBNAILS],
+                            self._read_keys())
             self._start("thumbnails", task, lambda _n: None, lambda _message: None, self._show_thumbnail)
 
     def _show_thumbnail(self, value) -> None:
@@ -423,6 +431,20 @@ class BrowsePanel(QObject):
             return None
         return self._asset_access[1].credentials
 
+    def refresh_credentials(self) -> list[str]:
+        """Apply the auth configurations again (main thread); rewrite changed header files, and
+        forget this source's cached headers so its next task reads the new ones."""
+        changed = refresh_header_files()
+        if self._asset_access is not None and self._asset_access[0].authcfg in changed:
+            self._asset_access = None
+        return changed
+
+    def _read_headers(self) -> dict[str, str] | None:
+        """The auth headers already read for the current source (a protected Zarr store on http)."""
+        if self._asset_access is None or self._asset_access[0] is not self.source:
+            return None
+        return self._asset_access[1].headers or None
+
     def _access(self) -> AssetAccess:
         """Signer and keys of the current source, kept while it stays selected (tokens are cached)."""
         if self._asset_access is None or self._asset_access[0] is not self.source:
@@ -430,7 +452,13 @@ class BrowsePanel(QObject):
         return self._asset_access[1]
 
     def _layers_ready(self, result, stack: bool) -> None:
-        layers, problems = result
+        plans, problems = result
+        layers = []
+        for plan in plans:  # GDAL opened each one in the task: the header is read from its cache now
+            try:
+                layers.append(open_layer(plan))
+            except OSError as error:
+                problems.append(str(error))
         added = add_layers(layers, self.tr("time stack") if stack else None)
         if problems:
             message = self.tr("{n} layers not loaded:\n{problems}")
@@ -476,13 +504,15 @@ def _open_zarr_layers(task, source, variable, times, access: AssetAccess):
 
 
 def _open_plans(task, plans, problems):
-    layers = []
+    """Worker thread: the plans GDAL can open (the GUI thread makes their layers: see layer_loader)."""
+    readable = []
     for number, plan in enumerate(plans, start=1):
         if task.isCanceled():
             break
         try:
-            layers.append(open_layer(plan))
+            check_plan(plan)
+            readable.append(plan)
         except OSError as error:
             problems.append(str(error))
         task.setProgress(100.0 * number / max(1, len(plans)))
-    return layers, problems
+    return readable, problems

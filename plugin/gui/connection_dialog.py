@@ -8,7 +8,7 @@ from qgis.core import QgsApplication
 from qgis.PyQt import uic
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QWidget
 
-from ..network import s3_credentials
+from ..network import auth_headers, s3_credentials, sends_auth_headers
 from ..stac.sources import S3Options, Source, SourceKind, guess_kind
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import test_source
@@ -95,13 +95,17 @@ class ConnectionDialog(QDialog):
             source = self.source()
             # S3 keys are read here, on the main thread: the test task must not ask the auth manager.
             keys = s3_credentials(source.authcfg) if source.s3 is not None else None
+            # A Zarr store on http(s) is read by Cubescope itself (not QGIS's network stack): it needs
+            # the auth config's headers, read here too.
+            headers = (auth_headers(source.authcfg, source.url)
+                       if source.kind == SourceKind.ZARR and sends_auth_headers(source) else None)
         except (ValueError, PermissionError) as error:
             self.form.testResult.setText(str(error))
             return
         self.form.testButton.setEnabled(False)
         self.form.testResult.setText(self.tr("Testing {url}…").format(url=source.url))
         self._task = CallTask(self.tr("Cubescope: testing {name}").format(name=source.name), test_source, source,
-                              keys)
+                              keys, headers)
         self._task.succeeded.connect(self._tested)
         self._task.failed.connect(self._tested)
         QgsApplication.taskManager().addTask(self._task)

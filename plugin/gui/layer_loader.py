@@ -1,5 +1,13 @@
-"""Turn LayerPlans into QGIS raster layers: opened off the GUI thread, grouped by tile and date,
-styled from the data, time-enabled, and carrying their provenance for saved projects."""
+"""Turn LayerPlans into QGIS raster layers: checked with GDAL off the GUI thread, made on it, grouped
+by tile and date, styled from the data, time-enabled, and carrying their provenance for saved projects.
+
+Why two steps: with QGIS 3.22 a layer made in a QgsTask's thread gets a CRS whose PROJ object
+belongs to that thread; when the pool retires the thread (30 s idle) the object goes with it. The
+GUI thread's next transform of that CRS then fails silently and leaves QGIS's PROJ error logger
+pointing at nothing (qgis/QGIS#59080): the next PROJ error logged on the GUI thread (a map canvas
+refresh) crashes QGIS. So workers only open the files with GDAL, which reports errors and fills
+GDAL's caches (a remote file's header is then read from memory); the GUI thread makes the layer.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +25,12 @@ from qgis.core import (
     QgsRasterLayerTemporalProperties,
     QgsSingleBandGrayRenderer,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QDateTime, Qt
+from qgis.PyQt.QtCore import QDateTime, Qt
 
+from ..cube.gdal_env import GdalOpenError, opened
 from ..cube.layer_plan import LayerPlan
-from ..network import dispose_in_main_thread, scope_gdal_options
-from ..stac.hrefs import VSICURL_OPTIONS, redact, redact_text
+from ..network import scope_gdal_options
+from ..stac.hrefs import VSICURL_OPTIONS, GdalSource, redact, redact_text
 
 PROVENANCE_KEYS = ("source", "collection", "item", "assets", "hrefs", "tile")
 
@@ -48,22 +57,42 @@ def gdal_prefix(path: str) -> str:
     return ""
 
 
-def open_layer(plan: LayerPlan) -> QgsRasterLayer:
-    """Open in the calling (worker) thread; the caller moves the layer to the GUI thread."""
+def _scope_options(plan: LayerPlan) -> None:
     prefix = gdal_prefix(plan.path)
     if prefix and plan.config:
         scope_gdal_options(prefix, plan.config)
+
+
+def _described(plan: LayerPlan) -> str:
+    return plan.hrefs[0] if plan.hrefs else redact(plan.path)
+
+
+def check_plan(plan: LayerPlan) -> None:
+    """Worker thread: open the plan's path with GDAL as QGIS will (same path, same options), so a
+    file that cannot be read is reported from here and a remote one's header is then in GDAL's
+    cache when the GUI thread makes the layer. Raises OSError naming the asset's URL."""
+    _scope_options(plan)
+    try:
+        with opened(GdalSource(plan.path, dict(plan.config), _described(plan))) as dataset:
+            if dataset.RasterCount < 1:
+                raise GdalOpenError(f"{_described(plan)} has no raster band")
+    except GdalOpenError as error:
+        raise OSError(redact_text(str(error)).replace("Cannot open", "GDAL cannot open", 1)) from error
+
+
+def open_layer(plan: LayerPlan) -> QgsRasterLayer:
+    """GUI thread only (see the module's note): the layer of a plan, styled and time-enabled."""
+    _scope_options(plan)
     layer = QgsRasterLayer(plan.path, plan.name, "gdal")
     if not layer.isValid():
         summary = redact_text(layer.error().summary())  # GDAL names the path: show its URL instead
-        dispose_in_main_thread(layer)
-        raise OSError(f"GDAL cannot open {plan.hrefs[0] if plan.hrefs else redact(plan.path)}: {summary}")
+        del layer
+        raise OSError(f"GDAL cannot open {_described(plan)}: {summary}")
     style(layer, plan)
     set_time(layer, plan)
     for key, value in zip(PROVENANCE_KEYS, (plan.source_name, plan.collection, plan.item_id,
                                             ",".join(plan.assets), "\n".join(plan.hrefs), plan.tile)):
         layer.setCustomProperty(f"cubescope/{key}", value)
-    layer.moveToThread(QCoreApplication.instance().thread())
     return layer
 
 

@@ -114,7 +114,7 @@ def restore(task, jobs: list[RestoreJob]) -> list[tuple[str, str]]:
         if task.isCanceled() or not job.hrefs:
             break
         sources = [gdal_source(h, s3=job.source.s3, signer=job.access.signer, credentials=job.access.credentials,
-                               header_file=job.access.header_file)
+                               header_file=job.access.header_file, auth_scope=job.source.url)
                    for h in job.hrefs]
         # QGIS opened the layer when the project was read, maybe without its header file: GDAL
         # remembers a refusal by URL and would refuse the new path too.

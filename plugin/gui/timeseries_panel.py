@@ -105,7 +105,8 @@ class TimeSeriesPanel(QObject):
             access = self.browse._access()
 
             def make():
-                return ZarrReader(source.url, s3=source.s3, credentials=access.credentials or None)
+                return ZarrReader(source.url, s3=source.s3, credentials=access.credentials or None,
+                                  auth_headers=access.headers or None)
         else:
             items = self.browse.selected_items() or self.browse.items
             if not items:
@@ -116,7 +117,8 @@ class TimeSeriesPanel(QObject):
 
             def make():
                 return CogStackReader(items, s3=source.s3 if source else None, signer=access.signer,
-                                      credentials=access.credentials or None)
+                                      credentials=access.credentials or None,
+                                      auth_headers=access.headers or None, auth_scope=source.url if source else "")
         if key == self._reader_key and self._reader is not None:
             reader = self._reader
             return key, lambda: reader

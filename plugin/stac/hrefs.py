@@ -186,6 +186,37 @@ def gdal_http_config(
     return config
 
 
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def _is_address(host: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|[0-9a-f:]+", host)) or "." not in host
+
+
+def within_auth_scope(scope: str, url: str) -> bool:
+    """Whether credentials given for the source at ``scope`` may be sent with a request to ``url``.
+
+    A catalog's auth headers (an API key, a Bearer token) must not reach third parties: items of a
+    private catalog often point at public buckets or CDNs. They go to the catalog's own host, any
+    port, and to hosts of the same parent domain (``stac.example.org`` -> ``data.example.org``, but
+    not ``example.org``'s neighbours when the catalog sits on ``example.org`` itself: those are
+    other sites under a public suffix). An IP address or a single-label host (``localhost``) only
+    covers itself. A source without a host (a local catalog) puts no limit: its user set the auth
+    configuration for the assets.
+    """
+    own = _host(scope) if "://" in scope else ""
+    if not own:
+        return True
+    target = _host(url)
+    if target == own:
+        return True
+    if _is_address(own) or own.count(".") < 2:
+        return False
+    parent = own.split(".", 1)[1]
+    return target.endswith("." + parent)
+
+
 def headers_option(headers: Mapping[str, str]) -> str:
     """``GDAL_HTTP_HEADERS`` value: one ``Name: value`` per line (GDAL >= 3.6)."""
     for name, value in headers.items():
@@ -258,6 +289,7 @@ def gdal_source(
     header_file: str = "",
     credentials: Mapping[str, str] | None = None,
     options: Mapping[str, str] | None = None,
+    auth_scope: str = "",
 ) -> GdalSource:
     """What GDAL opens for an asset ``href`` of the item at ``base``.
 
@@ -271,7 +303,8 @@ def gdal_source(
       auth manager) are merged into ``config`` only;
     - ``gs://``: ``/vsigs/``; ``az://`` and ``abfs://``: ``/vsiaz/``.
 
-    ``options`` (e.g. :func:`gdal_http_config`) are merged last.
+    ``auth_scope`` (the source's URL) limits where ``auth_headers``/``header_file`` go
+    (:func:`within_auth_scope`); ``options`` (e.g. :func:`gdal_http_config`) are merged last.
     """
     resolved = resolve_href(href, base)
     scheme = _scheme(resolved)
@@ -285,6 +318,8 @@ def gdal_source(
     elif scheme in _URL_SCHEMES:
         url = signer(resolved) if signer is not None else resolved
         config.update(HTTP_DEFAULTS)
+        if auth_scope and not within_auth_scope(auth_scope, resolved):
+            header_file, auth_headers = "", None  # another site's asset: the source's secret stays home
         if header_file:  # the file holds the headers: GDAL_HTTP_HEADERS too would send them twice
             path = vsicurl_with_header_file(url, header_file)
         else:

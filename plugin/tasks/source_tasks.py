@@ -52,9 +52,15 @@ def _zarr_keys(source: Source, credentials: Mapping[str, str] | None) -> Mapping
     return credentials if credentials is not None else s3_credentials(source.authcfg)
 
 
-def test_source(task, source: Source, credentials: Mapping[str, str] | None = None) -> str:
+def _describe_zarr(source: Source, credentials: Mapping[str, str] | None, headers: Mapping[str, str] | None):
+    # `headers`: the auth config's HTTP headers, read on the main thread, for a protected store on http(s)
+    return describe_zarr(source.url, source.s3, _zarr_keys(source, credentials), auth_headers=headers or None)
+
+
+def test_source(task, source: Source, credentials: Mapping[str, str] | None = None,
+                headers: Mapping[str, str] | None = None) -> str:
     if source.kind == SourceKind.ZARR:
-        description = describe_zarr(source.url, source.s3, _zarr_keys(source, credentials))
+        description = _describe_zarr(source, credentials, headers)
         return f"Connected: Zarr cube with {len(description.variables)} variables, {len(description.times)} dates"
     return client_for(task, source, credentials).test()
 
@@ -75,10 +81,11 @@ def zarr_collection(description) -> CollectionSummary:
     )
 
 
-def list_collections(task, source: Source, credentials: Mapping[str, str] | None = None) -> list[CollectionSummary]:
+def list_collections(task, source: Source, credentials: Mapping[str, str] | None = None,
+                     headers: Mapping[str, str] | None = None) -> list[CollectionSummary]:
     """All collections, page after page; each page is also streamed to the dock as it arrives."""
     if source.kind == SourceKind.ZARR:
-        description = describe_zarr(source.url, source.s3, _zarr_keys(source, credentials))
+        description = _describe_zarr(source, credentials, headers)
         task.partial.emit(("zarr", description))
         return [zarr_collection(description)]
     collections: list[CollectionSummary] = []
@@ -128,17 +135,14 @@ def thumbnail_href(item: dict) -> str | None:
     return None
 
 
-def fetch_thumbnails(task, source: Source, items: list[dict]) -> int:
+def fetch_thumbnails(task, source: Source, items: list[dict],
+                     credentials: Mapping[str, str] | None = None) -> int:
     """Thumbnails streamed as (item id, QImage) while they arrive; a missing one is just skipped.
-
-    Over http(s) and local files only: thumbnails of a catalog in a bucket are skipped. Reading them
-    from the bucket through GDAL in this task crashed QGIS 3.22 in testing (segfault in the GUI
-    thread's event loop, late in a long session; cause not traced yet).
-    """
+    Over http(s), from local files, and from the source's bucket (with its keys)."""
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QImage
 
-    fetch = qgis_fetcher(http_authcfg(source), _feedback(task))
+    fetch = catalog_fetcher(task, source, credentials)
     done = 0
     for number, item in enumerate(items, start=1):
         if task.isCanceled():
