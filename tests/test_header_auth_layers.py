@@ -215,13 +215,17 @@ def test_header_files_are_private_reused_and_removed():
     try:
         first = files.path_for("cfg1", {"X-API-Key": TOKEN})
         assert files.path_for("cfg1", {"X-API-Key": TOKEN}) == first  # one file for many layers
-        other_key = files.path_for("cfg1", {"X-API-Key": TOKEN + "2"})
-        other_config = files.path_for("cfg2", {"X-API-Key": TOKEN})
-        assert len({first, other_key, other_config}) == 3
         assert Path(first).read_text() == f"X-API-Key: {TOKEN}\n"
+        other_config = files.path_for("cfg2", {"X-API-Key": TOKEN})
+        assert other_config != first  # one file per auth configuration
+        renewed = files.path_for("cfg1", {"X-API-Key": TOKEN + "2"})  # a renewed token: same file, new content
+        assert renewed == first and Path(first).read_text() == f"X-API-Key: {TOKEN}2\n"
+        assert Path(other_config).read_text() == f"X-API-Key: {TOKEN}\n"
+        files.path_for("cfg1", {"X-API-Key": TOKEN})
         assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
         directory = Path(first).parent
-        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700 and Path(other_key).parent == directory
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700 and Path(other_config).parent == directory
+        assert sorted(p.name for p in directory.iterdir()) == sorted({Path(first).name, Path(other_config).name})
         os.remove(first)  # e.g. a temp cleaner: the next use writes it again
         again = files.path_for("cfg1", {"X-API-Key": TOKEN})
         assert Path(again).read_text() == f"X-API-Key: {TOKEN}\n"

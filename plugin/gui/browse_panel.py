@@ -18,6 +18,7 @@ from qgis.core import (
     QgsTemporalNavigationObject,
     QgsUnitTypes,
 )
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 
@@ -44,6 +45,7 @@ COLLECTION_ROLE = Qt.UserRole + 1
 SOURCE_ROLE = Qt.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
+LAYERS_PER_TURN = 8
 CREDENTIALS_REFRESH_MS = 5 * 60 * 1000
 """How often header files are rewritten from the auth manager (OAuth2 tokens live about an hour)."""
 
@@ -453,12 +455,22 @@ class BrowsePanel(QObject):
 
     def _layers_ready(self, result, stack: bool) -> None:
         plans, problems = result
-        layers = []
-        for plan in plans:  # GDAL opened each one in the task: the header is read from its cache now
+        self._make_layers(list(plans), [], list(problems), stack)
+
+    def _make_layers(self, plans: list, layers: list, problems: list[str], stack: bool) -> None:
+        """Layers are made on this (GUI) thread (see layer_loader), a few per event-loop turn: about
+        5 ms each, from GDAL's cache, so a stack of hundreds of dates never freezes the map."""
+        if sip.isdeleted(self):
+            return
+        for plan in plans[:LAYERS_PER_TURN]:
             try:
                 layers.append(open_layer(plan))
             except OSError as error:
                 problems.append(str(error))
+        if len(plans) > LAYERS_PER_TURN:
+            rest = plans[LAYERS_PER_TURN:]
+            QTimer.singleShot(0, lambda: self._make_layers(rest, layers, problems, stack))
+            return
         added = add_layers(layers, self.tr("time stack") if stack else None)
         if problems:
             message = self.tr("{n} layers not loaded:\n{problems}")
