@@ -24,7 +24,8 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
-from .cube.header_files import header_file
+from .cube.header_files import header_file, header_file_authcfgs, header_file_digest
+from .log import log
 from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
 from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
 from .stac.signing import signer_for
@@ -212,8 +213,6 @@ def refresh_header_files() -> list[str]:
     its headers changed (an OAuth2 token refreshed by QGIS, a key edited in the auth manager):
     open layers send the new headers with their next request. Returns the configurations whose
     file changed; one that can no longer be applied keeps its file and is named in the log."""
-    from .cube.header_files import header_file_authcfgs, header_file_digest
-
     changed = []
     for authcfg in header_file_authcfgs():
         url = _HEADER_SOURCES.get(authcfg)
@@ -222,8 +221,6 @@ def refresh_header_files() -> list[str]:
         try:
             headers = auth_headers(authcfg, url)
         except PermissionError as error:
-            from .log import log
-
             log(f"Cubescope could not refresh the credentials of {url}: {error}", "warning")
             continue
         before = header_file_digest(authcfg)
