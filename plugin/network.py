@@ -24,7 +24,7 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
-from .cube.header_files import header_file, header_file_authcfgs, header_file_digest
+from .cube.header_files import header_file, header_file_digest
 from .log import log
 from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
 from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
@@ -214,10 +214,9 @@ def refresh_header_files() -> list[str]:
     open layers send the new headers with their next request. Returns the configurations whose
     file changed; one that can no longer be applied keeps its file and is named in the log."""
     changed = []
-    for authcfg in header_file_authcfgs():
-        url = _HEADER_SOURCES.get(authcfg)
-        if not url:
-            continue
+    for authcfg, url in list(_HEADER_SOURCES.items()):
+        if not header_file_digest(authcfg):
+            continue  # its file was removed (plugin unloaded): no secret is written again
         try:
             headers = auth_headers(authcfg, url)
         except PermissionError as error:

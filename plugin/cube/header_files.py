@@ -54,11 +54,6 @@ class HeaderFiles:
         with self._lock:
             return self._files.get(authcfg, ("", ""))[1]
 
-    def known(self) -> list[str]:
-        """The auth configurations that have a file."""
-        with self._lock:
-            return list(self._files)
-
     def _write(self, content: bytes, replace: str = "") -> str:
         if not self._directory or not os.path.isdir(self._directory):
             self._directory = tempfile.mkdtemp(prefix=_PREFIX)  # 0700: only this user can list it
@@ -86,11 +81,6 @@ atexit.register(_FILES.remove_all)
 def header_file(authcfg: str, headers: Mapping[str, str]) -> str:
     """This process's private file of ``headers`` for the auth configuration ``authcfg``."""
     return _FILES.path_for(authcfg, headers)
-
-
-def header_file_authcfgs() -> list[str]:
-    """The auth configurations this process wrote a header file for (to refresh their tokens)."""
-    return _FILES.known()
 
 
 def header_file_digest(authcfg: str) -> str:

@@ -426,12 +426,17 @@ class BrowsePanel(QObject):
         bands = [self.form.assetCombo.currentData()] if self.form.assetCombo.currentData() else list(TRUE_COLOUR)
         self.load_selected(bands, stack=True)
 
-    def _read_keys(self) -> dict[str, str] | None:
-        """The S3 keys already read for the current source (see open_source), for its background
-        tasks: None lets a Zarr task read them itself, as before; a static catalog goes unsigned."""
+    def _read_access(self) -> AssetAccess | None:
+        """What was already read for the current source (see open_source); None if nothing was."""
         if self._asset_access is None or self._asset_access[0] is not self.source:
             return None
-        return self._asset_access[1].credentials
+        return self._asset_access[1]
+
+    def _read_keys(self) -> dict[str, str] | None:
+        """The S3 keys already read for the current source, for its background tasks: None lets a
+        Zarr task read them itself, as before; a static catalog goes unsigned."""
+        access = self._read_access()
+        return access.credentials if access is not None else None
 
     def refresh_credentials(self) -> list[str]:
         """Apply the auth configurations again (main thread); rewrite changed header files, and
@@ -443,15 +448,16 @@ class BrowsePanel(QObject):
 
     def _read_headers(self) -> dict[str, str] | None:
         """The auth headers already read for the current source (a protected Zarr store on http)."""
-        if self._asset_access is None or self._asset_access[0] is not self.source:
-            return None
-        return self._asset_access[1].headers or None
+        access = self._read_access()
+        return (access.headers or None) if access is not None else None
 
     def _access(self) -> AssetAccess:
         """Signer and keys of the current source, kept while it stays selected (tokens are cached)."""
-        if self._asset_access is None or self._asset_access[0] is not self.source:
-            self._asset_access = (self.source, asset_access(self.source))
-        return self._asset_access[1]
+        access = self._read_access()
+        if access is None:
+            access = asset_access(self.source)
+            self._asset_access = (self.source, access)
+        return access
 
     def _layers_ready(self, result, stack: bool) -> None:
         plans, problems = result
