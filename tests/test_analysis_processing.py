@@ -85,6 +85,23 @@ def test_temporal_statistics_from_the_command_line(home, demo_cube, tmp_path):
     assert gdal.Open(str(out)).GetGeoTransform()[1] == 20.0
 
 
+def test_statistics_of_a_zarr_cube_from_the_command_line(home, demo_cube, tmp_path):
+    """SOURCE is the Zarr store itself; no COLLECTION."""
+    out = tmp_path / "zarr-count.tif"
+    done = qgis_process(
+        home, "run", "cubescope:temporalstats", "--", f"SOURCE={demo_cube.zarr}", "BANDS=NDVI",
+        "START=2023-03-01", "END=2024-07-31", "STATISTIC=5", f"OUTPUT={out}")
+    _check(done, out)
+    assert "37 items on 37 dates" in done.stdout
+    engine = run(AnalysisRequest(
+        source=str(demo_cube.zarr), collection="", operation="statistics", statistic="count", bands=("NDVI",),
+        output=str(tmp_path / "engine.tif"),
+        periods=(Period(datetime(2023, 3, 1), datetime(2024, 7, 31, 23, 59, 59)),)))
+    _same_raster(out, engine)
+    counts = gdal.Open(str(out)).ReadAsArray()
+    assert counts.shape == (256, 256) and 0 < counts.min() < counts.max() <= 37
+
+
 def test_bad_input_is_reported_in_the_users_words(home, demo_cube, tmp_path):
     done = qgis_process(
         home, "run", "cubescope:temporalstats", "--", f"SOURCE={demo_cube.catalog}", "COLLECTION=demo-s2-l2a",

@@ -9,7 +9,6 @@ import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,11 @@ from .engine import (
     _metadata,
 )
 from .grid import OutputGrid, transform_bounds
+from .stac_metadata import EXTENSIONS as _EXTENSIONS
+from .stac_metadata import ITEM_ASSETS as _ITEM_ASSETS
+from .stac_metadata import common_name, polygon, projection
+from .stac_metadata import epsg as _epsg
+from .stac_metadata import iso as _iso
 
 
 def _write_json(path: Path, content: Any) -> None:
@@ -48,15 +52,6 @@ def _crs_wkt(crs: str, version: str = "WKT2_2018") -> str:
     if srs.SetFromUserInput(crs) != 0:
         raise CubeError(f"Unknown CRS {crs!r}")
     return srs.ExportToWkt([f"FORMAT={version}"])
-
-
-def _epsg(crs: str) -> int | None:
-    match = re.match(r"^EPSG:(\d+)$", crs.strip().upper())
-    return int(match.group(1)) if match else None
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _file_name(name: str) -> str:
@@ -329,18 +324,14 @@ class _StacSink(_Sink):
         return [round(v, 7) for v in (west, south, east, north)]
 
     def _projection(self) -> dict[str, Any]:
-        epsg = _epsg(self.grid.crs)
-        found: dict[str, Any] = {"proj:epsg": epsg} if epsg else {"proj:wkt2": _crs_wkt(self.grid.crs)}
-        x0, res, _, y1, _, _ = self.grid.geotransform
-        found.update({"proj:shape": [self.grid.height, self.grid.width],
-                      "proj:transform": [res, 0.0, x0, 0.0, -res, y1]})
-        return found
+        crs = self.grid.crs if _epsg(self.grid.crs) else _crs_wkt(self.grid.crs)
+        return projection(crs, self.grid.geotransform, (self.grid.height, self.grid.width))
 
     def _asset(self, name: str) -> dict[str, Any]:
         asset: dict[str, Any] = {
             "type": "image/tiff; application=geotiff; profile=cloud-optimized", "title": name, "roles": ["data"],
             "raster:bands": [{"data_type": "float32", "nodata": "nan", "spatial_resolution": self.grid.resolution}]}
-        common = _common_name(name)
+        common = common_name(name)
         if common:
             asset["eo:bands"] = [{"name": name, "common_name": common}]
         return asset
@@ -352,8 +343,7 @@ class _StacSink(_Sink):
         return {
             "type": "Feature", "stac_version": "1.0.0", "stac_extensions": _EXTENSIONS,
             "id": self.item_id(number), "collection": self.collection, "bbox": [west, south, east, north],
-            "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
-                                                             [west, north], [west, south]]]},
+            "geometry": polygon((west, south, east, north)),
             "properties": {"datetime": _iso(period.start), "start_datetime": _iso(period.start),
                            "end_datetime": _iso(period.end), "cubescope:method": self.cube.request.method,
                            "cubescope:dates": dates, **self._projection()},
@@ -395,15 +385,3 @@ class _StacSink(_Sink):
 
     def finish(self) -> Path:
         return self.path / "catalog.json"
-
-
-_EXTENSIONS = ["https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-               "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-               "https://stac-extensions.github.io/eo/v1.1.0/schema.json"]
-_ITEM_ASSETS = "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json"
-_COMMON_NAMES = {"coastal", "blue", "green", "red", "yellow", "pan", "rededge", "rededge071", "rededge075",
-                 "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
-
-
-def _common_name(name: str) -> str | None:
-    return name.casefold() if name.casefold() in _COMMON_NAMES else None

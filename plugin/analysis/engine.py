@@ -18,14 +18,17 @@ from pathlib import Path
 
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import Fetcher
+from ..stac.items import item_datetime
 from ..stac.signing import signer_for
-from ..stac.sources import Source, guess_kind
+from ..stac.sources import Source, SourceKind, guess_kind
 from . import composite, graph, statistics
 from .cog_writer import CogWriter
 from .executor import CONNECT_TIMEOUT_S, Canceled, SchedulerUnreachable, block_runner
 from .graph import ReadFailed
 from .grid import MAX_PIXELS, OutputGrid, human_size, transform_bounds
+from .load import touching
 from .planning import AnalysisError, EmptyPeriod, PeriodPlan, plan_periods
+from .zarr_items import cube_items, in_period
 
 COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP = "composite", "difference", "statistics"
 OPERATIONS = (COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP)
@@ -194,9 +197,29 @@ class JobPlan:
             output_bands=self.output_names, warnings=tuple(self.warnings))
 
 
+def zarr_cube_items(request: AnalysisRequest, fetch: Fetcher | None = None) -> list[dict]:
+    """The request's Zarr cube as items, one per time step (`zarr_items`); AnalysisError if it cannot be."""
+    from ..cube.zarr_cube import ZarrError, describe_zarr
+
+    source = request.connection
+    try:
+        description = describe_zarr(source.url, source.s3, dict(request.credentials) or None, fetch=fetch,
+                                    auth_headers=dict(request.auth_headers) or None)
+    except ZarrError as error:
+        raise AnalysisError(str(error)) from None
+    return cube_items(description, request.collection)
+
+
 def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None,
-                 is_canceled: Callable[[], bool] = lambda: False) -> list[dict]:
-    """The items of ``period`` in the request's extent and cloud limit."""
+                 is_canceled: Callable[[], bool] = lambda: False, cube: list[dict] | None = None) -> list[dict]:
+    """The items of ``period`` in the request's extent and cloud limit.
+
+    For a Zarr source, its time steps in the period (``cube``: the cube's items when already read).
+    A Zarr cube has no cloud cover per date, so the cloud limit does not apply (`plan` says so).
+    """
+    if request.connection.kind == SourceKind.ZARR:
+        found = in_period(cube if cube is not None else zarr_cube_items(request, fetch), period.start, period.end)
+        return touching(found, _bbox_lonlat(request))
     client = CatalogClient(request.connection, fetch or _default_fetcher())
     query = SearchQuery(collections=(request.collection,), bbox=_bbox_lonlat(request), start=period.start,
                         end=period.end, max_cloud=request.max_cloud, max_items=request.max_items)
@@ -208,12 +231,20 @@ def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None
     return items
 
 
-def explain_empty(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None) -> None:
+def explain_empty(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None,
+                  cube: list[dict] | None = None) -> None:
     """Raise EmptyPeriod saying whether the period or the extent is the reason no item was found."""
     span = f"between {period.start:%Y-%m-%d} and {period.end:%Y-%m-%d}"
-    cloud = f" with at most {request.max_cloud:g} % cloud cover" if request.max_cloud is not None else ""
+    is_zarr = request.connection.kind == SourceKind.ZARR
+    cloud = (f" with at most {request.max_cloud:g} % cloud cover"
+             if request.max_cloud is not None and not is_zarr else "")
+    if is_zarr and cube is None:
+        cube = zarr_cube_items(request, fetch)
+    if is_zarr and cube:
+        first, last = item_datetime(cube[0]), item_datetime(cube[-1])
+        span += f" (the cube has {len(cube)} dates from {first:%Y-%m-%d} to {last:%Y-%m-%d})"
     if request.extent is not None:
-        anywhere = search_items(replace(request, extent=None, max_items=1), period, fetch)
+        anywhere = search_items(replace(request, extent=None, max_items=1), period, fetch, cube=cube)
         if anywhere:
             west, south, east, north = _bbox_lonlat(request) or (0, 0, 0, 0)
             raise EmptyPeriod(
@@ -251,6 +282,9 @@ def plan(request: AnalysisRequest, items_per_period: list[list[dict]]) -> JobPla
     for period in periods:
         options.update(period.gdal_options)
     options.update(dict(request.gdal_options))
+    if request.connection.kind == SourceKind.ZARR and request.max_cloud is not None:
+        warnings.append("A Zarr cube has no cloud cover per date: the cloud limit is not applied "
+                        "(the quality mask still is)")
     return JobPlan(request=request, grid=grid, periods=periods, output_names=names, chunk=chunk,
                    gdal_options=options, warnings=warnings, quality=quality)
 
@@ -271,11 +305,12 @@ def search_periods(request: AnalysisRequest, fetch: Fetcher | None = None,
                    is_canceled: Callable[[], bool] = lambda: False,
                    log: Callable[[str], None] | None = None) -> list[list[dict]]:
     """The items of every period; EmptyPeriod (saying why) when a period has none."""
+    cube = zarr_cube_items(request, fetch) if request.connection.kind == SourceKind.ZARR else None
     found = []
     for period in request.periods:
-        items = search_items(request, period, fetch, is_canceled)
+        items = search_items(request, period, fetch, is_canceled, cube)
         if not items:
-            explain_empty(request, period, fetch)
+            explain_empty(request, period, fetch, cube)
         if log is not None:
             log(f"Period {period.label}: {len(items)} items")
         found.append(items)

@@ -135,7 +135,7 @@ def load_lazy(
     import pystac
     import rasterio
 
-    from .reader import CubescopeDriver
+    from .reader import CubescopeDriver, rasterio_options
 
     if resampling not in RESAMPLING:
         raise ValueError(f"Unknown resampling '{resampling}'; choose one of {', '.join(RESAMPLING)}")
@@ -146,7 +146,10 @@ def load_lazy(
 
     stac_items = [pystac.Item.from_dict(dict(item), preserve_dict=True) for item in items]
     dtypes = {key: "float32" for key in float_bands}
-    with rasterio.Env(**dict(gdal_options or {})):
+    options = dict(gdal_options or {})
+    # The direct driver hands the options (object-store keys too) to every read; odc-stac's own reader
+    # takes what rasterio accepts from the environment around the load.
+    with rasterio.Env(**({} if direct else rasterio_options(options))):
         dataset = odc.stac.load(
             stac_items,
             bands=list(asset_keys),
@@ -156,7 +159,7 @@ def load_lazy(
             dtype=dtypes or None,
             chunks={"time": -1, "x": chunk, "y": chunk},
             fail_on_error=True,
-            driver=CubescopeDriver() if direct else None,
+            driver=CubescopeDriver(options) if direct else None,
         )
     if dataset.sizes["time"] != len(slices):
         raise RuntimeError(f"odc-stac made {dataset.sizes['time']} time steps of {len(slices)} solar days")

@@ -27,6 +27,16 @@ from .executor import ByValue
 _GDT = {"uint8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "float32": 6, "float64": 7, "int8": 14}
 #: Grids remembered per thread (a few hundred bytes each).
 GRIDS = 4096
+#: odc-stac's resampling names that gdal.Warp spells otherwise.
+_WARP_RESAMPLING = {"nearest": "near"}
+#: Object-store keys: rasterio refuses them as GDAL options (it wants a boto3 session), so this driver
+#: sets them on GDAL itself, for the reading thread only.
+_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+
+
+def rasterio_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the keys rasterio refuses to take."""
+    return {k: v for k, v in options.items() if k not in _KEYS}
 
 
 def _thread_dict(name: str) -> dict:
@@ -132,16 +142,56 @@ class CubescopeReader:
             return self._odc_read(cfg, dst_geobox, dst, selection)
         with _config(_gdal_options(self.env)):
             grid = _grid(self.src.uri)
-            plan = _plan(grid.affine, grid.crs, dst_geobox, cfg.resampling)
+            declared = getattr(self.src.geobox, "crs", None)
+            plan = _plan(grid.affine, grid.crs or declared, dst_geobox, cfg.resampling)
             if plan is None:
+                if self.src.uri.startswith("ZARR:") or (grid.crs is None and declared is not None):
+                    return self._warp_read(cfg, dst_geobox, dst, None if grid.crs else declared)
                 return self._odc_read(cfg, dst_geobox, dst, selection)
             return self._direct_read(grid, cfg, dst_geobox, dst, plan)
 
-    def _odc_read(self, cfg: Any, dst_geobox: Any, dst: Any, selection: Any) -> tuple:
+    def _warp_read(self, cfg: Any, dst_geobox: Any, dst: Any, crs: Any) -> tuple:
+        """The block through GDAL's warper, for what odc-stac's rasterio reprojection gets wrong: a
+        slice of a Zarr cube, whose CRS GDAL 3.6's Zarr driver gives a broken axis mapping ([0, 2]:
+        every transformation of its pixels lands nowhere, and a reprojected read is all no-data), and
+        a file without a CRS, which takes the one its item declares (``crs``). The CRS goes to the
+        warper as WKT, which carries no axis mapping. Same resampling and no-data rules as odc-stac."""
+        from odc.loader._reader import resolve_dst_nodata, resolve_src_nodata
+        from osgeo import gdal
+
+        source = _open(self.src.uri)
+        band = source.GetRasterBand(self.src.band)
+        dst_dtype = np.dtype(cfg.dtype or gdal.GetDataTypeName(band.DataType).lower())
+        if dst_dtype.name not in _GDT:
+            raise OSError(f"Cannot read {self.src.uri}: data type {dst_dtype.name} is not supported")
+        src_nodata = resolve_src_nodata(band.GetNoDataValue(), cfg)
+        dst_nodata = resolve_dst_nodata(dst_dtype, cfg, src_nodata)
+        height, width = dst_geobox.shape.yx
+        out = gdal.GetDriverByName("MEM").Create("", width, height, 1, _GDT[dst_dtype.name])
+        out.SetGeoTransform(dst_geobox.affine.to_gdal())
+        out.SetProjection(dst_geobox.crs.wkt)
+        out.GetRasterBand(1).Fill(0 if dst_nodata is None else float(dst_nodata))
+        options = dict(resampleAlg=_WARP_RESAMPLING.get(str(cfg.resampling), str(cfg.resampling)),
+                       srcNodata=src_nodata, dstNodata=dst_nodata,
+                       srcSRS=crs.wkt if crs is not None else source.GetProjection())
+        gdal.ErrorReset()
+        warped = gdal.Warp(out, source, **{k: v for k, v in options.items() if v is not None})
+        if warped is None:
+            raise OSError(f"Cannot read {self.src.uri}: {gdal.GetLastErrorMsg() or 'warping failed'}")
+        pixels = out.GetRasterBand(1).ReadAsArray()
+        band = source = warped = out = None
+        roi = (slice(0, height), slice(0, width))
+        if dst is not None:
+            dst[roi] = pixels
+            return roi, dst[roi]
+        return roi, pixels
+
+    def _odc_read(self, cfg: Any, dst_geobox: Any, dst: Any, selection: Any, src: Any = None) -> tuple:
         from odc.loader._rio import rio_env, rio_read
 
-        with rio_env(**self.env):
-            return rio_read(self.src, cfg, dst_geobox, dst=dst, selection=selection)
+        keys = {k: str(v) for k, v in self.env.items() if k in _KEYS}
+        with _config(keys), rio_env(**rasterio_options(self.env)):
+            return rio_read(src or self.src, cfg, dst_geobox, dst=dst, selection=selection)
 
     def _direct_read(self, grid: _Grid, cfg: Any, dst_geobox: Any, dst: Any, plan: tuple[int, int, int]) -> tuple:
         from odc.loader._reader import nodata_mask, resolve_dst_nodata, resolve_src_nodata, same_nodata
@@ -183,10 +233,12 @@ class CubescopeReader:
 class CubescopeDriver:
     """odc-stac's ``ReaderDriver`` protocol around :class:`CubescopeReader`; odc-stac parses the items."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
         from odc.loader._rio import RioDriver
 
         self._rio = RioDriver()
+        self._options = dict(options or {})
+        """The load's GDAL options (endpoints, headers, object-store keys) that every read applies."""
 
     def new_load(self, geobox: Any, *, chunks: Any = None) -> Any:
         return self._rio.new_load(geobox, chunks=chunks)
@@ -195,7 +247,9 @@ class CubescopeDriver:
         return self._rio.finalise_load(load_state)
 
     def capture_env(self) -> dict[str, Any]:
-        return self._rio.capture_env()
+        """odc-stac's defaults and the load's options. odc-stac's own capture under ``rasterio.Env``
+        would drop the object-store options (AWS_S3_ENDPOINT, AWS_*), which it takes for session keys."""
+        return {**self._rio.capture_env(), **self._options}
 
     @contextmanager
     def restore_env(self, env: dict[str, Any], load_state: Any) -> Iterator[Any]:

@@ -61,6 +61,8 @@ class ZarrDescription:
     time_dim: str | None = None
     x_dim: str | None = None
     y_dim: str | None = None
+    geotransform: tuple[float, float, float, float, float, float] | None = None
+    """GDAL's geotransform of the pixel edges from regularly spaced x/y coordinates; None otherwise."""
 
     def variable(self, name: str) -> ZarrVariable:
         for variable in self.variables:
@@ -379,6 +381,27 @@ def _bbox_lonlat(dataset: Any, x_dim: str | None, y_dim: str | None, wkt: str | 
     return (min(lons), min(lats), max(lons), max(lats))
 
 
+def _geotransform(dataset: Any, x_dim: str | None, y_dim: str | None
+                  ) -> tuple[float, float, float, float, float, float] | None:
+    """(x0, dx, 0, y0, 0, dy) of the pixel edges when x and y are regularly spaced (what GDAL also finds)."""
+    import numpy as np
+
+    if not (x_dim and y_dim and x_dim in dataset.coords and y_dim in dataset.coords):
+        return None
+    steps = []
+    for dim in (x_dim, y_dim):
+        values = np.asarray(dataset[dim].values, dtype=float)
+        if values.ndim != 1 or values.size < 2:
+            return None
+        step = (values[-1] - values[0]) / (values.size - 1)
+        if step == 0 or not np.allclose(np.diff(values), step, rtol=1e-6, atol=abs(step) * 1e-6):
+            return None
+        step = float(f"{step:.12g}")  # 0.0025, not the 0.0025000000000000022 of a float sum
+        steps.append((float(values[0]) - step / 2, step))
+    (x0, dx), (y0, dy) = steps
+    return (x0, dx, 0.0, y0, 0.0, dy)
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars and arrays as Python values, so attributes can go to JSON and Qt."""
     return value.tolist() if hasattr(value, "tolist") else value
@@ -419,4 +442,5 @@ def _describe(dataset: Any, url: str) -> ZarrDescription:
         time_dim=time_dim,
         x_dim=x_dim,
         y_dim=y_dim,
+        geotransform=_geotransform(dataset, x_dim, y_dim),
     )

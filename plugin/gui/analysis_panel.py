@@ -33,7 +33,6 @@ from ..analysis.indices import is_index
 from ..log import log
 from ..network import qgis_fetcher
 from ..qt_dates import utc_day
-from ..stac.sources import SourceKind
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import http_authcfg
 from . import cube_products as products
@@ -160,8 +159,6 @@ class AnalysisPanel(QObject):
         source, collection = self.browse.source, self.browse.current_collection()
         if source is None or collection is None:
             raise ValueError(self.tr("Choose a source and a collection in the Browse tab first."))
-        if source.kind == SourceKind.ZARR:
-            raise ValueError(self.tr("Analysis runs on STAC collections; this source is a Zarr cube."))
         operation = self.form.operationCombo.currentData()
         product = operation if operation in products.PRODUCTS else None
         if product:

@@ -30,7 +30,9 @@ RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
 QUALITY_BAND, CLEAR_VALUES, DASK_SCHEDULER, OUTPUT = "QUALITY_BAND", "CLEAR_VALUES", "DASK_SCHEDULER", "OUTPUT"
 
 COMMON_HELP = (
-    "<p><b>Source</b>: a STAC API URL, or a static catalog's catalog.json (URL or local path). "
+    "<p><b>Source</b>: a STAC API URL, a static catalog's catalog.json (URL or local path), or a Zarr "
+    "cube (a .zarr store on disk, http(s) or s3://; its (time, y, x) variables are the bands, its time "
+    "steps the dates; no collection id needed). "
     "<b>Bands</b>: comma-separated band names (asset key, common name such as red or nir, or band id "
     "such as B04) and/or indices (NDVI, EVI, NDWI, NBR, SAVI; computed on scaled reflectance). "
     "<b>Extent</b>: empty for the items' whole extent. <b>Resolution</b> 0 and no target CRS: the data's "
@@ -47,8 +49,10 @@ COMMON_HELP = (
 
 def add_source_parameters(algorithm: QgsProcessingAlgorithm) -> None:
     """SOURCE, COLLECTION and BANDS (first in the dialog)."""
-    algorithm.addParameter(QgsProcessingParameterString(SOURCE, "STAC API URL, static catalog URL or path"))
-    algorithm.addParameter(QgsProcessingParameterString(COLLECTION, "Collection id"))
+    algorithm.addParameter(QgsProcessingParameterString(
+        SOURCE, "STAC API URL, static catalog URL or path, or Zarr cube (.zarr URL or path)"))
+    algorithm.addParameter(QgsProcessingParameterString(COLLECTION, "Collection id (empty for a Zarr cube)",
+                                                        optional=True))
     algorithm.addParameter(QgsProcessingParameterString(BANDS, "Bands and/or indices (comma-separated)",
                                                         defaultValue="NDVI"))
 
@@ -123,11 +127,14 @@ def _scheduler(text: str) -> str:
 def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, context: Any) -> dict[str, Any]:
     """The AnalysisRequest fields every algorithm takes, read from its parameters."""
     from ..network import qgis_gdal_http_config
+    from ..stac.sources import SourceKind, guess_kind
 
     source = algorithm.parameterAsString(parameters, SOURCE, context).strip()
     collection = algorithm.parameterAsString(parameters, COLLECTION, context).strip()
-    if not source or not collection:
-        raise QgsProcessingException("SOURCE and COLLECTION are required")
+    if not source:
+        raise QgsProcessingException("SOURCE is required")
+    if not collection and guess_kind(source) != SourceKind.ZARR:
+        raise QgsProcessingException(f"COLLECTION is required: {source} is a STAC catalog, not a Zarr cube")
     bands = tuple(b.strip() for b in algorithm.parameterAsString(parameters, BANDS, context).split(",") if b.strip())
     fields: dict[str, Any] = dict(source=source, collection=collection, bands=bands)
     if parameters.get(EXTENT):

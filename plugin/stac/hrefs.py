@@ -129,6 +129,10 @@ def plain_url(path: str) -> str:
     return vsicurl_options(path).get("url", path) if path.startswith(VSICURL_OPTIONS) else path
 
 
+#: ``ZARR:"<store>":/<variable>[:<index>]``, the href of a Zarr slice.
+_ZARR_HREF = re.compile(r'^ZARR:"([^"]+)":/([^:"]+)(?::(\d+))?$')
+
+
 def _scheme(href: str) -> str:
     """The URL scheme, or '' for local paths (including Windows drive letters such as ``C:\\``)."""
     scheme = urlsplit(href).scheme.lower()
@@ -306,6 +310,12 @@ def gdal_source(
     ``auth_scope`` (the source's URL) limits where ``auth_headers``/``header_file`` go
     (:func:`within_auth_scope`); ``options`` (e.g. :func:`gdal_http_config`) are merged last.
     """
+    zarr = _ZARR_HREF.match(href)
+    if zarr:  # one 2-D slice of a Zarr cube (`analysis.zarr_items`): the store is mapped as any href
+        store, variable, index = zarr.groups()
+        return zarr_gdal_path(resolve_href(store, base), variable, int(index) if index else None, s3=s3,
+                              credentials=credentials, auth_headers=auth_headers, header_file=header_file,
+                              options=options, auth_scope=auth_scope)
     resolved = resolve_href(href, base)
     scheme = _scheme(resolved)
     config: dict[str, str] = {}
@@ -349,6 +359,7 @@ def zarr_gdal_path(
     auth_headers: Mapping[str, str] | None = None,
     header_file: str = "",
     options: Mapping[str, str] | None = None,
+    auth_scope: str = "",
 ) -> GdalSource:
     """``ZARR:"<store>":/<variable>[:<time index>]`` for GDAL's Zarr driver.
 
@@ -361,7 +372,7 @@ def zarr_gdal_path(
         raise ValueError(f"The time index must be >= 0, not {time_index}")
     # Without the trailing slash: in a /vsicurl? path the URL is encoded, so rstrip below cannot remove it.
     store = gdal_source(url.rstrip("/") or url, s3=s3, auth_headers=auth_headers, header_file=header_file,
-                        credentials=credentials, options=options)
+                        credentials=credentials, options=options, auth_scope=auth_scope)
     path = f'ZARR:"{store.path.rstrip("/")}":/{variable.strip("/")}'
     if time_index is not None:
         path += f":{time_index}"
