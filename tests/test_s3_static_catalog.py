@@ -328,3 +328,22 @@ def test_processing_searches_a_public_bucket_with_gdal_s_own_settings(qgis_app, 
     layer = QgsVectorLayer(str(out), "footprints", "ogr")
     assert layer.isValid()
     assert sorted(f["id"] for f in layer.getFeatures()) == sorted(expected_ids(demo_cube))
+
+
+def test_a_composite_of_a_private_bucket_equals_the_local_one(qgis_app, demo_cube, buckets, tmp_path):
+    """The Analysis tab's task on the catalog in the private bucket: searched with the keys (GDAL),
+    pixels read from the bucket with its endpoint and keys, the very bytes of the local catalog's."""
+    from cubescope.plugin.analysis.engine import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine import run as run_analysis
+    from cubescope.plugin.gui.analysis_panel import _run
+
+    fields = dict(collection=S2, operation="composite", method="median", bands=("red", "NDVI"),
+                  periods=(Period(START, END),), extent=BOX, max_cloud=MAX_CLOUD)
+    task = run_task(_run, AnalysisRequest(source=s3_source(buckets, catalog_url()), output=str(tmp_path / "s3.tif"),
+                                          credentials=tuple(KEYS.items()), **fields))
+    assert task.ok, task.error
+    local = run_analysis(AnalysisRequest(source=str(demo_cube.catalog), output=str(tmp_path / "local.tif"), **fields))
+    from_bucket, on_disk = gdal.Open(str(task.result)), gdal.Open(str(local))
+    assert from_bucket.GetMetadataItem("CUBESCOPE_ITEMS") == on_disk.GetMetadataItem("CUBESCOPE_ITEMS") != "0"
+    assert np.isfinite(on_disk.ReadAsArray()).all()
+    assert from_bucket.ReadAsArray().tobytes() == on_disk.ReadAsArray().tobytes()

@@ -31,10 +31,9 @@ from .. import settings
 from ..analysis import composite, engine, statistics
 from ..analysis.indices import is_index
 from ..log import log
-from ..network import qgis_fetcher
 from ..qt_dates import utc_day
 from ..tasks.call_task import CallTask
-from ..tasks.source_tasks import http_authcfg
+from ..tasks.source_tasks import catalog_fetcher
 from . import cube_products as products
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -43,14 +42,17 @@ OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE
 
 
 
+def _fetcher(task, request):
+    """QGIS's network stack for the catalog, GDAL with the source's keys for a catalog in a bucket."""
+    return catalog_fetcher(task, request.connection, dict(request.credentials) or None)
+
+
 def _estimate(task, request):
-    fetch = qgis_fetcher(http_authcfg(request.source))
-    return engine.estimate(request, fetch, is_canceled=task.isCanceled)
+    return engine.estimate(request, _fetcher(task, request), is_canceled=task.isCanceled)
 
 
 def _run(task, request):
-    fetch = qgis_fetcher(http_authcfg(request.source))
-    return engine.run(request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=fetch)
+    return engine.run(request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=_fetcher(task, request))
 
 
 class AnalysisPanel(QObject):

@@ -165,13 +165,15 @@ def run_analysis(fields: dict[str, Any], feedback: Any) -> dict[str, str]:
             f"Cubescope's analyses need odc-stac and dask, which are missing here ({error}); install them "
             "from the message Cubescope shows at startup, or with pip") from error
     from ..analysis.engine import AnalysisRequest, Canceled, run
-    from ..network import qgis_fetcher
+    from ..network import qgis_fetcher, qgis_gdal_http_config
     from ..stac.http import HttpError
+    from ..stac.object_store import ObjectStoreFetcher
 
     try:
         request = AnalysisRequest(**fields)
         path = run(request, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
-                   fetch=qgis_fetcher(feedback=feedback), log=feedback.pushInfo)
+                   fetch=ObjectStoreFetcher(qgis_fetcher(feedback=feedback), options=qgis_gdal_http_config()),
+                   log=feedback.pushInfo)
     except Canceled:
         raise QgsProcessingException("Cancelled: nothing was written") from None
     except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:
