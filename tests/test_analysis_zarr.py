@@ -205,3 +205,12 @@ def test_a_cube_without_time_or_crs_is_refused(tmp_path):
     with pytest.raises(AnalysisError, match=f"{flat}.*no time dimension"):
         run(request)
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_a_dask_cluster_gives_the_same_zarr_composite(demo_cube, dask_cluster, tmp_path):
+    fields = dict(source=str(demo_cube.zarr), collection="", operation="composite", method="median",
+                  bands=("red", "NDVI"), periods=(SUMMER,), chunk_size=128)
+    local = run(AnalysisRequest(output=str(tmp_path / "local.tif"), **fields))
+    cluster = run(AnalysisRequest(output=str(tmp_path / "cluster.tif"), dask_scheduler=dask_cluster, **fields))
+    assert np.isfinite(_read(local)).mean() > 0.9
+    assert _read(cluster).tobytes() == _read(local).tobytes()
