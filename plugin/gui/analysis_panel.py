@@ -174,9 +174,10 @@ class AnalysisPanel(QObject):
         if not bands:
             raise ValueError(self.tr("Enter at least one band or index."))
         stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+        name = collection.id.removesuffix(".zarr")  # a Zarr cube's "collection" is its store's name
         output = self.form.outputFile.filePath().strip() or (
             products.default_output(product, self.form.formatCombo.currentData(), collection.id) if product else
-            str(Path(tempfile.gettempdir()) / f"cubescope-{operation}-{collection.id}-{stamp}.tif"))
+            str(Path(tempfile.gettempdir()) / f"cubescope-{operation}-{name}-{stamp}.tif"))
         method = self.form.methodCombo.currentData()
         extent = self.form.analysisExtentBox.outputExtent()
         access = self.browse._access()
