@@ -22,7 +22,8 @@ from .stac_metadata import CLASSIFICATION, EXTENSIONS, common_name, iso, polygon
 if TYPE_CHECKING:
     from ..cube.zarr_cube import ZarrDescription, ZarrVariable
 
-#: The media type the Zarr community uses; odc-stac reads an asset without a known type by its "data" role.
+#: No media type (none is registered for one slice of a Zarr array): odc-stac and the band lookup then
+#: take an asset for raster data by its "data" role.
 _ROLES = ["data"]
 
 
