@@ -226,12 +226,20 @@ def rule_for_bands(bands: Mapping[str, Mapping[str, Any]]) -> QualityRule | None
         if preset is not None:
             return replace(preset, band=name)
     for name, attrs in bands.items():
-        values, meanings = attrs.get("flag_values"), attrs.get("flag_meanings")
         if not re.search(r"mask|quality|qa|cloud|scl|classification", name, re.IGNORECASE):
             continue
-        if isinstance(values, (list, tuple)) and isinstance(meanings, str):
-            words = meanings.split()
-            if len(words) == len(values) and all(isinstance(v, (int, float)) for v in values):
-                classes = [{"value": int(v), "name": w} for v, w in zip(values, words)]
-                return _rule_from_classes(name, classes)
+        classes = flag_classes(attrs)
+        if classes:
+            return _rule_from_classes(name, classes)
     return None
+
+
+def flag_classes(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """CF ``flag_values`` and ``flag_meanings`` as classification:classes ({value, name}); [] without them."""
+    values, meanings = attrs.get("flag_values"), attrs.get("flag_meanings")
+    if not isinstance(values, (list, tuple)) or not isinstance(meanings, str):
+        return []
+    words = meanings.split()
+    if len(words) != len(values) or not all(isinstance(v, (int, float)) for v in values):
+        return []
+    return [{"value": int(v), "name": w} for v, w in zip(values, words)]

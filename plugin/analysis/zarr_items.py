@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .planning import AnalysisError
+from .quality import flag_classes
 from .stac_metadata import CLASSIFICATION, EXTENSIONS, common_name, iso, polygon, projection
 
 if TYPE_CHECKING:
@@ -55,16 +56,6 @@ def _raster_band(variable: ZarrVariable) -> dict[str, Any]:
     return band
 
 
-def _classes(variable: ZarrVariable) -> list[dict[str, Any]]:
-    values, meanings = variable.attrs.get("flag_values"), variable.attrs.get("flag_meanings")
-    if not isinstance(values, list) or not isinstance(meanings, str):
-        return []
-    words = meanings.split()
-    if len(words) != len(values) or not all(isinstance(v, (int, float)) for v in values):
-        return []
-    return [{"value": int(v), "name": w} for v, w in zip(values, words)]
-
-
 def _asset(description: ZarrDescription, variable: ZarrVariable, index: int) -> dict[str, Any]:
     asset: dict[str, Any] = {
         "href": f'ZARR:"{description.url}":/{variable.name}:{index}',
@@ -75,7 +66,7 @@ def _asset(description: ZarrDescription, variable: ZarrVariable, index: int) -> 
     common = common_name(variable.name)
     if common:
         asset["eo:bands"] = [{"name": variable.name, "common_name": common}]
-    classes = _classes(variable)
+    classes = flag_classes(variable.attrs)
     if classes:
         asset["classification:classes"] = classes
     return asset
