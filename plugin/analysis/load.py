@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from ..cube.header_files import header_file as private_header_file
 from ..stac.hrefs import gdal_source, within_auth_scope
@@ -128,13 +129,16 @@ def load_lazy(
     ``items`` must already be GDAL-ready (:func:`gdal_items`); ``slices`` their solar-day groups.
     ``nearest`` bands are resampled with nearest neighbour whatever ``resampling`` says;
     ``float_bands`` are loaded as float32 so that pixels no item covers are NaN (bands without a
-    declared no-data value). ``direct`` reads sources already on the grid straight through GDAL
-    (:mod:`.reader`); odc-stac's own reader does everything else.
+    declared no-data value). ``direct`` runs odc-stac's plan with :mod:`.chunk_loader`, which reads
+    sources already on the grid straight through GDAL into the chunks (:mod:`.reader` for the rest);
+    without it odc-stac loads everything itself.
     """
     import odc.stac
     import pystac
     import rasterio
+    import xarray as xr
 
+    from .chunk_loader import planned
     from .reader import CubescopeDriver, rasterio_options
 
     if resampling not in RESAMPLING:
@@ -145,22 +149,35 @@ def load_lazy(
         return group_of[index]
 
     stac_items = [pystac.Item.from_dict(dict(item), preserve_dict=True) for item in items]
-    dtypes = {key: "float32" for key in float_bands}
     options = dict(gdal_options or {})
     # The direct driver hands the options (object-store keys too) to every read; odc-stac's own reader
     # takes what rasterio accepts from the environment around the load.
+    driver = CubescopeDriver(options) if direct else None
+    chunks = {"time": -1, "x": chunk, "y": chunk}
+    # The float bands are a load of their own: odc-loader 0.6 hands a per-band dtype mapping to dask's
+    # chunk normalisation, which fails on it ("entry not a 2- or 3- tuple").
+    groups = [(keys, dtype) for keys, dtype in (
+        ([key for key in asset_keys if key not in float_bands], None),
+        ([key for key in asset_keys if key in float_bands], "float32")) if keys]
+    parts, token = [], uuid4().hex  # one token: the parts' reads share this load's open files
     with rasterio.Env(**({} if direct else rasterio_options(options))):
-        dataset = odc.stac.load(
-            stac_items,
-            bands=list(asset_keys),
-            geobox=grid.geobox(),
-            groupby=group_key,
-            resampling={**{key: "nearest" for key in nearest}, "*": resampling},
-            dtype=dtypes or None,
-            chunks={"time": -1, "x": chunk, "y": chunk},
-            fail_on_error=True,
-            driver=CubescopeDriver(options) if direct else None,
-        )
+        for keys, dtype in groups:
+            part = odc.stac.load(
+                stac_items,
+                bands=keys,
+                geobox=grid.geobox(),
+                groupby=group_key,
+                resampling={**{key: "nearest" for key in nearest}, "*": resampling},
+                dtype=dtype,
+                chunks=chunks,
+                fail_on_error=True,
+                driver=driver,
+                debug=direct,  # odc-stac's plan, which chunk_loader executes
+            )
+            if driver is not None:
+                part = planned(part, chunks, driver.capture_env(), token)
+            parts.append(part)
+    dataset = parts[0] if len(parts) == 1 else xr.merge(parts, combine_attrs="override")
     if dataset.sizes["time"] != len(slices):
         raise RuntimeError(f"odc-stac made {dataset.sizes['time']} time steps of {len(slices)} solar days")
     return dataset

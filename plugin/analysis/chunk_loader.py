@@ -1,0 +1,246 @@
+"""odc-stac's load plan, executed without its per-slice fill and fuse and without reopening files.
+
+odc-stac plans a load: which items touch which chunk of the grid, in which order, with which load
+settings (dtype, no-data, resampling). Its dask loader then, for every time slice of every chunk,
+fills the slice with the fill value, reads each source into a new array, compares the slice with
+the no-data value and copies through that mask: three passes over every pixel besides the read,
+and the file opened again for each read. On sources that already lie on the grid (one tile at its
+native resolution: most composites) that costs more than decoding the pixels.
+
+This module runs the same plan (odc-stac's own ``tyx_bins``, sources and ``RasterLoadParams``,
+taken from its ``debug`` output) with the same result: a slice's first source is read by GDAL
+straight into the chunk (for the first source, odc-stac's "fill where still no-data" fuse is a
+plain copy), later sources of the same solar day are fused exactly as odc-stac fuses them, and
+sources that are not on the grid go through :class:`.reader.CubescopeReader` (odc-stac's or GDAL's
+warper) unchanged. Files stay open per thread, at most :data:`HANDLES` of them and for one load
+only, so memory stays bounded and a file rewritten between two runs is read afresh.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .executor import ByValue
+from .reader import _GDT, CubescopeReader, _config, _gdal_options, _Grid, _open, _plan
+
+#: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
+#: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
+HANDLES = 160
+
+
+class _Open:
+    """An open file, its grid and its bands."""
+
+    def __init__(self, uri: str) -> None:
+        self.dataset = _open(uri)
+        self.bands: dict[int, tuple[Any, float | None]] = {}
+        try:
+            self.grid = _Grid(self.dataset)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file now (bands first), not whenever the garbage collector frees it.
+
+        A failed read leaves references to this object in its traceback; freed later by the
+        collector, in whichever thread, GDAL's closing of a broken file crashed QGIS 3.22.
+        """
+        self.bands.clear()
+        self.dataset = None
+
+    def band(self, number: int) -> tuple[Any, float | None]:
+        """(GDAL band, its no-data value); the band keeps the dataset open, so both stay here."""
+        if number not in self.bands:
+            band = self.dataset.GetRasterBand(number)
+            if band is None:
+                raise OSError(f"Cannot read {self.dataset.GetDescription()}: it has no band {number}")
+            self.bands[number] = (band, band.GetNoDataValue())
+        return self.bands[number]
+
+
+def _state() -> dict:
+    return threading.current_thread().__dict__.setdefault("_cubescope_handles", {})
+
+
+def _handles(token: str) -> OrderedDict:
+    """This thread's open files for the load ``token`` (those of an earlier load are closed)."""
+    state = _state()
+    if state.get("token") != token:
+        release()
+        if not state and threading.current_thread() is threading.main_thread():
+            atexit.register(release)  # its files, before the interpreter tears GDAL down
+        state.update(token=token, files=OrderedDict())
+    return state["files"]
+
+
+def release() -> None:
+    """Close the files this thread keeps open."""
+    files = _state().pop("files", None) or {}
+    for entry in files.values():
+        entry.close()
+    files.clear()
+
+
+def _opened(uri: str, token: str) -> _Open:
+    files = _handles(token)
+    entry = files.get(uri)
+    if entry is None:
+        entry = files[uri] = _Open(uri)
+        while len(files) > HANDLES:
+            files.popitem(last=False)[1].close()
+    else:
+        files.move_to_end(uri)
+    return entry
+
+
+def _window(entry: _Open, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, slice], tuple, int] | None:
+    """(roi in the chunk, (x_off, y_off, x_size, y_size) in the file, k) when ``src`` lies on the
+    chunk's grid with pixels k times larger; None when it needs a warper."""
+    if not isinstance(src.band, int) or src.uri.startswith("ZARR:"):
+        return None
+    declared = getattr(src.geobox, "crs", None)
+    if entry.grid.crs is None and declared is not None:
+        return None  # a file without a CRS: the reader warps it with the declared one
+    plan = _plan(entry.grid.affine, entry.grid.crs, gbox, cfg.resampling)
+    if plan is None:
+        return None
+    k, col, row = plan
+    height, width = gbox.shape.yx
+    src_h, src_w = entry.grid.shape
+    c0, c1 = max(0, col), min(width, col + src_w * k)
+    r0, r1 = max(0, row), min(height, row + src_h * k)
+    roi = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
+    window = ((c0 - col) // k, (r0 - row) // k, math.ceil((c1 - c0) / k), math.ceil((r1 - r0) / k))
+    return roi, window, k
+
+
+def _read_window(entry: _Open, src: Any, window: tuple, k: int, dtype: np.dtype, out: np.ndarray | None
+                 ) -> np.ndarray:
+    """The window upsampled k times (nearest), into ``out`` when it has exactly that shape."""
+    from osgeo import gdal
+
+    band, _ = entry.band(src.band)
+    x_off, y_off, x_size, y_size = window
+    shape = (y_size * k, x_size * k)
+    gdal.ErrorReset()
+    if out is not None and out.shape == shape:
+        pixels = band.ReadAsArray(x_off, y_off, x_size, y_size, buf_obj=out,
+                                  resample_alg=gdal.GRIORA_NearestNeighbour)
+    else:
+        pixels = band.ReadAsArray(x_off, y_off, x_size, y_size, buf_xsize=shape[1], buf_ysize=shape[0],
+                                  buf_type=_GDT[dtype.name], resample_alg=gdal.GRIORA_NearestNeighbour)
+    # The decoded tiles are in the pixels now; without this they would stay in GDAL's block cache
+    # while the file is open (up to GDAL_CACHEMAX, 5 % of the RAM, for tiles never read again).
+    band.FlushCache()
+    if pixels is None:
+        raise OSError(f"Cannot read {src.uri}: {gdal.GetLastErrorMsg() or 'read failed'}")
+    return pixels
+
+
+def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, env: Mapping[str, Any],
+                token: str) -> None:
+    """One time slice of a chunk: what odc-stac's ``_fill_nd_slice`` gives, in fewer passes."""
+    from odc.loader import resolve_dst_nodata, resolve_fuser, resolve_src_nodata
+    from odc.loader._fuser import fuser_for_nodata
+    from odc.loader._reader import nodata_mask, resolve_dst_fill_value, same_nodata
+
+    fill = resolve_dst_fill_value(dst.dtype, cfg, resolve_src_nodata(cfg.fill_value, cfg))
+    fuse = resolve_fuser(cfg.fuser_fqn) if cfg.fuser_fqn is not None else fuser_for_nodata(fill)
+    filled = False
+    for number, src in enumerate(sources):
+        entry = _opened(src.uri, token) if isinstance(src.band, int) else None
+        placed = _window(entry, src, cfg, gbox) if entry is not None else None
+        if placed is None or dst.dtype.name not in _GDT:
+            if not filled:
+                dst.fill(fill)
+                filled = True
+            roi, pixels = CubescopeReader(src, env).read(cfg, gbox)
+            fuse(dst[roi], pixels)
+            continue
+        roi, window, k = placed
+        area = dst[roi]
+        if area.size == 0:
+            continue
+        _, file_nodata = entry.band(src.band)
+        src_nodata = resolve_src_nodata(file_nodata, cfg)
+        dst_nodata = resolve_dst_nodata(dst.dtype, cfg, src_nodata)
+        convert = dst_nodata is not None and not same_nodata(src_nodata, dst_nodata)
+        whole = area.shape == dst.shape
+        if number == 0 and cfg.fuser_fqn is None:
+            # The first source: odc-stac's fuse copies all of it; read it in place.
+            if not whole and not filled:
+                dst.fill(fill)
+            filled = True
+            pixels = _read_window(entry, src, window, k, dst.dtype, area)
+            if pixels is not area:
+                area[...] = pixels[: area.shape[0], : area.shape[1]]
+            if convert:
+                np.copyto(area, dst_nodata, where=nodata_mask(area, src_nodata))
+            continue
+        if not filled:
+            dst.fill(fill)
+            filled = True
+        pixels = _read_window(entry, src, window, k, dst.dtype, None)[: area.shape[0], : area.shape[1]]
+        if convert:
+            np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
+        fuse(area, pixels)
+    if not filled:
+        dst.fill(fill)
+
+
+def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mapping[str, Any], token: str
+               ) -> np.ndarray:
+    """A (time, y, x) chunk from its sources per time slice (odc-stac's ``RasterSource`` objects)."""
+    chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
+    try:
+        with _config(_gdal_options(env)):
+            for t, slice_sources in enumerate(sources):
+                _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
+    except BaseException:
+        release()  # a failed load does not go on; its files are closed here, in this thread
+        raise
+    return chunk
+
+
+def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], token: str) -> Any:
+    """``dataset`` (from ``odc.stac.load(..., debug=True)``) with its variables read by
+    :func:`load_chunk`; unchanged when odc-stac's plan is not there in the form this module knows."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    info = dataset.encoding.pop("debug", None)
+    try:
+        from odc.loader._builder import load_tasks
+
+        plan = (info.load_cfg, info.tyx_bins, info.gbt, info.srcs)
+    except (ImportError, AttributeError):
+        return dataset
+    load_cfg, tyx_bins, gbt, srcs = plan
+    function = ByValue(load_chunk)
+    for name in list(dataset.data_vars):
+        array = dataset[name].data
+        if name not in load_cfg or array.ndim != 3 or not hasattr(array, "dask"):
+            continue
+        key = f"cubescope-load-{name}-{token}"
+        graph: dict[tuple, Any] = {}
+        for task in load_tasks(load_cfg, tyx_bins, gbt, nt=array.shape[0], chunks=dict(chunks), bands=[name]):
+            if len(task.idx) != 3 or task.selection is not None:
+                graph = {}
+                break
+            sources = [[src for _, src in layer] for layer in task.resolve_sources(srcs)]
+            graph[(key, *task.idx)] = (function, sources, task.dst_gbox, task.cfg, dict(env), token)
+        shape_in_chunks = tuple(len(c) for c in array.chunks)
+        if len(graph) != math.prod(shape_in_chunks):
+            continue
+        lazy = da.Array(HighLevelGraph.from_collections(key, graph, dependencies=()), key, chunks=array.chunks,
+                        dtype=array.dtype)
+        dataset[name] = dataset[name].copy(data=lazy)
+    return dataset
