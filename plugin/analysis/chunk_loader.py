@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .executor import ByValue
-from .reader import _GDT, CubescopeReader, _config, _gdal_options, _Grid, _open, _plan
+from .reader import _GDT, CubescopeReader, _config, _gdal_options, _grid, _open, _plan, _same_crs, _thread_dict
 
 #: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
 #: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
@@ -42,7 +42,7 @@ class _Open:
         self.dataset = _open(uri)
         self.bands: dict[int, tuple[Any, float | None]] = {}
         try:
-            self.grid = _Grid(self.dataset)
+            self.grid = _grid(uri, self.dataset)
         except Exception:
             self.close()
             raise
@@ -122,6 +122,32 @@ def _window(entry: _Open, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, s
     return roi, window, k
 
 
+def _apart(src: Any, gbox: Any) -> bool:
+    """Whether the source shares no pixel with the chunk, by its declared grid (its STAC proj
+    metadata) or by the grid its file had when this thread opened it before.
+
+    odc-stac bins sources by their footprints, which at a tile's edge also touch the neighbouring
+    blocks; such a source gives no pixel there, and is not opened for it (opening it would push
+    the files the block needs out of the cache).
+    """
+    declared = getattr(src, "geobox", None)
+    if declared is not None and getattr(declared, "crs", None) is not None:
+        if not _same_crs(declared.crs, gbox.crs):
+            return False
+        left, bottom, right, top = declared.boundingbox
+    else:
+        known = _thread_dict("_cubescope_grids").get(src.uri)
+        if known is None or known.crs is None or not _same_crs(known.crs, gbox.crs):
+            return False
+        a = known.affine
+        if a.b or a.d or a.a <= 0 or a.e >= 0:
+            return False
+        left, top = a.c, a.f
+        right, bottom = a.c + a.a * known.shape[1], a.f + a.e * known.shape[0]
+    x0, y0, x1, y1 = gbox.boundingbox
+    return right <= x0 or x1 <= left or top <= y0 or y1 <= bottom
+
+
 def _read_window(entry: _Open, src: Any, window: tuple, k: int, dtype: np.dtype, out: np.ndarray | None
                  ) -> np.ndarray:
     """The window upsampled k times (nearest), into ``out`` when it has exactly that shape."""
@@ -156,6 +182,8 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
     fuse = resolve_fuser(cfg.fuser_fqn) if cfg.fuser_fqn is not None else fuser_for_nodata(fill)
     filled = False
     for number, src in enumerate(sources):
+        if _apart(src, gbox):
+            continue
         entry = _opened(src.uri, token) if isinstance(src.band, int) else None
         placed = _window(entry, src, cfg, gbox) if entry is not None else None
         if placed is None or dst.dtype.name not in _GDT:
@@ -167,7 +195,8 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
             continue
         roi, window, k = placed
         area = dst[roi]
-        if area.size == 0:
+        if area.size == 0:  # footprints touch, rasters do not: this file is not kept open for it
+            _handles(token).pop(src.uri).close()
             continue
         _, file_nodata = entry.band(src.band)
         src_nodata = resolve_src_nodata(file_nodata, cfg)

@@ -94,12 +94,22 @@ def result_array(periods: Sequence[PeriodPlan], datasets: Sequence[Any], subtrac
 
 
 def block_tasks(array: Any) -> list[tuple[tuple[int, int], Any]]:
-    """((row, col), delayed block) for every spatial block of a (bands, y, x) dask array."""
+    """((row, col), delayed block) for every spatial block of a (bands, y, x) dask array, in Z order."""
     delayed = array.to_delayed(optimize_graph=True)
     rows = np.cumsum((0, *array.chunks[1]))[:-1]
     cols = np.cumsum((0, *array.chunks[2]))[:-1]
-    return [((int(rows[i]), int(cols[j])), delayed[0, i, j])
-            for i, j in itertools.product(range(len(rows)), range(len(cols)))]
+    order = sorted(itertools.product(range(len(rows)), range(len(cols))), key=lambda ij: _morton(*ij))
+    return [((int(rows[i]), int(cols[j])), delayed[0, i, j]) for i, j in order]
+
+
+def _morton(row: int, col: int) -> int:
+    """The block's place on a Z-order curve: blocks that follow each other lie close together, so the
+    files a block reads are mostly still open from the one before (one tile's files fit in the
+    reader's cache, a row of blocks across several tiles does not)."""
+    key = 0
+    for bit in range(16):
+        key |= ((row >> bit) & 1) << (2 * bit + 1) | ((col >> bit) & 1) << (2 * bit)
+    return key
 
 
 def order_scenes(runner: BlockRunner, periods: Sequence[PeriodPlan], datasets: Sequence[Any],

@@ -95,9 +95,10 @@ def _open(uri: str) -> Any:
 
 
 def _grid(uri: str, dataset: Any = None) -> _Grid:
+    """The file's grid, remembered per thread; read afresh from ``dataset`` when one is given."""
     grids = _thread_dict("_cubescope_grids")
     grid = grids.get(uri)
-    if grid is None:
+    if grid is None or dataset is not None:
         grid = grids[uri] = _Grid(dataset if dataset is not None else _open(uri))
         if len(grids) > GRIDS:
             grids.pop(next(iter(grids)))
