@@ -73,10 +73,10 @@ def _state() -> dict:
 def _handles(token: str) -> OrderedDict:
     """This thread's open files for the load ``token`` (those of an earlier load are closed)."""
     state = _state()
-    if state.get("token") != token:
+    if state.get("token") != token or "files" not in state:  # another load, or closed after a failure
         release()
         if not state and threading.current_thread() is threading.main_thread():
-            atexit.register(release)  # its files, before the interpreter tears GDAL down
+            atexit.register(_abandon)
         state.update(token=token, files=OrderedDict())
     return state["files"]
 
@@ -87,6 +87,16 @@ def release() -> None:
     for entry in files.values():
         entry.close()
     files.clear()
+
+
+def _abandon() -> None:
+    """At exit: let the process take the main thread's open files along. Closing them then would
+    crash: QGIS (exitQgis) may already have shut GDAL's drivers down."""
+    for entry in (_state().pop("files", None) or {}).values():
+        entry.bands.clear()
+        if entry.dataset is not None:
+            entry.dataset.thisown = False  # no GDALClose when Python frees it
+        entry.dataset = None
 
 
 def _opened(uri: str, token: str) -> _Open:
