@@ -114,8 +114,6 @@ def _opened(uri: str, token: str) -> _Open:
 def _window(entry: _Open, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, slice], tuple, int] | None:
     """(roi in the chunk, (x_off, y_off, x_size, y_size) in the file, k) when ``src`` lies on the
     chunk's grid with pixels k times larger; None when it needs a warper."""
-    if not isinstance(src.band, int) or src.uri.startswith("ZARR:"):
-        return None
     declared = getattr(src.geobox, "crs", None)
     if entry.grid.crs is None and declared is not None:
         return None  # a file without a CRS: the reader warps it with the declared one
@@ -194,7 +192,8 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
     for number, src in enumerate(sources):
         if _apart(src, gbox):
             continue
-        entry = _opened(src.uri, token) if isinstance(src.band, int) else None
+        # A Zarr slice is not kept open: each would hold a decoded chunk of all its dates (MBs).
+        entry = _opened(src.uri, token) if isinstance(src.band, int) and not src.uri.startswith("ZARR:") else None
         placed = _window(entry, src, cfg, gbox) if entry is not None else None
         if placed is None or dst.dtype.name not in _GDT:
             if not filled:
