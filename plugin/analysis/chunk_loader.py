@@ -28,7 +28,18 @@ from typing import Any
 import numpy as np
 
 from .executor import ByValue
-from .reader import _GDT, CubescopeReader, _config, _gdal_options, _grid, _open, _plan, _same_crs, _thread_dict
+from .reader import (
+    _GDT,
+    CubescopeReader,
+    _config,
+    _gdal_options,
+    _grid,
+    _open,
+    _plan,
+    _same_crs,
+    _thread_dict,
+    placement,
+)
 
 #: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
 #: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
@@ -120,14 +131,8 @@ def _window(entry: _Open, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, s
     plan = _plan(entry.grid.affine, entry.grid.crs, gbox, cfg.resampling)
     if plan is None:
         return None
-    k, col, row = plan
-    height, width = gbox.shape.yx
-    src_h, src_w = entry.grid.shape
-    c0, c1 = max(0, col), min(width, col + src_w * k)
-    r0, r1 = max(0, row), min(height, row + src_h * k)
-    roi = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
-    window = ((c0 - col) // k, (r0 - row) // k, math.ceil((c1 - c0) / k), math.ceil((r1 - r0) / k))
-    return roi, window, k
+    roi, window = placement(entry.grid, plan, gbox)
+    return roi, window, plan[0]
 
 
 def _apart(src: Any, gbox: Any) -> bool:

@@ -142,6 +142,20 @@ def _same_crs(a: Any, b: Any) -> bool:
     return known[key]
 
 
+def placement(grid: _Grid, plan: tuple[int, int, int], dst_geobox: Any
+              ) -> tuple[tuple[slice, slice], tuple[int, int, int, int]]:
+    """Where a source on the grid (``plan`` from :func:`_plan`) lands in the block: the roi in the
+    block and the window (x_off, y_off, x_size, y_size) of the file that covers it; empty when the
+    raster misses the block."""
+    k, col, row = plan
+    height, width = dst_geobox.shape.yx
+    src_h, src_w = grid.shape
+    c0, c1 = max(0, col), min(width, col + src_w * k)
+    r0, r1 = max(0, row), min(height, row + src_h * k)
+    roi = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
+    return roi, ((c0 - col) // k, (r0 - row) // k, math.ceil((c1 - c0) / k), math.ceil((r1 - r0) / k))
+
+
 class CubescopeReader:
     """One band of one asset (the odc-stac ``RasterReader`` protocol)."""
 
@@ -209,15 +223,11 @@ class CubescopeReader:
         from odc.loader._reader import nodata_mask, resolve_dst_nodata, resolve_src_nodata, same_nodata
         from osgeo import gdal
 
-        k, col, row = plan
-        height, width = dst_geobox.shape.yx
-        src_h, src_w = grid.shape
-        c0, c1 = max(0, col), min(width, col + src_w * k)
-        r0, r1 = max(0, row), min(height, row + src_h * k)
-        roi = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
-        if r1 <= r0 or c1 <= c0:  # the footprint touched the block, the raster does not
+        k = plan[0]
+        roi, (x_off, y_off, x_size, y_size) = placement(grid, plan, dst_geobox)
+        if roi[0].stop <= roi[0].start or roi[1].stop <= roi[1].start:  # footprints touch, rasters do not
             dtype = np.dtype(cfg.dtype or (self.src.meta.data_type if self.src.meta else None) or "float32")
-            return roi, np.empty((max(0, r1 - r0), max(0, c1 - c0)), dtype=dtype)
+            return roi, np.empty((roi[0].stop - roi[0].start, roi[1].stop - roi[1].start), dtype=dtype)
         dataset = _open(self.src.uri)
         band = dataset.GetRasterBand(self.src.band)
         dst_dtype = np.dtype(cfg.dtype or gdal.GetDataTypeName(band.DataType).lower())
@@ -225,15 +235,13 @@ class CubescopeReader:
             return self._odc_read(cfg, dst_geobox, dst, None)
         src_nodata = resolve_src_nodata(band.GetNoDataValue(), cfg)
         dst_nodata = resolve_dst_nodata(dst_dtype, cfg, src_nodata)
-        x_off, y_off = (c0 - col) // k, (r0 - row) // k
-        x_size, y_size = math.ceil((c1 - c0) / k), math.ceil((r1 - r0) / k)
         gdal.ErrorReset()
         pixels = band.ReadAsArray(x_off, y_off, x_size, y_size, buf_xsize=x_size * k, buf_ysize=y_size * k,
                                   buf_type=_GDT[dst_dtype.name], resample_alg=gdal.GRIORA_NearestNeighbour)
         band = dataset = None  # closed: its decoded tiles and decoder buffers go with it
         if pixels is None:
             raise OSError(f"Cannot read {self.src.uri}: {gdal.GetLastErrorMsg() or 'read failed'}")
-        pixels = pixels[: r1 - r0, : c1 - c0]
+        pixels = pixels[: roi[0].stop - roi[0].start, : roi[1].stop - roi[1].start]
         if dst_nodata is not None and not same_nodata(src_nodata, dst_nodata):
             np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
         if dst is not None:
