@@ -35,6 +35,7 @@ from qgis.core import (
 )
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSize
+from qgis_auth import store_auth_config
 from token_server import TokenServer, token_server
 
 from cubescope.plugin import settings
@@ -82,20 +83,6 @@ METHODS = {
 
 # --- fixtures --------------------------------------------------------------------------------------
 
-def _store(method: str, values: dict[str, str]) -> str:
-    manager = QgsApplication.authManager()
-    manager.setPasswordHelperEnabled(False)  # no system keychain on test machines: it would wait for one
-    assert not manager.isDisabled(), manager.disabledMessage()
-    assert manager.setMasterPassword("cubescope-tests", True), "the test auth database refused the password"
-    config = QgsAuthMethodConfig(method)
-    config.setName(f"protected assets ({method})")
-    for key, value in values.items():
-        config.setConfig(key, value)
-    stored = manager.storeAuthenticationConfig(config)
-    assert stored[0] if isinstance(stored, tuple) else stored
-    return (stored[1] if isinstance(stored, tuple) else config).id()
-
-
 @pytest.fixture(params=sorted(METHODS))
 def method(request) -> str:
     return request.param
@@ -117,7 +104,7 @@ def secrets(method) -> tuple[str, ...]:
 
 @pytest.fixture()
 def authcfg(qgis_app, method) -> Iterator[str]:
-    config_id = _store(method, METHODS[method][0])
+    config_id = store_auth_config(method, f"protected assets ({method})", METHODS[method][0])
     yield config_id
     QgsApplication.authManager().removeAuthenticationConfig(config_id)
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from conftest import settle_tasks
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsProject, QgsRectangle
+from qgis.core import QgsApplication, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QCoreApplication, QDateTime, QEvent, Qt
+from qgis_auth import store_auth_config
 from servers.process import run_checked, server_env, servers_bin
 from servers.s3 import UPLOADER
 from stac_expected import disk_items, ids_where, in_box, when
@@ -228,19 +229,9 @@ def test_items_missing_from_the_bucket_are_skipped_and_named(qgis_app, demo_cube
 @pytest.fixture()
 def authcfg(qgis_app) -> str:
     """The bucket's keys in QGIS's auth manager (a Basic configuration: user = key id)."""
-    manager = QgsApplication.authManager()
-    manager.setPasswordHelperEnabled(False)  # no system keychain on test machines: it would wait for one
-    assert not manager.isDisabled(), manager.disabledMessage()
-    assert manager.setMasterPassword("cubescope-tests", True), "the test auth database refused the password"
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("static catalog keys")
-    config.setConfig("username", ACCESS_KEY)
-    config.setConfig("password", SECRET)
-    stored = manager.storeAuthenticationConfig(config)
-    assert stored[0] if isinstance(stored, tuple) else stored
-    config = stored[1] if isinstance(stored, tuple) else config
-    yield config.id()
-    manager.removeAuthenticationConfig(config.id())
+    config_id = store_auth_config("Basic", "static catalog keys", {"username": ACCESS_KEY, "password": SECRET})
+    yield config_id
+    QgsApplication.authManager().removeAuthenticationConfig(config_id)
 
 
 def test_the_dock_browses_a_private_bucket_with_keys_from_the_auth_manager(qgis_app, qgis_canvas, qtbot, tmp_path,

@@ -9,7 +9,8 @@ import zipfile
 import pytest
 from conftest import settle_tasks
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsProject, QgsSettings
+from qgis.core import QgsApplication, QgsProject, QgsSettings
+from qgis_auth import store_auth_config
 
 from cubescope.plugin import settings
 from cubescope.plugin.gui.dock import CubescopeDock
@@ -23,19 +24,9 @@ WAIT_MS = 60_000
 
 @pytest.fixture()
 def authcfg(qgis_app) -> str:
-    manager = QgsApplication.authManager()
-    manager.setPasswordHelperEnabled(False)  # no system keychain on test machines: it would wait for one
-    assert not manager.isDisabled(), manager.disabledMessage()
-    assert manager.setMasterPassword("cubescope-tests", True), "the test auth database refused the password"
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("moto keys")
-    config.setConfig("username", "AKIDCUBESCOPE")
-    config.setConfig("password", SECRET)
-    stored = manager.storeAuthenticationConfig(config)
-    assert stored[0] if isinstance(stored, tuple) else stored
-    config = stored[1] if isinstance(stored, tuple) else config
-    yield config.id()
-    manager.removeAuthenticationConfig(config.id())
+    config_id = store_auth_config("Basic", "moto keys", {"username": "AKIDCUBESCOPE", "password": SECRET})
+    yield config_id
+    QgsApplication.authManager().removeAuthenticationConfig(config_id)
 
 
 def s3_item(demo_cube, s3_server) -> dict:
