@@ -16,11 +16,11 @@ from test_browse_dock import WAIT_MS, dock  # noqa: F401 (fixture)
 
 from cubescope.plugin import settings
 from cubescope.plugin.analysis import chips, minicube
-from cubescope.plugin.analysis.cube_builder import build_cube
+from cubescope.plugin.analysis.cube_builder import build_cube, build_from_items
 from cubescope.plugin.analysis.cube_model import CubeRequest
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine import AnalysisRequest, Period, search_items
 from cubescope.plugin.gui.browse_panel import WGS84
-from cubescope.plugin.stac.sources import SourceKind
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 EXTENT = (23.985, 45.503, 23.998, 45.512)  # inside tile A: the clear-cut and the forest around it
 SUMMER = (datetime(2023, 6, 1, tzinfo=timezone.utc), datetime(2023, 8, 31, 23, 59, 59, 999999, tzinfo=timezone.utc))
@@ -149,6 +149,55 @@ def test_chips_at_a_layers_points_with_labels(dock, qtbot, tmp_path, demo_cube):
     rows = chips.read_manifest(result.manifest)
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in chips.read_manifest(reference.manifest))
     assert "Wrote 2 samples" in form.analysisStatus.text()
+
+
+def _open_zarr_cube(dock, qtbot, demo_cube) -> None:  # noqa: F811
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source(name="zarr", kind=SourceKind.ZARR, url=str(demo_cube.zarr)))
+    dock.browse.select_collection(demo_cube.zarr.name)
+
+
+def test_a_regular_cube_of_a_zarr_cube_equals_the_one_of_its_tiles_cogs(dock, qtbot, tmp_path, demo_cube):  # noqa: F811
+    """The demo's Zarr cube holds the pixels of tile 34TGR's COGs: built from the tab on the Zarr cube,
+    the regular cube equals the one the builder makes from that tile's STAC items."""
+    _open_zarr_cube(dock, qtbot, demo_cube)
+    form = dock.form
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("buildcube"))
+    form.methodCombo.setCurrentIndex(form.methodCombo.findData("median"))
+    form.formatCombo.setCurrentIndex(form.formatCombo.findData("zarr"))
+    form.analysisBandsEdit.setText("red,ndvi")
+    form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(*EXTENT), WGS84)
+    form.startAEdit.setDateTime(QDateTime.fromString("2023-06-01", "yyyy-MM-dd"))
+    form.endAEdit.setDateTime(QDateTime.fromString("2023-08-31", "yyyy-MM-dd"))
+    form.periodLengthEdit.setText("P1M")
+    form.outputFile.setFilePath(str(tmp_path / "of-zarr.zarr"))
+    built = xarray.open_zarr(run(dock, qtbot))
+
+    cogs = CubeRequest(AnalysisRequest(
+        source=str(demo_cube.catalog), collection="demo-s2-l2a", operation="composite", bands=("red", "ndvi"),
+        periods=(Period(*SUMMER),), output=str(tmp_path / "of-cogs.zarr"), method="median", extent=EXTENT),
+        step="P1M")
+    tile = [item for item in search_items(cogs.request, cogs.request.periods[0]) if "_T34TGR" in item["id"]]
+    expected = xarray.open_zarr(build_from_items(cogs, tile))
+    assert built.sizes == expected.sizes and built.sizes["time"] == 3
+    assert set(built.data_vars) == set(expected.data_vars) >= {"red", "NDVI"}
+    for name in ("red", "NDVI"):
+        values = built[name].values
+        assert np.isfinite(values).mean() > 0.9, name
+        np.testing.assert_array_equal(values, expected[name].values)
+    settings.remove_source("Cube: of-zarr.zarr")
+
+
+def test_a_minicube_of_a_zarr_cube_is_refused_with_where_to_add_it(dock, qtbot, demo_cube, tmp_path):  # noqa: F811
+    _open_zarr_cube(dock, qtbot, demo_cube)
+    form = dock.form
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("minicube"))
+    form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(*EXTENT), WGS84)
+    form.outputFile.setFilePath(str(tmp_path / "refused.zarr"))
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        form.runAnalysisButton.click()
+    assert "this source is a Zarr cube" in blocker.args[0] and "More sources" in blocker.args[0]
+    assert not (tmp_path / "refused.zarr").exists() and form.runAnalysisButton.isEnabled()
 
 
 def test_a_minicube_without_an_extent_is_refused_before_any_task(dock, qtbot, tmp_path):  # noqa: F811

@@ -120,7 +120,10 @@ def chip_request(analysis: engine.AnalysisRequest, source: Source, mode: str, fm
 
 
 def check_source(source: Source | None, product: str) -> None:
-    if source is not None and source.kind == SourceKind.ZARR:
+    """Refuse what a product cannot read. A regular cube is built from a Zarr cube by the same engine
+    as from STAC (its time steps as items, masked by its quality variable); minicubes and chips read
+    the quality mask from STAC items only, and a Zarr cube joins a minicube under More sources."""
+    if source is not None and source.kind == SourceKind.ZARR and product != BUILDCUBE:
         raise ValueError(f"{LABELS[product]} reads a STAC collection; this source is a Zarr cube "
                          "(add it to a minicube under More sources)")
 
