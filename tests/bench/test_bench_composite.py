@@ -72,7 +72,7 @@ def test_median_composite_benchmark():
     # alone take (b)'s CPU time, so the rest (mask, median, COG) must fit in what remains.
     budget = TARGET_FLOOR * floor["seconds"] * (os.cpu_count() or 1) - floor["cpu_seconds"]
     print(f"  (c) CPU beyond the reads  {cubescope['cpu_seconds'] - floor['cpu_seconds']:5.2f} s  "
-          f"(the 1.5x target leaves at most {budget:.2f} CPU s on {os.cpu_count()} CPUs; for information)")
+          f"(the {TARGET_FLOOR}x target leaves at most {budget:.2f} CPU s on {os.cpu_count()} CPUs; for information)")
     print(f"  peak RSS 4x / 1x          {memory:5.2f}x  target <= {TARGET_MEMORY}x  "
           f"{_verdict(memory <= TARGET_MEMORY)}")
 
