@@ -133,6 +133,20 @@ def clear_mask(rule: QualityRule | None, quality: np.ndarray | None, shape: tupl
     return np.asarray(rule.is_clear(quality), dtype=bool)
 
 
+def reads_only_clear(spec: BlockSpec) -> bool:
+    """Whether the result uses band values only where the quality band says clear, so that a date
+    with no clear pixel in a block need not be read for that block. Not so for best-pixel (it falls
+    back to the first value that is not no-data) nor with the extra bands (TOTALOB counts every
+    observation)."""
+    return (spec.quality_var is not None and spec.quality_rule is not None and not spec.extra_bands
+            and not (spec.operation == COMPOSITE and spec.method == composite.BEST_PIXEL))
+
+
+def clear_dates(quality: np.ndarray, rule: QualityRule) -> np.ndarray:
+    """Per time slice of a (time, y, x) quality chunk: whether any of its pixels is clear."""
+    return clear_mask(rule, quality, quality.shape).reshape(quality.shape[0], -1).any(axis=1)
+
+
 def present(stack: BandStack, raw: np.ndarray) -> np.ndarray:
     """Observations that are not no-data (nor NaN)."""
     ok = np.ones(raw.shape, dtype=bool) if stack.nodata is None or np.isnan(stack.nodata) else raw != stack.nodata

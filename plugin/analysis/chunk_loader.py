@@ -22,7 +22,7 @@ import atexit
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -191,14 +191,22 @@ def _read_window(entry: _Open, src: Any, window: tuple, k: int, dtype: np.dtype,
     return target
 
 
+def _fill_value(dtype: np.dtype, cfg: Any) -> Any:
+    """What odc-stac puts where no source gives a pixel."""
+    from odc.loader import resolve_src_nodata
+    from odc.loader._reader import resolve_dst_fill_value
+
+    return resolve_dst_fill_value(dtype, cfg, resolve_src_nodata(cfg.fill_value, cfg))
+
+
 def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, env: Mapping[str, Any],
                 token: str) -> None:
     """One time slice of a chunk: what odc-stac's ``_fill_nd_slice`` gives, in fewer passes."""
     from odc.loader import resolve_dst_nodata, resolve_fuser, resolve_src_nodata
     from odc.loader._fuser import fuser_for_nodata
-    from odc.loader._reader import nodata_mask, resolve_dst_fill_value, same_nodata
+    from odc.loader._reader import nodata_mask, same_nodata
 
-    fill = resolve_dst_fill_value(dst.dtype, cfg, resolve_src_nodata(cfg.fill_value, cfg))
+    fill = _fill_value(dst.dtype, cfg)
     fuse = resolve_fuser(cfg.fuser_fqn) if cfg.fuser_fqn is not None else fuser_for_nodata(fill)
     filled = False
     for number, src in enumerate(sources):
@@ -246,13 +254,21 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
         dst.fill(fill)
 
 
-def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mapping[str, Any], token: str
-               ) -> np.ndarray:
-    """A (time, y, x) chunk from its sources per time slice (odc-stac's ``RasterSource`` objects)."""
+def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mapping[str, Any], token: str,
+               keep: np.ndarray | None = None) -> np.ndarray:
+    """A (time, y, x) chunk from its sources per time slice (odc-stac's ``RasterSource`` objects).
+
+    Time slices where ``keep`` is False are filled with the fill value and their files are not
+    opened: a cloudy date costs its quality band only.
+    """
     chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
+    keep = None if keep is None else np.asarray(keep, dtype=bool).reshape(-1)
     try:
         with _config(_gdal_options(env)):
             for t, slice_sources in enumerate(sources):
+                if keep is not None and not keep[t]:
+                    chunk[t].fill(_fill_value(chunk.dtype, cfg))
+                    continue
                 _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
     except BaseException:
         release()  # a failed load does not go on; its files are closed here, in this thread
@@ -260,9 +276,20 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     return chunk
 
 
-def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], token: str) -> Any:
+def _slices_to_read(quality: np.ndarray, wanted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return np.asarray(wanted(quality), dtype=bool).reshape(-1, 1, 1)
+
+
+def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], token: str,
+            only_where: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None) -> Any:
     """``dataset`` (from ``odc.stac.load(..., debug=True)``) with its variables read by
-    :func:`load_chunk`; unchanged when odc-stac's plan is not there in the form this module knows."""
+    :func:`load_chunk`; unchanged when odc-stac's plan is not there in the form this module knows.
+
+    ``only_where`` is (quality variable, which of its time slices are worth reading): that function
+    runs once on each chunk of the quality variable, and the same chunk of every other variable reads
+    only those slices (:func:`load_chunk`). Without the quality variable in ``dataset`` everything
+    is read.
+    """
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
@@ -275,11 +302,16 @@ def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], tok
         return dataset
     load_cfg, tyx_bins, gbt, srcs = plan
     function = ByValue(load_chunk)
-    for name in list(dataset.data_vars):
+    quality_var, wanted = only_where if only_where is not None else (None, None)
+    names = sorted(dataset.data_vars, key=lambda name: name != quality_var)  # the quality variable first
+    quality: Any = None  # once the quality variable is read by load_chunk: which slices to read, per chunk
+    quality_chunks: tuple = ()
+    for name in names:
         array = dataset[name].data
         if name not in load_cfg or array.ndim != 3 or not hasattr(array, "dask"):
             continue
         key = f"cubescope-load-{name}-{token}"
+        gate = quality if quality is not None and quality_chunks == array.chunks else None
         graph: dict[tuple, Any] = {}
         for task in load_tasks(load_cfg, tyx_bins, gbt, nt=array.shape[0], chunks=dict(chunks), bands=[name]):
             if len(task.idx) != 3 or task.selection is not None:
@@ -287,10 +319,19 @@ def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], tok
                 break
             sources = [[src for _, src in layer] for layer in task.resolve_sources(srcs)]
             graph[(key, *task.idx)] = (function, sources, task.dst_gbox, task.cfg, dict(env), token)
+            if gate is not None:  # the time slices to read, which dask passes in
+                graph[(key, *task.idx)] += ((gate.name, *task.idx),)
         shape_in_chunks = tuple(len(c) for c in array.chunks)
         if len(graph) != math.prod(shape_in_chunks):
             continue
-        lazy = da.Array(HighLevelGraph.from_collections(key, graph, dependencies=()), key, chunks=array.chunks,
-                        dtype=array.dtype)
+        depends = (gate,) if gate is not None else ()
+        lazy = da.Array(HighLevelGraph.from_collections(key, graph, dependencies=depends), key,
+                        chunks=array.chunks, dtype=array.dtype)
         dataset[name] = dataset[name].copy(data=lazy)
+        if name == quality_var and wanted is not None and array.chunks[0] == (array.shape[0],):
+            # Per chunk a (time, 1, 1) array: which of its time slices the other variables read.
+            quality = da.map_blocks(ByValue(_slices_to_read), lazy, wanted, dtype=bool, chunks=(
+                array.chunks[0], (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])),
+                name=f"cubescope-read-{token}")
+            quality_chunks = lazy.chunks
     return dataset

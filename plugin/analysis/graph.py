@@ -19,7 +19,7 @@ from uuid import uuid4
 import numpy as np
 
 from . import composite
-from .blocks import BlockSpec, clear_counts, compute_block, spec_variables
+from .blocks import BlockSpec, clear_counts, clear_dates, compute_block, reads_only_clear, spec_variables
 from .cog_writer import WriteError
 from .executor import BlockRunner, ByValue, Canceled, SchedulerUnreachable
 from .load import gdal_items, load_lazy
@@ -61,6 +61,11 @@ def reading_errors() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+#: Whether a block leaves unread the dates its quality band shows no clear pixel for, when the result
+#: cannot use them (:func:`.blocks.reads_only_clear`). The benchmark turns it off for its baseline.
+SKIP_CLOUDY_DATES = True
+
+
 def load_periods(periods: Sequence[PeriodPlan], grid: OutputGrid, chunk: int, resampling: str,
                  gdal_options: Mapping[str, str], signer: Callable[[str], str] | None = None, s3: Any = None,
                  credentials: Mapping[str, str] | None = None, *, auth_headers: Mapping[str, str] | None = None,
@@ -70,8 +75,13 @@ def load_periods(periods: Sequence[PeriodPlan], grid: OutputGrid, chunk: int, re
     for period in periods:
         items, options = gdal_items(period.items, period.asset_keys, signer=signer, options=gdal_options, s3=s3,
                                     credentials=credentials, auth_headers=auth_headers, auth_scope=auth_scope)
+        spec = period.spec
+        only_where = None
+        if SKIP_CLOUDY_DATES and spec.quality_var is not None and reads_only_clear(spec):
+            only_where = (spec.quality_var, ByValue(partial(clear_dates, rule=spec.quality_rule)))
         datasets.append(load_lazy(items, period.slices, period.asset_keys, grid, chunk, resampling,
-                                  nearest=period.nearest, float_bands=period.float_bands, gdal_options=options))
+                                  nearest=period.nearest, float_bands=period.float_bands, gdal_options=options,
+                                  only_where=only_where))
     return datasets
 
 

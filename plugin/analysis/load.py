@@ -123,6 +123,7 @@ def load_lazy(
     float_bands: Sequence[str] = (),
     gdal_options: Mapping[str, str] | None = None,
     direct: bool = True,
+    only_where: tuple[str, Callable[[Any], Any]] | None = None,
 ):  # -> xarray.Dataset
     """The items' ``asset_keys`` on ``grid`` as dask arrays chunked (all times, chunk, chunk).
 
@@ -131,7 +132,9 @@ def load_lazy(
     ``float_bands`` are loaded as float32 so that pixels no item covers are NaN (bands without a
     declared no-data value). ``direct`` runs odc-stac's plan with :mod:`.chunk_loader`, which reads
     sources already on the grid straight through GDAL into the chunks (:mod:`.reader` for the rest);
-    without it odc-stac loads everything itself.
+    without it odc-stac loads everything itself. ``only_where`` (quality band, which of its time
+    slices are worth reading) lets the direct reads skip the other bands' dates a chunk has no use
+    for (:func:`.chunk_loader.planned`).
     """
     import odc.stac
     import pystac
@@ -175,7 +178,7 @@ def load_lazy(
                 debug=direct,  # odc-stac's plan, which chunk_loader executes
             )
             if driver is not None:
-                part = planned(part, chunks, driver.capture_env(), token)
+                part = planned(part, chunks, driver.capture_env(), token, only_where)
             parts.append(part)
     dataset = parts[0] if len(parts) == 1 else xr.merge(parts, combine_attrs="override")
     if dataset.sizes["time"] != len(slices):
