@@ -10,6 +10,7 @@ still read them.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from osgeo import gdal
 from pyproj import Transformer
 
 from cubescope.plugin.analysis import graph
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, execute, plan
+from cubescope.plugin.analysis.engine import AnalysisRequest, Period, ReadFailed, execute, plan
 from cubescope.plugin.demo.raster_io import Georef, write_cog
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 512, 32634
@@ -181,3 +182,14 @@ def test_a_dask_cluster_skips_the_same_dates_with_the_same_result(cloudy, tmp_pa
     assert "/d0/red.tif" in fetched  # the workers read over HTTP themselves, into the same log
     assert f"/d{CLOUDY}/red.tif" not in fetched and f"/d{CLOUDY}/nir.tif" not in fetched
     assert remote.tobytes() == local.tobytes()
+
+
+def test_a_missing_remote_file_fails_naming_it_and_leaves_nothing(cloudy, tmp_path):
+    """The slices of a remote chunk are read by several threads at once; a failure in one of them
+    still ends the job with the file's URL, and no output."""
+    server, items, _ = cloudy
+    broken = copy.deepcopy(items)
+    broken[3]["assets"]["red"]["href"] = f"{server.url}/d3/missing-red.tif"  # date 3 is read in every block
+    with pytest.raises(ReadFailed, match=r"127\.0\.0\.1:\d+/d3/missing-red\.tif"):
+        _run(server, broken, tmp_path / "broken.tif")
+    assert list(tmp_path.iterdir()) == []

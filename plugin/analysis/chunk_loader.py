@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import math
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -40,6 +41,11 @@ from .reader import (
     _thread_dict,
     placement,
 )
+
+#: Time slices of one chunk read at once when its files are remote: each read waits for a round trip
+#: or more, so several in flight hide the latency; decoding stays bounded by the block threads.
+REMOTE_READERS = 8
+_REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "http://", "https://")
 
 #: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
 #: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
@@ -263,17 +269,57 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     """
     chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
     keep = None if keep is None else np.asarray(keep, dtype=bool).reshape(-1)
+    todo = [t for t in range(len(sources)) if keep is None or keep[t]]
+    for t in range(len(sources)):
+        if keep is not None and not keep[t]:
+            chunk[t].fill(_fill_value(chunk.dtype, cfg))
+    readers = min(REMOTE_READERS, len(todo)) if any(_remote(src.uri) for layer in sources for src in layer) else 1
+    if readers > 1:
+        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env, readers)
+        return chunk
     try:
         with _config(_gdal_options(env)):
-            for t, slice_sources in enumerate(sources):
-                if keep is not None and not keep[t]:
-                    chunk[t].fill(_fill_value(chunk.dtype, cfg))
-                    continue
-                _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
+            for t in todo:
+                _fill_slice(sources[t], gbox, cfg, chunk[t], env, token)
     except BaseException:
         release()  # a failed load does not go on; its files are closed here, in this thread
         raise
     return chunk
+
+
+def _remote(uri: str) -> bool:
+    return any(mark in uri for mark in _REMOTE)
+
+
+def _read_concurrently(work: Sequence[tuple[int, Sequence[Any]]], gbox: Any, cfg: Any, chunk: np.ndarray,
+                       env: Mapping[str, Any], readers: int) -> None:
+    """The time slices in ``work`` read by ``readers`` threads of this call, each slice into its own
+    part of ``chunk``. Every thread opens its files under a token of its own and closes them before
+    it ends, so no GDAL dataset outlives the call or changes threads; the first failure stops the
+    others after their current slice and is raised here."""
+    failures: list[BaseException] = []
+    token = uuid.uuid4().hex
+
+    def read(share: Sequence[tuple[int, Sequence[Any]]]) -> None:
+        try:
+            with _config(_gdal_options(env)):
+                for t, slice_sources in share:
+                    if failures:
+                        return
+                    _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
+        except BaseException as error:  # noqa: BLE001 (handed to the calling thread, raised there)
+            failures.append(error)
+        finally:
+            release()
+
+    threads = [threading.Thread(target=read, args=(work[k::readers],), name=f"cubescope-read-{k}", daemon=True)
+               for k in range(readers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _slices_to_read(quality: np.ndarray, wanted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

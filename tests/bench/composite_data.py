@@ -161,6 +161,66 @@ def ensure_bench_data(root: Path = DEFAULT_DIR, workers: int | None = None) -> P
     return items_path
 
 
+#: Cloud cover of the "cloudy year" variant's 24 dates: the 24-quantiles of the cloud cover of the 100
+#: real Sentinel-2 L2A items (Planetary Computer, 2024) in the team's reference data: half of them below
+#: 20 %, one in eight above 80 %. Applied in a shuffled order over the year.
+CLOUDY_YEAR = (0.0, 0.0, 0.0, 0.0, 0.0, 0.01, 0.01, 0.02, 0.03, 0.07, 0.12, 0.18, 0.22, 0.32, 0.36, 0.4, 0.46,
+               0.58, 0.64, 0.69, 0.78, 0.82, 0.85, 0.99)
+CLOUDY_DIR = REPO / "build" / "bench-data" / "composite-cloudy"
+
+
+def _cloudy_scl(args: tuple[Path, int, float]) -> None:
+    """The 1x tile's SCL on date ``t`` with ``cover`` of it cloudy: cloud systems of a few km with
+    ragged edges (a 5 km field plus 600 m detail), clear land classes elsewhere."""
+    folder, t, cover = args
+    rng = np.random.default_rng([SEED, 7, t])
+    land = _smooth(np.random.default_rng([SEED, 0, 0]), (SIZE, SIZE), 128)[::2, ::2]
+    field = _smooth(rng, (SIZE // 2, SIZE // 2), 512) + 0.1 * _smooth(rng, (SIZE // 2, SIZE // 2), 32)
+    scl = np.where(land > 0.8, 6, np.where(land > 0.3, 4, 5)).astype(np.uint8)
+    if cover > 0:
+        cloud = field > np.quantile(field, 1 - cover)
+        scl[cloud] = np.where(field[cloud] > np.quantile(field, 1 - cover / 2), 9, 8)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_cog(folder / "scl.tif", scl, tile_origin(0, 0), RES * 2)
+
+
+def ensure_cloudy_data(root: Path = CLOUDY_DIR) -> Path:
+    """The 1x items with their SCL replaced by a cloudy year's (:data:`CLOUDY_YEAR`); the bands are
+    the benchmark cube's own. Returns the path of its ``items.json``."""
+    items = [i for i in json.loads(ensure_bench_data().read_text()) if "_T00_" in i["id"]]
+    items_path, manifest_path = root / "items.json", root / "manifest.json"
+    wanted = {**manifest(), "covers": list(CLOUDY_YEAR)}
+    if items_path.exists() and manifest_path.exists() and json.loads(manifest_path.read_text()) == wanted:
+        return items_path
+    covers = np.random.default_rng(SEED).permutation(np.array(CLOUDY_YEAR))
+    jobs = [(root / f"T00_{t:02d}", t, float(covers[t])) for t in range(DATES)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(_cloudy_scl, jobs))
+    for t, item in enumerate(sorted(items, key=lambda i: i["properties"]["datetime"])):
+        item["assets"]["scl"]["href"] = str(jobs[t][0] / "scl.tif")
+        item["properties"]["eo:cloud_cover"] = round(100 * float(covers[t]), 1)
+    items_path.write_text(json.dumps(items), encoding="utf-8")
+    manifest_path.write_text(json.dumps(wanted), encoding="utf-8")
+    return items_path
+
+
+def cloudless_share(items_path: Path, chunk: int, clear: tuple[int, ...]) -> tuple[int, int]:
+    """(block-dates whose SCL has no clear pixel, all block-dates) for blocks of ``chunk`` 10 m pixels."""
+    from osgeo import gdal
+
+    none = total = 0
+    side = chunk // 2  # the SCL is at 20 m
+    for item in json.loads(items_path.read_text()):
+        dataset = gdal.Open(item["assets"]["scl"]["href"])
+        scl = dataset.GetRasterBand(1).ReadAsArray()
+        clear_pixels = np.isin(scl, clear)
+        for y in range(0, scl.shape[0], side):
+            for x in range(0, scl.shape[1], side):
+                total += 1
+                none += not clear_pixels[y:y + side, x:x + side].any()
+    return none, total
+
+
 def extent(scale: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) in EPSG:32634 of the 1x (one tile) or 4x (all four tiles) extent."""
     if scale not in (1, 4):

@@ -8,7 +8,9 @@ threads spent meanwhile, and the process's peak resident memory (VmHWM). Variant
 - ``floor``: only reading the same pixels: every band and SCL file's window read with GDAL, one
   thread per CPU, nothing computed or written;
 - ``floor-odc``: the same pixels through odc-stac on Cubescope's grid and blocks, nothing computed;
-- ``cubescope``: Cubescope's engine, median composite with the SCL mask, written as a COG.
+- ``cubescope``: Cubescope's engine, median composite with the SCL mask, written as a COG;
+- ``cloudy``, ``cloudy-every``: the same on a cloudy year (the 1x bands with a cloudier SCL), with and
+  without leaving unread the dates whose block has no clear pixel.
 """
 
 from __future__ import annotations
@@ -66,6 +68,20 @@ def cubescope(scale: int, out: Path) -> dict:
     items = _items(scale)
     started = time.perf_counter()
     job = plan(_request(scale, out / f"cubescope-{scale}x.tif"), [items])
+    execute(job)
+    return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
+
+
+def cloudy(scale: int, out: Path, skip: bool = True) -> dict:
+    """Cubescope on the cloudy year (same bands, cloudier SCL), skipping cloudless dates or not."""
+    from cubescope.plugin.analysis import graph
+    from cubescope.plugin.analysis.engine import execute, plan
+
+    graph.SKIP_CLOUDY_DATES = skip
+    items = json.loads(data.ensure_cloudy_data().read_text())
+    name = "cloudy" if skip else "cloudy-every"
+    started = time.perf_counter()
+    job = plan(_request(1, out / f"{name}.tif"), [items])
     execute(job)
     return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
 
@@ -129,7 +145,8 @@ def anchor(scale: int, out: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope": cubescope}
+VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope": cubescope,
+            "cloudy": cloudy, "cloudy-every": lambda scale, out: cloudy(scale, out, skip=False)}
 
 if __name__ == "__main__":
     variant, scale, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from cubescope.plugin.analysis.quality import SENTINEL2_SCL
+
 BENCH = Path(__file__).resolve().parent
 # pytest puts this folder (no __init__.py) on sys.path.
 
@@ -25,6 +27,7 @@ import composite_data as data  # noqa: E402
 
 OUT = data.REPO / "build" / "bench-data" / "composite-out"
 TARGET_SPEEDUP, TARGET_FLOOR, TARGET_MEMORY = 2.0, 1.5, 1.3
+CLEAR = SENTINEL2_SCL.clear_values
 
 
 def _run(variant: str, scale: int) -> dict:
@@ -75,6 +78,19 @@ def test_median_composite_benchmark():
           f"(the {TARGET_FLOOR}x target leaves at most {budget:.2f} CPU s on {os.cpu_count()} CPUs; for information)")
     print(f"  peak RSS 4x / 1x          {memory:5.2f}x  target <= {TARGET_MEMORY}x  "
           f"{_verdict(memory <= TARGET_MEMORY)}")
+
+    # A cloudy year: the dates whose block shows no clear pixel are left unread, or all are read.
+    every = _run("cloudy-every", 1)
+    skipping = _run("cloudy", 1)
+    none, total = data.cloudless_share(data.ensure_cloudy_data(), skipping["chunk"], CLEAR)
+    print(f"  Cloudy year (cloud cover as 100 real Sentinel-2 items): {none} of {total} block-dates have no clear "
+          f"pixel ({100 * none / total:.1f} %)")
+    print(f"    every date read              {every['seconds']:7.2f} s   CPU {every['cpu_seconds']:6.2f} s")
+    print(f"    cloudless dates left unread  {skipping['seconds']:7.2f} s   CPU {skipping['cpu_seconds']:6.2f} s   "
+          f"{every['seconds'] / skipping['seconds']:5.2f}x (for information)")
+    a = gdal.Open(str(OUT / "cloudy.tif")).ReadAsArray()
+    b = gdal.Open(str(OUT / "cloudy-every.tif")).ReadAsArray()
+    assert a.tobytes() == b.tobytes(), "leaving cloudless dates unread changed the result"
 
     ours = gdal.Open(str(OUT / "cubescope-1x.tif")).ReadAsArray()
     theirs = gdal.Open(str(OUT / "anchor-1x.tif")).ReadAsArray().astype(np.float64) * 1e-4 - 0.1
