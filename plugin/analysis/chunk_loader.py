@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -273,9 +274,8 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     for t in range(len(sources)):
         if keep is not None and not keep[t]:
             chunk[t].fill(_fill_value(chunk.dtype, cfg))
-    readers = min(REMOTE_READERS, len(todo)) if any(_remote(src.uri) for layer in sources for src in layer) else 1
-    if readers > 1:
-        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env, readers)
+    if REMOTE_READERS > 1 and len(todo) > 1 and any(_remote(src.uri) for layer in sources for src in layer):
+        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env)
         return chunk
     try:
         with _config(_gdal_options(env)):
@@ -291,35 +291,47 @@ def _remote(uri: str) -> bool:
     return any(mark in uri for mark in _REMOTE)
 
 
+def _reader_pool() -> ThreadPoolExecutor:
+    """The threads that read remote slices, shared by every block and kept: a new thread would start
+    with a cold PROJ context (its CRS lookups in proj.db took a quarter of the CPU)."""
+    state = _thread_dict_global()
+    pool = state.get("pool")
+    if pool is None:  # setdefault is atomic: of two racing threads one pool wins (no thread starts before a submit)
+        pool = state.setdefault("pool", ThreadPoolExecutor(REMOTE_READERS, thread_name_prefix="cubescope-read"))
+    return pool
+
+
+def _thread_dict_global() -> dict:
+    """Process-wide state on the main thread object (nothing module-global: the module pickles by value)."""
+    return threading.main_thread().__dict__.setdefault("_cubescope_readers", {})
+
+
+def _read_slice(t: int, slice_sources: Sequence[Any], gbox: Any, cfg: Any, chunk: np.ndarray,
+                env: Mapping[str, Any], token: str, stop: threading.Event) -> None:
+    if stop.is_set():
+        return
+    try:
+        with _config(_gdal_options(env)):
+            _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
+    except BaseException:
+        stop.set()  # the other slices of this chunk are not started
+        raise
+    finally:
+        release()  # the files of this slice are closed here, in the thread that opened them
+
+
 def _read_concurrently(work: Sequence[tuple[int, Sequence[Any]]], gbox: Any, cfg: Any, chunk: np.ndarray,
-                       env: Mapping[str, Any], readers: int) -> None:
-    """The time slices in ``work`` read by ``readers`` threads of this call, each slice into its own
-    part of ``chunk``. Every thread opens its files under a token of its own and closes them before
-    it ends, so no GDAL dataset outlives the call or changes threads; the first failure stops the
-    others after their current slice and is raised here."""
-    failures: list[BaseException] = []
-    token = uuid.uuid4().hex
-
-    def read(share: Sequence[tuple[int, Sequence[Any]]]) -> None:
-        try:
-            with _config(_gdal_options(env)):
-                for t, slice_sources in share:
-                    if failures:
-                        return
-                    _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
-        except BaseException as error:  # noqa: BLE001 (handed to the calling thread, raised there)
-            failures.append(error)
-        finally:
-            release()
-
-    threads = [threading.Thread(target=read, args=(work[k::readers],), name=f"cubescope-read-{k}", daemon=True)
-               for k in range(readers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
+                       env: Mapping[str, Any]) -> None:
+    """The time slices in ``work`` read by the shared reader threads, each into its own part of
+    ``chunk``; every slice opens and closes its own files, so no GDAL dataset outlives the call or
+    changes threads. The first failure stops the slices not yet started and is raised here."""
+    stop, token = threading.Event(), uuid.uuid4().hex
+    pool = _reader_pool()
+    futures = [pool.submit(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token, stop)
+               for t, slice_sources in work]
+    wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _slices_to_read(quality: np.ndarray, wanted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -10,7 +10,9 @@ threads spent meanwhile, and the process's peak resident memory (VmHWM). Variant
 - ``floor-odc``: the same pixels through odc-stac on Cubescope's grid and blocks, nothing computed;
 - ``cubescope``: Cubescope's engine, median composite with the SCL mask, written as a COG;
 - ``cloudy``, ``cloudy-every``: the same on a cloudy year (the 1x bands with a cloudier SCL), with and
-  without leaving unread the dates whose block has no clear pixel.
+  without leaving unread the dates whose block has no clear pixel;
+- ``http``, ``http-every``, ``http-sequential``: the cloudy year over HTTP (``$CUBESCOPE_BENCH_URL``):
+  as the engine runs; reading every date; and reading every date one slice at a time, as before.
 """
 
 from __future__ import annotations
@@ -72,14 +74,23 @@ def cubescope(scale: int, out: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
 
 
-def cloudy(scale: int, out: Path, skip: bool = True) -> dict:
-    """Cubescope on the cloudy year (same bands, cloudier SCL), skipping cloudless dates or not."""
-    from cubescope.plugin.analysis import graph
+def cloudy(scale: int, out: Path, skip: bool = True, remote: bool = False, readers: int = 0) -> dict:
+    """Cubescope on the cloudy year (same bands, cloudier SCL), skipping cloudless dates or not; with
+    ``remote``, its files are read over HTTP from ``$CUBESCOPE_BENCH_URL`` (nginx behind a slow link),
+    ``readers`` slices of a chunk at once (0: the engine's default)."""
+    from cubescope.plugin.analysis import chunk_loader, graph
     from cubescope.plugin.analysis.engine import execute, plan
 
     graph.SKIP_CLOUDY_DATES = skip
+    if readers:
+        chunk_loader.REMOTE_READERS = readers
     items = json.loads(data.ensure_cloudy_data().read_text())
-    name = "cloudy" if skip else "cloudy-every"
+    if remote:  # the same files, by URL: the served folder is build/bench-data
+        local, url = str(data.REPO / "build" / "bench-data"), os.environ["CUBESCOPE_BENCH_URL"]
+        for item in items:
+            for asset in item["assets"].values():
+                asset["href"] = asset["href"].replace(local, url)
+    name = f"cloudy{'-http' if remote else ''}{'' if skip else '-every'}{f'-{readers}' if readers else ''}"
     started = time.perf_counter()
     job = plan(_request(1, out / f"{name}.tif"), [items])
     execute(job)
@@ -146,7 +157,10 @@ def anchor(scale: int, out: Path) -> dict:
 
 
 VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope": cubescope,
-            "cloudy": cloudy, "cloudy-every": lambda scale, out: cloudy(scale, out, skip=False)}
+            "cloudy": cloudy, "cloudy-every": lambda scale, out: cloudy(scale, out, skip=False),
+            "http": lambda scale, out: cloudy(scale, out, remote=True),
+            "http-every": lambda scale, out: cloudy(scale, out, skip=False, remote=True),
+            "http-sequential": lambda scale, out: cloudy(scale, out, skip=False, remote=True, readers=1)}
 
 if __name__ == "__main__":
     variant, scale, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

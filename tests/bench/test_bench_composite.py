@@ -30,8 +30,8 @@ TARGET_SPEEDUP, TARGET_FLOOR, TARGET_MEMORY = 2.0, 1.5, 1.3
 CLEAR = SENTINEL2_SCL.clear_values
 
 
-def _run(variant: str, scale: int) -> dict:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def _run(variant: str, scale: int, url: str = "") -> dict:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "CUBESCOPE_BENCH_URL": url}
     done = subprocess.run([sys.executable, str(BENCH / "composite_runner.py"), variant, str(scale), str(OUT)],
                           capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -97,3 +97,27 @@ def test_median_composite_benchmark():
     assert ours.shape == theirs.shape == (4, data.SIZE, data.SIZE)
     assert np.array_equal(np.isnan(ours), np.isnan(theirs))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_cloudy_year_over_a_slow_link(bench_nginx, slow_link):
+    """The cloudy year's median composite read over HTTP through a link with 25 ms each way: one
+    time slice at a time and every date (before), then several slices of a chunk at once, then also
+    leaving cloudless dates unread (as the engine runs)."""
+    data.ensure_cloudy_data()
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = bench_nginx.tmp / "access.log"
+    rows, requests = [], []
+    for variant, label in (("http-sequential", "one slice at a time, every date (before)"),
+                           ("http-every", "8 slices at once, every date"),
+                           ("http", "8 slices at once, cloudless dates unread (now)")):
+        before = len(log.read_text().splitlines()) if log.exists() else 0
+        rows.append((label, _run(variant, 1, slow_link.url)))
+        requests.append(len(log.read_text().splitlines()) - before)
+    print(f"\nCloudy year over HTTP, {slow_link.delay_s * 1000:.0f} ms each way, {os.cpu_count()} CPUs")
+    for (label, row), count in zip(rows, requests):
+        print(f"  {label:<52} {row['seconds']:7.2f} s   CPU {row['cpu_seconds']:6.2f} s   "
+              f"peak RSS {row['peak_rss_mb']:7.0f} MB   {count:5d} requests")
+    print(f"  before / now              {rows[0][1]['seconds'] / rows[2][1]['seconds']:5.2f}x (for information)")
+    results = [gdal.Open(str(OUT / name)).ReadAsArray() for name in
+               ("cloudy-http-every-1.tif", "cloudy-http-every.tif", "cloudy-http.tif")]
+    assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
