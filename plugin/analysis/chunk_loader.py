@@ -271,9 +271,8 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
     keep = None if keep is None else np.asarray(keep, dtype=bool).reshape(-1)
     todo = [t for t in range(len(sources)) if keep is None or keep[t]]
-    for t in range(len(sources)):
-        if keep is not None and not keep[t]:
-            chunk[t].fill(_fill_value(chunk.dtype, cfg))
+    if len(todo) < len(sources):
+        chunk[~keep] = _fill_value(chunk.dtype, cfg)
     if REMOTE_READERS > 1 and len(todo) > 1 and any(_remote(src.uri) for layer in sources for src in layer):
         _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env)
         return chunk
@@ -362,14 +361,14 @@ def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], tok
     function = ByValue(load_chunk)
     quality_var, wanted = only_where if only_where is not None else (None, None)
     names = sorted(dataset.data_vars, key=lambda name: name != quality_var)  # the quality variable first
-    quality: Any = None  # once the quality variable is read by load_chunk: which slices to read, per chunk
-    quality_chunks: tuple = ()
+    to_read: Any = None  # once the quality variable is read by load_chunk: which slices to read, per chunk
+    read_chunks: tuple = ()
     for name in names:
         array = dataset[name].data
         if name not in load_cfg or array.ndim != 3 or not hasattr(array, "dask"):
             continue
         key = f"cubescope-load-{name}-{token}"
-        gate = quality if quality is not None and quality_chunks == array.chunks else None
+        gate = to_read if to_read is not None and read_chunks == array.chunks else None
         graph: dict[tuple, Any] = {}
         for task in load_tasks(load_cfg, tyx_bins, gbt, nt=array.shape[0], chunks=dict(chunks), bands=[name]):
             if len(task.idx) != 3 or task.selection is not None:
@@ -388,8 +387,8 @@ def planned(dataset: Any, chunks: Mapping[str, int], env: Mapping[str, Any], tok
         dataset[name] = dataset[name].copy(data=lazy)
         if name == quality_var and wanted is not None and array.chunks[0] == (array.shape[0],):
             # Per chunk a (time, 1, 1) array: which of its time slices the other variables read.
-            quality = da.map_blocks(ByValue(_slices_to_read), lazy, wanted, dtype=bool, chunks=(
+            to_read = da.map_blocks(ByValue(_slices_to_read), lazy, wanted, dtype=bool, chunks=(
                 array.chunks[0], (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])),
                 name=f"cubescope-read-{token}")
-            quality_chunks = lazy.chunks
+            read_chunks = lazy.chunks
     return dataset
