@@ -12,7 +12,10 @@ threads spent meanwhile, and the process's peak resident memory (VmHWM). Variant
 - ``cloudy``, ``cloudy-every``: the same on a cloudy year (the 1x bands with a cloudier SCL), with and
   without leaving unread the dates whose block has no clear pixel;
 - ``http``, ``http-every``, ``http-sequential``: the cloudy year over HTTP (``$CUBESCOPE_BENCH_URL``):
-  as the engine runs; reading every date; and reading every date one slice at a time, as before.
+  as the engine runs; reading every date; and reading every date one slice at a time, as before;
+- ``zarr``, ``zarr-slices``, ``zarr-http``, ``zarr-http-slices``: a median composite of the benchmark
+  Zarr cube (120 dates x 3 bands x 512 x 512, chunks of 10 dates x 128 x 128), from disk or over
+  HTTP, each block's dates read as hyperslabs (as the engine runs) or one time slice at a time (before).
 """
 
 from __future__ import annotations
@@ -97,6 +100,24 @@ def cloudy(scale: int, out: Path, skip: bool = True, remote: bool = False, reade
     return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
 
 
+def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False) -> dict:
+    """A median composite of the benchmark's Zarr cube, all its dates; ``remote`` reads it over HTTP."""
+    import bench_data
+
+    from cubescope.plugin.analysis import chunk_loader
+    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+
+    chunk_loader.ZARR_HYPERSLABS = hyperslabs
+    cube = bench_data.ensure_bench_data().zarr
+    source = f"{os.environ['CUBESCOPE_BENCH_URL']}/{cube.name}" if remote else str(cube)
+    name = f"zarr{'-http' if remote else ''}{'' if hyperslabs else '-slices'}"
+    started = time.perf_counter()
+    run(AnalysisRequest(source=source, collection="", operation="composite", method="median",
+                        bands=bench_data.BANDS, periods=(Period(datetime(2021, 1, 1), datetime(2022, 12, 31)),),
+                        output=str(out / f"{name}.tif")))
+    return {"seconds": time.perf_counter() - started}
+
+
 def floor(scale: int, out: Path) -> dict:
     from osgeo import gdal
 
@@ -160,7 +181,10 @@ VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope
             "cloudy": cloudy, "cloudy-every": lambda scale, out: cloudy(scale, out, skip=False),
             "http": lambda scale, out: cloudy(scale, out, remote=True),
             "http-every": lambda scale, out: cloudy(scale, out, skip=False, remote=True),
-            "http-sequential": lambda scale, out: cloudy(scale, out, skip=False, remote=True, readers=1)}
+            "http-sequential": lambda scale, out: cloudy(scale, out, skip=False, remote=True, readers=1),
+            "zarr": zarr, "zarr-slices": lambda scale, out: zarr(scale, out, hyperslabs=False),
+            "zarr-http": lambda scale, out: zarr(scale, out, remote=True),
+            "zarr-http-slices": lambda scale, out: zarr(scale, out, hyperslabs=False, remote=True)}
 
 if __name__ == "__main__":
     variant, scale, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -1,0 +1,144 @@
+"""A block's time slices of one Zarr array read as one (time, y, x) hyperslab.
+
+The engine sees a Zarr cube as one STAC item per time step (:mod:`.zarr_items`), so odc-stac plans
+one read per time slice, and GDAL's classic view of a slice decodes every chunk under it whole. A
+cube chunked along time (a pixel's dates in one chunk, as cubes made for time series are) then had
+each chunk fetched and decompressed once per date it holds: 37 times for the demo cube. Read here
+through GDAL's multidimensional API, the slices of a block that lie on its grid come in one call per
+run of time chunks, and each chunk is decoded once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_HREF = re.compile(r'^ZARR:"(?P<store>.+)":(?P<array>/[^:"]+):(?P<index>\d+)$')
+
+
+@dataclass(frozen=True)
+class ZarrSlice:
+    """``ZARR:"<store>":/<array>:<index>``: time step ``index`` of ``array`` (a full name) in ``store``."""
+
+    store: str
+    array: str
+    index: int
+
+
+def zarr_slice(uri: str) -> ZarrSlice | None:
+    """The parts of a Zarr slice's href (as :mod:`.zarr_items` writes them); None for anything else."""
+    match = _HREF.match(uri)
+    if match is None:
+        return None
+    return ZarrSlice(match["store"], match["array"], int(match["index"]))
+
+
+def time_runs(indices: Sequence[int], chunk: int) -> Iterator[tuple[int, int]]:
+    """(first, last) index of each read that covers ``indices`` (sorted, distinct) without decoding a
+    time chunk twice or one that holds none of them: indices in the same or in adjacent time chunks
+    of ``chunk`` steps share a read."""
+    if not indices:
+        return
+    chunk = max(1, chunk)
+    first = last = indices[0]
+    for index in indices[1:]:
+        if index // chunk - last // chunk > 1:
+            yield first, last
+            first = index
+        last = index
+    yield first, last
+
+
+class ZarrArray:
+    """One array of a store, opened with GDAL's multidimensional API (within the caller's GDAL options)."""
+
+    def __init__(self, store: str, array: str) -> None:
+        from osgeo import gdal
+
+        self.name = f'ZARR:"{store}":{array}'
+        gdal.ErrorReset()
+        # With the driver's prefix: a bare /vsicurl/ URL of a store would be probed as a directory first.
+        self._dataset = gdal.OpenEx(f'ZARR:"{store}"', gdal.OF_MULTIDIM_RASTER | gdal.OF_READONLY)
+        if self._dataset is None:
+            raise OSError(f"Cannot open the Zarr store {store}: {gdal.GetLastErrorMsg() or 'GDAL could not open it'}")
+        self._array = self._dataset.GetRootGroup().OpenMDArrayFromFullname(array)
+        if self._array is None:
+            self._dataset = None
+            raise OSError(f"{store} has no array {array}: {gdal.GetLastErrorMsg() or 'not found'}")
+        self.shape = tuple(int(d.GetSize()) for d in self._array.GetDimensions())
+        block = self._array.GetBlockSize() if hasattr(self._array, "GetBlockSize") else None
+        self.chunks: tuple[int, ...] = tuple(int(b) or 1 for b in block) if block else (1,) * len(self.shape)
+        """The array's chunk shape, (time, y, x)."""
+        self.nodata = self._array.GetNoDataValueAsDouble()
+
+    def read(self, start: Sequence[int], count: Sequence[int], gdal_type: int) -> np.ndarray:
+        """The hyperslab ``start`` + ``count`` (time, y, x) as ``gdal_type``."""
+        from osgeo import gdal
+
+        gdal.ErrorReset()
+        pixels = self._array.ReadAsArray(array_start_idx=list(start), count=list(count),
+                                         buffer_datatype=gdal.ExtendedDataType.Create(gdal_type))
+        if pixels is None or gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise OSError(f"Cannot read {self.name} at {list(start)} + {list(count)}: "
+                          f"{gdal.GetLastErrorMsg() or 'read failed'}")
+        return pixels
+
+    def close(self) -> None:
+        self._array = None
+        self._dataset = None
+
+
+@dataclass(frozen=True)
+class Hyperslab:
+    """What one block reads from one array: the chunk slice each time step goes to (``slots``), and
+    the window (x_off, y_off, x_size, y_size) of the array that lands at ``origin`` (row, col) of
+    each of those slices."""
+
+    store: str
+    array: str
+    slots: Mapping[int, int]
+    window: tuple[int, int, int, int]
+    origin: tuple[int, int]
+
+
+Piece = tuple[int, int, int, int, int, int]
+"""(first, last time step, x_off, y_off, x_size, y_size): one read."""
+
+
+def pieces(slab: Hyperslab, chunks: Sequence[int], split: bool) -> list[Piece]:
+    """The reads that cover ``slab``: one per run of time chunks (:func:`time_runs`), and with
+    ``split`` also one per spatial chunk under the window, so that they can go at once over a slow
+    link (GDAL 3.6 fetches the chunks of one read one after another)."""
+    x_off, y_off, x_size, y_size = slab.window
+    runs = list(time_runs(sorted(slab.slots), chunks[0]))
+    if not split:
+        return [(lo, hi, x_off, y_off, x_size, y_size) for lo, hi in runs]
+    cy, cx = chunks[1], chunks[2]
+    rows = _edges(y_off, y_size, cy)
+    columns = _edges(x_off, x_size, cx)
+    return [(lo, hi, x0, y0, x1 - x0, y1 - y0) for lo, hi in runs for y0, y1 in rows for x0, x1 in columns]
+
+
+def _edges(start: int, size: int, step: int) -> list[tuple[int, int]]:
+    """[start, start + size) cut at the multiples of ``step``."""
+    cuts = [start, *range((start // step + 1) * step, start + size, step), start + size]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def read_piece(array: ZarrArray, slab: Hyperslab, piece: Piece, chunk: np.ndarray, gdal_type: int,
+               fix: Callable[[np.ndarray], None]) -> None:
+    """Read ``piece`` of ``slab`` from ``array`` into its place in ``chunk`` (time, y, x); ``fix`` then
+    sees each placed area (the no-data conversion)."""
+    lo, hi, x0, y0, width, height = piece
+    pixels = array.read((lo, y0, x0), (hi - lo + 1, height, width), gdal_type)
+    row = slab.origin[0] + y0 - slab.window[1]
+    column = slab.origin[1] + x0 - slab.window[0]
+    for index in range(lo, hi + 1):
+        slot = slab.slots.get(index)
+        if slot is not None:
+            area = chunk[slot, row:row + height, column:column + width]
+            area[...] = pixels[index - lo]
+            fix(area)
