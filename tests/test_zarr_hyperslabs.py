@@ -191,7 +191,8 @@ def test_pieces_cover_the_window_once_and_stay_inside_chunks(x_off, width, y_off
                      (0, 0))
     covered = np.zeros((max(steps) + 1, y_off + height, x_off + width), dtype=np.int32)
     for lo, hi, x0, y0, w, h in pieces(slab, (ct, cy, cx), split=True):
-        assert x0 // cx == (x0 + w - 1) // cx and y0 // cy == (y0 + h - 1) // cy  # one spatial chunk each
+        assert x0 // cx == (x0 + w - 1) // cx and y0 // cy == (y0 + h - 1) // cy  # one chunk each
+        assert lo // ct == hi // ct
         covered[lo:hi + 1, y0:y0 + h, x0:x0 + w] += 1
     window = covered[:, y_off:, x_off:]
     assert (window[sorted(steps)] == 1).all()

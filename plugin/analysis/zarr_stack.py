@@ -11,7 +11,7 @@ run of time chunks, and each chunk is decoded once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,13 +113,21 @@ def pieces(slab: Hyperslab, chunks: Sequence[int], split: bool) -> list[Piece]:
     ``split`` also one per spatial chunk under the window, so that they can go at once over a slow
     link (GDAL 3.6 fetches the chunks of one read one after another)."""
     x_off, y_off, x_size, y_size = slab.window
-    runs = list(time_runs(sorted(slab.slots), chunks[0]))
     if not split:
-        return [(lo, hi, x_off, y_off, x_size, y_size) for lo, hi in runs]
+        return [(lo, hi, x_off, y_off, x_size, y_size) for lo, hi in time_runs(sorted(slab.slots), chunks[0])]
+    runs = [(min(group), max(group)) for group in _by_chunk(slab.slots, chunks[0])]
     cy, cx = chunks[1], chunks[2]
     rows = _edges(y_off, y_size, cy)
     columns = _edges(x_off, x_size, cx)
     return [(lo, hi, x0, y0, x1 - x0, y1 - y0) for lo, hi in runs for y0, y1 in rows for x0, x1 in columns]
+
+
+def _by_chunk(indices: Iterable[int], chunk: int) -> list[list[int]]:
+    """``indices`` grouped by the time chunk that holds them, in order."""
+    groups: dict[int, list[int]] = {}
+    for index in sorted(indices):
+        groups.setdefault(index // max(1, chunk), []).append(index)
+    return list(groups.values())
 
 
 def _edges(start: int, size: int, step: int) -> list[tuple[int, int]]:
