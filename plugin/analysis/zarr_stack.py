@@ -74,13 +74,15 @@ class ZarrArray:
         """The array's chunk shape, (time, y, x)."""
         self.nodata = self._array.GetNoDataValueAsDouble()
 
-    def read(self, start: Sequence[int], count: Sequence[int], gdal_type: int) -> np.ndarray:
-        """The hyperslab ``start`` + ``count`` (time, y, x) as ``gdal_type``."""
+    def read(self, start: Sequence[int], count: Sequence[int], gdal_type: int, out: np.ndarray | None = None
+             ) -> np.ndarray:
+        """The hyperslab ``start`` + ``count`` (time, y, x) as ``gdal_type``, into ``out`` when given (a
+        C-contiguous array of that shape and type)."""
         from osgeo import gdal
 
         gdal.ErrorReset()
         pixels = self._array.ReadAsArray(array_start_idx=list(start), count=list(count),
-                                         buffer_datatype=gdal.ExtendedDataType.Create(gdal_type))
+                                         buffer_datatype=gdal.ExtendedDataType.Create(gdal_type), buf_obj=out)
         if pixels is None or gdal.GetLastErrorType() >= gdal.CE_Failure:
             raise OSError(f"Cannot read {self.name} at {list(start)} + {list(count)}: "
                           f"{gdal.GetLastErrorMsg() or 'read failed'}")
@@ -141,12 +143,20 @@ def read_piece(array: ZarrArray, slab: Hyperslab, piece: Piece, chunk: np.ndarra
     """Read ``piece`` of ``slab`` from ``array`` into its place in ``chunk`` (time, y, x); ``fix`` then
     sees each placed area (the no-data conversion)."""
     lo, hi, x0, y0, width, height = piece
-    pixels = array.read((lo, y0, x0), (hi - lo + 1, height, width), gdal_type)
     row = slab.origin[0] + y0 - slab.window[1]
     column = slab.origin[1] + x0 - slab.window[0]
-    for index in range(lo, hi + 1):
-        slot = slab.slots.get(index)
+    slots = [slab.slots.get(index) for index in range(lo, hi + 1)]
+    first = slots[0]
+    if first is not None and slots == list(range(first, first + len(slots))):
+        place = chunk[first:first + len(slots), row:row + height, column:column + width]
+        if place.flags.c_contiguous:  # the whole block's rows: GDAL decodes straight into the chunk
+            array.read((lo, y0, x0), place.shape, gdal_type, out=place)
+            for area in place:
+                fix(area)
+            return
+    pixels = array.read((lo, y0, x0), (hi - lo + 1, height, width), gdal_type)
+    for offset, slot in enumerate(slots):
         if slot is not None:
             area = chunk[slot, row:row + height, column:column + width]
-            area[...] = pixels[index - lo]
+            area[...] = pixels[offset]
             fix(area)
