@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,23 +40,19 @@ from .reader import (
     _plan,
     _same_crs,
     _thread_dict,
+    nodata_fix,
     placement,
 )
-from .zarr_stack import Hyperslab, Piece, ZarrArray, ZarrSlice, pieces, read_piece, zarr_slice
+from .reader_pools import is_remote, reader_pool, run_together
+from .zarr_stack import read_hyperslabs
 
 #: Time slices of one chunk read at once when its files are remote: each read waits for a round trip
 #: or more, so several in flight hide the latency; decoding stays bounded by the block threads.
 REMOTE_READERS = 8
-_REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "http://", "https://")
 
 #: Whether a block's slices of one Zarr array on its grid are read as one hyperslab (:mod:`.zarr_stack`);
 #: off, each slice is read as its own raster, as before (the benchmark's baseline).
 ZARR_HYPERSLABS = True
-
-#: Zarr chunks fetched at once over the network. Each read is one small chunk (little to decode), and
-#: GDAL 3.6 fetches a Zarr chunk on a new connection (an extra round trip): a composite of the
-#: benchmark cube over a 25 ms link took 13.4 s with 8, 7.9 s with 16 and 6.3 s with 32.
-ZARR_FETCHERS = 16
 
 #: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
 #: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
@@ -219,9 +215,8 @@ def _fill_value(dtype: np.dtype, cfg: Any) -> Any:
 def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, env: Mapping[str, Any],
                 token: str) -> None:
     """One time slice of a chunk: what odc-stac's ``_fill_nd_slice`` gives, in fewer passes."""
-    from odc.loader import resolve_dst_nodata, resolve_fuser, resolve_src_nodata
+    from odc.loader import resolve_fuser
     from odc.loader._fuser import fuser_for_nodata
-    from odc.loader._reader import nodata_mask, same_nodata
 
     fill = _fill_value(dst.dtype, cfg)
     fuse = resolve_fuser(cfg.fuser_fqn) if cfg.fuser_fqn is not None else fuser_for_nodata(fill)
@@ -245,9 +240,7 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
             _handles(token).pop(src.uri).close()
             continue
         _, file_nodata = entry.band(src.band)
-        src_nodata = resolve_src_nodata(file_nodata, cfg)
-        dst_nodata = resolve_dst_nodata(dst.dtype, cfg, src_nodata)
-        convert = dst_nodata is not None and not same_nodata(src_nodata, dst_nodata)
+        fix = nodata_fix(file_nodata, cfg, dst.dtype)
         whole = area.shape == dst.shape
         if number == 0 and cfg.fuser_fqn is None:
             # The first source: odc-stac's fuse copies all of it; read it in place.
@@ -257,15 +250,13 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
             pixels = _read_window(entry, src, window, k, dst.dtype, area)
             if pixels is not area:
                 area[...] = pixels[: area.shape[0], : area.shape[1]]
-            if convert:
-                np.copyto(area, dst_nodata, where=nodata_mask(area, src_nodata))
+            fix(area)
             continue
         if not filled:
             dst.fill(fill)
             filled = True
         pixels = _read_window(entry, src, window, k, dst.dtype, None)[: area.shape[0], : area.shape[1]]
-        if convert:
-            np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
+        fix(pixels)
         fuse(area, pixels)
     if not filled:
         dst.fill(fill)
@@ -283,9 +274,11 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     todo = [t for t in range(len(sources)) if keep is None or keep[t]]
     if len(todo) < len(sources):
         chunk[~keep] = _fill_value(chunk.dtype, cfg)
-    if ZARR_HYPERSLABS and _read_stacked(sources, todo, gbox, cfg, chunk, _gdal_options(env)):
-        return chunk
-    if REMOTE_READERS > 1 and len(todo) > 1 and any(_remote(src.uri) for layer in sources for src in layer):
+    if ZARR_HYPERSLABS:
+        layers = {t: [src for src in sources[t] if not _apart(src, gbox)] for t in todo}
+        if read_hyperslabs(layers, gbox, cfg, chunk, _gdal_options(env), _fill_value(chunk.dtype, cfg)):
+            return chunk
+    if REMOTE_READERS > 1 and len(todo) > 1 and any(is_remote(src.uri) for layer in sources for src in layer):
         _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env)
         return chunk
     try:
@@ -298,141 +291,11 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     return chunk
 
 
-def _read_stacked(sources: Sequence[Sequence[Any]], todo: Sequence[int], gbox: Any, cfg: Any,
-                  chunk: np.ndarray, options: Mapping[str, str]) -> bool:
-    """The slices ``todo`` of ``chunk`` read as hyperslabs of one Zarr array (:mod:`.zarr_stack`), when
-    each has at most one source, all from the same array and on the chunk's grid; False (nothing
-    read) otherwise. Over the network the chunks under the block are read at once by the shared
-    reader threads."""
-    with _config(options):
-        slab = _hyperslab(sources, todo, gbox, cfg, chunk)
-    if slab is None:
-        return False
-    fill = _fill_value(chunk.dtype, cfg)
-    x_size, y_size = slab.window[2:]
-    if len(slab.slots) < len(todo) or (y_size, x_size) != chunk.shape[1:]:
-        chunk[list(todo)] = fill
-    if x_size <= 0 or y_size <= 0:
-        return True
-    with _config(options):
-        array = ZarrArray(slab.store, slab.array)
-        try:
-            fix = _nodata_fix(array.nodata, cfg, chunk.dtype)
-            remote = REMOTE_READERS > 1 and _remote(slab.store)
-            work = pieces(slab, array.chunks, split=remote)
-            if not (remote and len(work) > 1):
-                for piece in work:
-                    read_piece(array, slab, piece, chunk, _GDT[chunk.dtype.name], fix)
-                return True
-        finally:
-            array.close()
-    _read_pieces_concurrently(slab, work, chunk, fix, options)
-    return True
-
-
-def _hyperslab(sources: Sequence[Sequence[Any]], todo: Sequence[int], gbox: Any, cfg: Any,
-               chunk: np.ndarray) -> Hyperslab | None:
-    """What the chunk reads from one Zarr array, when it can be read as a hyperslab."""
-    if cfg.fuser_fqn is not None or chunk.dtype.name not in _GDT:
-        return None
-    parts: dict[int, ZarrSlice] = {}
-    source: Any = None
-    for t in todo:
-        layer = [src for src in sources[t] if not _apart(src, gbox)]
-        if len(layer) > 1:
-            return None
-        if layer:
-            part = zarr_slice(layer[0].uri)
-            if part is None or layer[0].band != 1:
-                return None
-            parts[t] = part
-            source = source if source is not None else layer[0]
-    if source is None or len({(p.store, p.array) for p in parts.values()}) > 1:
-        return None
-    grid = _grid(source.uri)  # all slices of an array share it
-    # A cube whose CRS GDAL does not see (no grid mapping it knows) has the one its items declare.
-    crs = grid.crs or getattr(source.geobox, "crs", None)
-    plan = _plan(grid.affine, crs, gbox, cfg.resampling) if crs is not None else None
-    if plan is None or plan[0] != 1:
-        return None  # off the grid: each slice goes through the warper
-    roi, window = placement(grid, plan, gbox)
-    first = next(iter(parts.values()))
-    return Hyperslab(first.store, first.array, {p.index: t for t, p in parts.items()}, window,
-                     (roi[0].start, roi[1].start))
-
-
-def _nodata_fix(file_nodata: float | None, cfg: Any, dtype: np.dtype) -> Callable[[np.ndarray], None]:
-    """What turns the file's no-data into the load's, in place, as odc-stac does."""
-    from odc.loader import resolve_dst_nodata, resolve_src_nodata
-    from odc.loader._reader import nodata_mask, same_nodata
-
-    src_nodata = resolve_src_nodata(file_nodata, cfg)
-    dst_nodata = resolve_dst_nodata(dtype, cfg, src_nodata)
-    if dst_nodata is None or same_nodata(src_nodata, dst_nodata):
-        return lambda area: None
-    return lambda area: np.copyto(area, dst_nodata, where=nodata_mask(area, src_nodata))
-
-
-def _read_piece_apart(slab: Hyperslab, piece: Piece, chunk: np.ndarray, fix: Callable[[np.ndarray], None],
-                      options: Mapping[str, str], stop: threading.Event) -> None:
-    """One piece in a reader thread, with its own handle on the array (opened and closed here)."""
-    if stop.is_set():
-        return
-    try:
-        with _config(options):
-            array = ZarrArray(slab.store, slab.array)
-            try:
-                read_piece(array, slab, piece, chunk, _GDT[chunk.dtype.name], fix)
-            finally:
-                array.close()
-    except BaseException:
-        stop.set()
-        raise
-
-
-def _read_pieces_concurrently(slab: Hyperslab, work: Sequence[Piece], chunk: np.ndarray,
-                              fix: Callable[[np.ndarray], None], options: Mapping[str, str]) -> None:
-    """The pieces read by the shared reader threads; the first failure stops those not yet started
-    and is raised here."""
-    stop = threading.Event()
-    pool = _reader_pool("zarr", ZARR_FETCHERS)
-    futures = [pool.submit(_read_piece_apart, slab, piece, chunk, fix, options, stop) for piece in work]
-    wait(futures)
-    for future in futures:
-        future.result()
-
-
-def _remote(uri: str) -> bool:
-    return any(mark in uri for mark in _REMOTE)
-
-
-def _reader_pool(name: str = "read", size: int | None = None) -> ThreadPoolExecutor:
-    """The threads that read remote slices (or Zarr chunks: ``name``, ``size``), shared by every block
-    and kept: a new thread would start with a cold PROJ context (its CRS lookups in proj.db took a
-    quarter of the CPU)."""
-    state = _thread_dict_global()
-    pool = state.get(name)
-    if pool is None:  # setdefault is atomic: of two racing threads one pool wins (no thread starts before a submit)
-        threads = size or REMOTE_READERS
-        pool = state.setdefault(name, ThreadPoolExecutor(threads, thread_name_prefix=f"cubescope-{name}"))
-    return pool
-
-
-def _thread_dict_global() -> dict:
-    """Process-wide state on the main thread object (nothing module-global: the module pickles by value)."""
-    return threading.main_thread().__dict__.setdefault("_cubescope_readers", {})
-
-
 def _read_slice(t: int, slice_sources: Sequence[Any], gbox: Any, cfg: Any, chunk: np.ndarray,
-                env: Mapping[str, Any], token: str, stop: threading.Event) -> None:
-    if stop.is_set():
-        return
+                env: Mapping[str, Any], token: str) -> None:
     try:
         with _config(_gdal_options(env)):
             _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
-    except BaseException:
-        stop.set()  # the other slices of this chunk are not started
-        raise
     finally:
         release()  # the files of this slice are closed here, in the thread that opened them
 
@@ -442,13 +305,9 @@ def _read_concurrently(work: Sequence[tuple[int, Sequence[Any]]], gbox: Any, cfg
     """The time slices in ``work`` read by the shared reader threads, each into its own part of
     ``chunk``; every slice opens and closes its own files, so no GDAL dataset outlives the call or
     changes threads. The first failure stops the slices not yet started and is raised here."""
-    stop, token = threading.Event(), uuid.uuid4().hex
-    pool = _reader_pool()
-    futures = [pool.submit(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token, stop)
-               for t, slice_sources in work]
-    wait(futures)
-    for future in futures:
-        future.result()
+    token = uuid.uuid4().hex
+    run_together(reader_pool("read", REMOTE_READERS),
+                 [partial(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token) for t, slice_sources in work])
 
 
 def _slices_to_read(quality: np.ndarray, wanted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,6 +131,22 @@ def _plan(affine: Any, crs: Any, dst_box: Any, resampling: str) -> tuple[int, in
     return k, col, row
 
 
+def nodata_fix(file_nodata: float | None, cfg: Any, dtype: Any) -> Callable[[np.ndarray], None]:
+    """What turns a file's no-data value into the load's, in place, as odc-stac does (nothing to do
+    when they are the same)."""
+    from odc.loader._reader import nodata_mask, resolve_dst_nodata, resolve_src_nodata, same_nodata
+
+    src_nodata = resolve_src_nodata(file_nodata, cfg)
+    dst_nodata = resolve_dst_nodata(np.dtype(dtype), cfg, src_nodata)
+    if dst_nodata is None or same_nodata(src_nodata, dst_nodata):
+        return _unchanged
+    return lambda pixels: np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
+
+
+def _unchanged(_pixels: np.ndarray) -> None:
+    return None
+
+
 def _same_crs(a: Any, b: Any) -> bool:
     """CRS equality, remembered per thread: pyproj's comparison costs ~0.1 ms, once per read otherwise."""
     known = _thread_dict("_cubescope_same_crs")
@@ -220,7 +236,6 @@ class CubescopeReader:
             return rio_read(src or self.src, cfg, dst_geobox, dst=dst, selection=selection)
 
     def _direct_read(self, grid: _Grid, cfg: Any, dst_geobox: Any, dst: Any, plan: tuple[int, int, int]) -> tuple:
-        from odc.loader._reader import nodata_mask, resolve_dst_nodata, resolve_src_nodata, same_nodata
         from osgeo import gdal
 
         k = plan[0]
@@ -233,8 +248,7 @@ class CubescopeReader:
         dst_dtype = np.dtype(cfg.dtype or gdal.GetDataTypeName(band.DataType).lower())
         if dst_dtype.name not in _GDT:
             return self._odc_read(cfg, dst_geobox, dst, None)
-        src_nodata = resolve_src_nodata(band.GetNoDataValue(), cfg)
-        dst_nodata = resolve_dst_nodata(dst_dtype, cfg, src_nodata)
+        fix = nodata_fix(band.GetNoDataValue(), cfg, dst_dtype)
         gdal.ErrorReset()
         pixels = band.ReadAsArray(x_off, y_off, x_size, y_size, buf_xsize=x_size * k, buf_ysize=y_size * k,
                                   buf_type=_GDT[dst_dtype.name], resample_alg=gdal.GRIORA_NearestNeighbour)
@@ -242,8 +256,7 @@ class CubescopeReader:
         if pixels is None:
             raise OSError(f"Cannot read {self.src.uri}: {gdal.GetLastErrorMsg() or 'read failed'}")
         pixels = pixels[: roi[0].stop - roi[0].start, : roi[1].stop - roi[1].start]
-        if dst_nodata is not None and not same_nodata(src_nodata, dst_nodata):
-            np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
+        fix(pixels)
         if dst is not None:
             dst[roi] = pixels
             return roi, dst[roi]

@@ -5,7 +5,8 @@ one read per time slice, and GDAL's classic view of a slice decodes every chunk 
 cube chunked along time (a pixel's dates in one chunk, as cubes made for time series are) then had
 each chunk fetched and decompressed once per date it holds: 37 times for the demo cube. Read here
 through GDAL's multidimensional API, the slices of a block that lie on its grid come in one call per
-run of time chunks, and each chunk is decoded once.
+run of time chunks, and each chunk is decoded once. Over the network the block's chunks are fetched
+at once, one time chunk x one spatial chunk per read.
 """
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
+
+from .reader import _GDT, _config, _grid, _plan, nodata_fix, placement
+from .reader_pools import is_remote, reader_pool, run_together
+
+#: Zarr chunks fetched at once over the network. Each read is one small chunk (little to decode), and
+#: GDAL 3.6 fetches a Zarr chunk on a new connection (an extra round trip): a composite of the
+#: benchmark cube over a 25 ms link took 13.4 s with 8, 7.9 s with 16 and 6.3 s with 32.
+ZARR_FETCHERS = 16
 
 _HREF = re.compile(r'^ZARR:"(?P<store>.+)":(?P<array>/[^:"]+):(?P<index>\d+)$')
 
@@ -160,3 +171,75 @@ def read_piece(array: ZarrArray, slab: Hyperslab, piece: Piece, chunk: np.ndarra
             area = chunk[slot, row:row + height, column:column + width]
             area[...] = pixels[offset]
             fix(area)
+
+
+def read_hyperslabs(layers: Mapping[int, Sequence[Any]], gbox: Any, cfg: Any, chunk: np.ndarray,
+                    options: Mapping[str, str], fill: Any) -> bool:
+    """Read the slices in ``layers`` (chunk slice -> its sources that touch the block) as hyperslabs of
+    one Zarr array into ``chunk``, when each slice has at most one source, all slices of one array on
+    the block's grid; False (nothing read) otherwise. Slices with no source get ``fill``."""
+    with _config(options):
+        slab = _hyperslab(layers, gbox, cfg, chunk)
+    if slab is None:
+        return False
+    x_size, y_size = slab.window[2:]
+    if len(slab.slots) < len(layers) or (y_size, x_size) != chunk.shape[1:]:
+        chunk[list(layers)] = fill
+    if x_size <= 0 or y_size <= 0:
+        return True
+    gdal_type = _GDT[chunk.dtype.name]
+    with _config(options):
+        array = ZarrArray(slab.store, slab.array)
+        try:
+            fix = nodata_fix(array.nodata, cfg, chunk.dtype)
+            remote = is_remote(slab.store)
+            work = pieces(slab, array.chunks, split=remote)
+            if not (remote and len(work) > 1):
+                for piece in work:
+                    read_piece(array, slab, piece, chunk, gdal_type, fix)
+                return True
+        finally:
+            array.close()
+    run_together(reader_pool("zarr", ZARR_FETCHERS),
+                 [partial(_read_piece_apart, slab, piece, chunk, gdal_type, fix, options) for piece in work])
+    return True
+
+
+def _hyperslab(layers: Mapping[int, Sequence[Any]], gbox: Any, cfg: Any, chunk: np.ndarray) -> Hyperslab | None:
+    """What the chunk reads from one Zarr array, when it can be read as a hyperslab."""
+    if cfg.fuser_fqn is not None or chunk.dtype.name not in _GDT:
+        return None
+    parts: dict[int, ZarrSlice] = {}
+    source: Any = None
+    for t, layer in layers.items():
+        if len(layer) > 1:
+            return None
+        if layer:
+            part = zarr_slice(layer[0].uri)
+            if part is None or layer[0].band != 1:
+                return None
+            parts[t] = part
+            source = source if source is not None else layer[0]
+    if source is None or len({(p.store, p.array) for p in parts.values()}) > 1:
+        return None
+    grid = _grid(source.uri)  # all slices of an array share it
+    # A cube whose CRS GDAL does not see (no grid mapping it knows) has the one its items declare.
+    crs = grid.crs or getattr(source.geobox, "crs", None)
+    plan = _plan(grid.affine, crs, gbox, cfg.resampling) if crs is not None else None
+    if plan is None or plan[0] != 1:
+        return None  # off the grid: each slice goes through the warper
+    roi, window = placement(grid, plan, gbox)
+    first = next(iter(parts.values()))
+    return Hyperslab(first.store, first.array, {p.index: t for t, p in parts.items()}, window,
+                     (roi[0].start, roi[1].start))
+
+
+def _read_piece_apart(slab: Hyperslab, piece: Piece, chunk: np.ndarray, gdal_type: int,
+                      fix: Callable[[np.ndarray], None], options: Mapping[str, str]) -> None:
+    """One piece in a reader thread, with its own handle on the array (opened and closed here)."""
+    with _config(options):
+        array = ZarrArray(slab.store, slab.array)
+        try:
+            read_piece(array, slab, piece, chunk, gdal_type, fix)
+        finally:
+            array.close()
