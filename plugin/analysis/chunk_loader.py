@@ -274,7 +274,7 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     todo = [t for t in range(len(sources)) if keep is None or keep[t]]
     if len(todo) < len(sources):
         chunk[~keep] = _fill_value(chunk.dtype, cfg)
-    if ZARR_HYPERSLABS:
+    if ZARR_HYPERSLABS and any(src.uri.startswith("ZARR:") for t in todo for src in sources[t]):
         layers = {t: [src for src in sources[t] if not _apart(src, gbox)] for t in todo}
         if read_hyperslabs(layers, gbox, cfg, chunk, _gdal_options(env), _fill_value(chunk.dtype, cfg)):
             return chunk

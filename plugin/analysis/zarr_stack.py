@@ -122,9 +122,9 @@ Piece = tuple[int, int, int, int, int, int]
 
 
 def pieces(slab: Hyperslab, chunks: Sequence[int], split: bool) -> list[Piece]:
-    """The reads that cover ``slab``: one per run of time chunks (:func:`time_runs`), and with
-    ``split`` also one per spatial chunk under the window, so that they can go at once over a slow
-    link (GDAL 3.6 fetches the chunks of one read one after another)."""
+    """The reads that cover ``slab``: one per run of time chunks (:func:`time_runs`); with ``split``,
+    one per time chunk and spatial chunk under the window instead, so that they can go at once over
+    a slow link (GDAL 3.6 fetches the chunks of one read one after another)."""
     x_off, y_off, x_size, y_size = slab.window
     if not split:
         return [(lo, hi, x_off, y_off, x_size, y_size) for lo, hi in time_runs(sorted(slab.slots), chunks[0])]
