@@ -166,6 +166,61 @@ def test_a_corrupt_chunk_fails_naming_the_store_and_leaves_nothing(cube, tmp_pat
     assert list(out.iterdir()) == []
 
 
+# --- blocks off the cube's grid: the window read once, each date warped from memory ------------------
+
+MERCATOR = dict(crs="EPSG:3857")
+
+
+def test_a_reprojected_composite_fetches_each_chunk_once_and_gives_the_warped_slices_bytes(cube, tmp_path,
+                                                                                          monkeypatch):
+    server, _, truth = cube
+    start = _log_length(server)
+    median = _run(f"{server.url}/cube.zarr", tmp_path / "median.tif", **MERCATOR)
+    red = _chunk_files(_fetched(server, start), "red")
+    assert sorted(red) == sorted(f"/cube.zarr/red/{t}.{y}.{x}" for t in (0, 2) for y in range(3) for x in range(3))
+    assert set(red.values()) == {1}
+    # Reprojected, yet every value is one of the dates' medians at some pixel of the cube.
+    assert np.isfinite(median[0]).mean() > 0.8
+    reference = _reference(truth, "red", np.nanmedian).astype(np.float32)
+    assert np.isin(median[0][np.isfinite(median[0])], reference).all()
+
+    monkeypatch.setattr(chunk_loader, "ZARR_HYPERSLABS", False)
+    start = _log_length(server)
+    slices = _run(f"{server.url}/cube.zarr", tmp_path / "slices.tif", **MERCATOR)
+    assert slices.tobytes() == median.tobytes()
+    assert max(_chunk_files(_fetched(server, start), "red").values()) > 1  # each date warped on its own
+
+
+@pytest.mark.parametrize("fields", [
+    dict(chunk_size=40),
+    dict(chunk_size=40, resampling="bilinear"),
+    dict(chunk_size=40, resampling="cubic", operation="statistics", statistic="std", bands=("nir",)),
+    dict(resolution=35.0, resampling="average"),  # shrinking: the warper's kernel widens
+    dict(crs="EPSG:4326", resolution=0.0002, chunk_size=48),
+    dict(crs=f"EPSG:{EPSG}", resolution=7.0, chunk_size=40),  # the cube's CRS, another pixel size
+], ids=["nearest", "bilinear", "cubic-std", "average-coarser", "lonlat", "finer-pixels"])
+def test_blocks_off_the_grid_give_the_bytes_of_each_date_warped_on_its_own(cube, tmp_path, monkeypatch, fields):
+    _, store, _ = cube
+    fields = {**MERCATOR, **fields}
+    stacked = _run(str(store), tmp_path / "stacked.tif", **fields)
+    monkeypatch.setattr(chunk_loader, "ZARR_HYPERSLABS", False)
+    slices = _run(str(store), tmp_path / "slices.tif", **fields)
+    assert np.isfinite(stacked[0]).mean() > 0.8
+    assert stacked.tobytes() == slices.tobytes()
+
+
+def test_a_window_past_the_memory_allowance_is_warped_date_by_date(cube, tmp_path, monkeypatch):
+    server, _, _ = cube
+    from cubescope.plugin.analysis import zarr_stack
+
+    monkeypatch.setattr(zarr_stack, "WARP_WINDOW_BYTES", -10**12)  # no window fits
+    start = _log_length(server)
+    median = _run(f"{server.url}/cube.zarr", tmp_path / "median.tif", **MERCATOR)
+    assert max(_chunk_files(_fetched(server, start), "red").values()) > 1  # read slice by slice
+    monkeypatch.setattr(zarr_stack, "WARP_WINDOW_BYTES", 64 * 2**20)
+    assert _run(f"{server.url}/cube.zarr", tmp_path / "windowed.tif", **MERCATOR).tobytes() == median.tobytes()
+
+
 # --- the pure parts -------------------------------------------------------------------------------
 
 def test_zarr_slice_hrefs_are_parsed_and_other_hrefs_are_not():

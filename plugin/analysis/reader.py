@@ -69,7 +69,7 @@ def _config(options: Mapping[str, str]) -> Iterator[None]:
 
 
 class _Grid:
-    """A file's grid: affine, (height, width) and odc-geo CRS."""
+    """A file's grid: affine, (height, width), odc-geo CRS and the file's own WKT of it."""
 
     def __init__(self, dataset: Any) -> None:
         from affine import Affine
@@ -77,7 +77,7 @@ class _Grid:
 
         self.affine = Affine.from_gdal(*dataset.GetGeoTransform())
         self.shape = (dataset.RasterYSize, dataset.RasterXSize)
-        wkt = dataset.GetProjection()
+        wkt = self.wkt = dataset.GetProjection()
         known = _thread_dict("_cubescope_crs")
         if wkt and wkt not in known:
             known[wkt] = CRS(wkt)
@@ -131,13 +131,21 @@ def _plan(affine: Any, crs: Any, dst_box: Any, resampling: str) -> tuple[int, in
     return k, col, row
 
 
+def nodata_pair(file_nodata: float | None, cfg: Any, dtype: Any) -> tuple[Any, Any]:
+    """(source, destination) no-data of a read into ``dtype`` from a file with ``file_nodata``, by
+    odc-stac's rules."""
+    from odc.loader._reader import resolve_dst_nodata, resolve_src_nodata
+
+    src_nodata = resolve_src_nodata(file_nodata, cfg)
+    return src_nodata, resolve_dst_nodata(np.dtype(dtype), cfg, src_nodata)
+
+
 def nodata_fix(file_nodata: float | None, cfg: Any, dtype: Any) -> Callable[[np.ndarray], None]:
     """What turns a file's no-data value into the load's, in place, as odc-stac does (nothing to do
     when they are the same)."""
-    from odc.loader._reader import nodata_mask, resolve_dst_nodata, resolve_src_nodata, same_nodata
+    from odc.loader._reader import nodata_mask, same_nodata
 
-    src_nodata = resolve_src_nodata(file_nodata, cfg)
-    dst_nodata = resolve_dst_nodata(np.dtype(dtype), cfg, src_nodata)
+    src_nodata, dst_nodata = nodata_pair(file_nodata, cfg, dtype)
     if dst_nodata is None or same_nodata(src_nodata, dst_nodata):
         return _unchanged
     return lambda pixels: np.copyto(pixels, dst_nodata, where=nodata_mask(pixels, src_nodata))
@@ -172,6 +180,66 @@ def placement(grid: _Grid, plan: tuple[int, int, int], dst_geobox: Any
     return roi, ((c0 - col) // k, (r0 - row) // k, math.ceil((c1 - c0) / k), math.ceil((r1 - r0) / k))
 
 
+def _warp_target(dst_geobox: Any, dtype: np.dtype, init: float) -> Any:
+    """A GDAL memory raster on ``dst_geobox`` filled with ``init``, for the warper to write into."""
+    from osgeo import gdal
+
+    height, width = dst_geobox.shape.yx
+    out = gdal.GetDriverByName("MEM").Create("", width, height, 1, _GDT[dtype.name])
+    out.SetGeoTransform(dst_geobox.affine.to_gdal())
+    out.SetProjection(dst_geobox.crs.wkt)
+    out.GetRasterBand(1).Fill(init)
+    return out
+
+
+def _warp(target: Any, source: Any, name: str, **options: Any) -> None:
+    from osgeo import gdal
+
+    gdal.ErrorReset()
+    if gdal.Warp(target, source, **{k: v for k, v in options.items() if v is not None}) is None:
+        raise OSError(f"Cannot read {name}: {gdal.GetLastErrorMsg() or 'warping failed'}")
+
+
+def warp(source: Any, band: int, cfg: Any, dst_geobox: Any, src_srs: str, file_nodata: float | None, name: str,
+         dst: np.ndarray | None = None) -> np.ndarray:
+    """The GDAL dataset ``source`` (one band; band ``band`` gives its data type) warped onto
+    ``dst_geobox``, into ``dst`` when given, for what odc-stac's rasterio reprojection gets wrong: a
+    slice of a Zarr cube, whose CRS GDAL 3.6's Zarr driver gives a broken axis mapping ([0, 2]: every
+    transformation of its pixels lands nowhere, and a reprojected read is all no-data), and a file
+    without a CRS, which takes the one its item declares. The CRS (``src_srs``) goes to the warper as
+    WKT, which carries no axis mapping. Same resampling and no-data rules as odc-stac; ``name`` is
+    what an error names."""
+    from osgeo import gdal
+
+    dst_dtype = np.dtype(cfg.dtype or gdal.GetDataTypeName(source.GetRasterBand(band).DataType).lower())
+    if dst_dtype.name not in _GDT:
+        raise OSError(f"Cannot read {name}: data type {dst_dtype.name} is not supported")
+    src_nodata, dst_nodata = nodata_pair(file_nodata, cfg, dst_dtype)
+    out = _warp_target(dst_geobox, dst_dtype, 0 if dst_nodata is None else float(dst_nodata))
+    _warp(out, source, name, resampleAlg=_WARP_RESAMPLING.get(str(cfg.resampling), str(cfg.resampling)),
+          srcNodata=src_nodata, dstNodata=dst_nodata, srcSRS=src_srs)
+    if dst is not None and dst.dtype == dst_dtype and dst.flags.c_contiguous:
+        out.GetRasterBand(1).ReadAsArray(buf_obj=dst)
+        return dst
+    return out.GetRasterBand(1).ReadAsArray()
+
+
+def nearest_index(shape: tuple[int, int], transform: tuple[float, ...], src_srs: str, dst_geobox: Any,
+                  name: str) -> np.ndarray:
+    """For each pixel of ``dst_geobox``, the flat index of the pixel of a (height, width) source with GDAL
+    geotransform ``transform`` in ``src_srs`` that GDAL's warper takes with nearest neighbour (-1 where
+    it takes none): GDAL's reprojection of a raster of indices, so that a stack of rasters on one grid
+    is warped with one transformation instead of one per raster."""
+    from osgeo import gdal_array
+
+    height, width = shape
+    source = gdal_array.OpenArray(np.arange(height * width, dtype=np.int32).reshape(height, width))
+    source.SetGeoTransform(transform)
+    out = _warp_target(dst_geobox, np.dtype("int32"), -1)
+    _warp(out, source, name, resampleAlg="near", srcSRS=src_srs)
+    return out.GetRasterBand(1).ReadAsArray()
+
+
 class CubescopeReader:
     """One band of one asset (the odc-stac ``RasterReader`` protocol)."""
 
@@ -193,36 +261,13 @@ class CubescopeReader:
             return self._direct_read(grid, cfg, dst_geobox, dst, plan)
 
     def _warp_read(self, cfg: Any, dst_geobox: Any, dst: Any, crs: Any) -> tuple:
-        """The block through GDAL's warper, for what odc-stac's rasterio reprojection gets wrong: a
-        slice of a Zarr cube, whose CRS GDAL 3.6's Zarr driver gives a broken axis mapping ([0, 2]:
-        every transformation of its pixels lands nowhere, and a reprojected read is all no-data), and
-        a file without a CRS, which takes the one its item declares (``crs``). The CRS goes to the
-        warper as WKT, which carries no axis mapping. Same resampling and no-data rules as odc-stac."""
-        from odc.loader._reader import resolve_dst_nodata, resolve_src_nodata
-        from osgeo import gdal
-
+        """The block through GDAL's warper (:func:`warp`), with the CRS its item declares (``crs``) for a
+        file without one."""
         source = _open(self.src.uri)
-        band = source.GetRasterBand(self.src.band)
-        dst_dtype = np.dtype(cfg.dtype or gdal.GetDataTypeName(band.DataType).lower())
-        if dst_dtype.name not in _GDT:
-            raise OSError(f"Cannot read {self.src.uri}: data type {dst_dtype.name} is not supported")
-        src_nodata = resolve_src_nodata(band.GetNoDataValue(), cfg)
-        dst_nodata = resolve_dst_nodata(dst_dtype, cfg, src_nodata)
-        height, width = dst_geobox.shape.yx
-        out = gdal.GetDriverByName("MEM").Create("", width, height, 1, _GDT[dst_dtype.name])
-        out.SetGeoTransform(dst_geobox.affine.to_gdal())
-        out.SetProjection(dst_geobox.crs.wkt)
-        out.GetRasterBand(1).Fill(0 if dst_nodata is None else float(dst_nodata))
-        options = dict(resampleAlg=_WARP_RESAMPLING.get(str(cfg.resampling), str(cfg.resampling)),
-                       srcNodata=src_nodata, dstNodata=dst_nodata,
-                       srcSRS=crs.wkt if crs is not None else source.GetProjection())
-        gdal.ErrorReset()
-        warped = gdal.Warp(out, source, **{k: v for k, v in options.items() if v is not None})
-        if warped is None:
-            raise OSError(f"Cannot read {self.src.uri}: {gdal.GetLastErrorMsg() or 'warping failed'}")
-        pixels = out.GetRasterBand(1).ReadAsArray()
-        band = source = warped = out = None
-        roi = (slice(0, height), slice(0, width))
+        pixels = warp(source, self.src.band, cfg, dst_geobox, crs.wkt if crs is not None else source.GetProjection(),
+                      source.GetRasterBand(self.src.band).GetNoDataValue(), self.src.uri)
+        source = None
+        roi = (slice(0, dst_geobox.shape.y), slice(0, dst_geobox.shape.x))
         if dst is not None:
             dst[roi] = pixels
             return roi, dst[roi]

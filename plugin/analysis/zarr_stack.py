@@ -11,6 +11,7 @@ at once, one time chunk x one spatial chunk per read.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,13 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from .reader import _GDT, _config, _grid, _plan, nodata_fix, placement
+from .reader import _GDT, _config, _grid, _plan, _unchanged, nearest_index, nodata_fix, nodata_pair, placement, warp
 from .reader_pools import is_remote, reader_pool, run_together
 
 #: Zarr chunks fetched at once over the network. Each read is one small chunk (little to decode), and
 #: GDAL 3.6 fetches a Zarr chunk on a new connection (an extra round trip): a composite of the
 #: benchmark cube over a 25 ms link took 13.4 s with 8, 7.9 s with 16 and 6.3 s with 32.
 ZARR_FETCHERS = 16
+
+#: Memory a block off the array's grid may take, beyond its own, for the array's window under it (read
+#: once, then warped date by date); past it (a much coarser output) each date is warped on its own.
+WARP_WINDOW_BYTES = 64 * 2**20
+#: Source pixels read around a warped block's footprint, per unit of the warper's shrink factor: the
+#: widest kernel GDAL's warper has (lanczos) reaches 3 source pixels, scaled when shrinking.
+WARP_MARGIN = 4
 
 _HREF = re.compile(r'^ZARR:"(?P<store>.+)":(?P<array>/[^:"]+):(?P<index>\d+)$')
 
@@ -67,7 +75,7 @@ class ZarrArray:
     """One array of a store, opened with GDAL's multidimensional API (within the caller's GDAL options)."""
 
     def __init__(self, store: str, array: str) -> None:
-        from osgeo import gdal
+        from osgeo import gdal, gdal_array
 
         self.name = f'ZARR:"{store}":{array}'
         gdal.ErrorReset()
@@ -84,6 +92,9 @@ class ZarrArray:
         self.chunks: tuple[int, ...] = tuple(int(b) or 1 for b in block) if block else (1,) * len(self.shape)
         """The array's chunk shape, (time, y, x)."""
         self.nodata = self._array.GetNoDataValueAsDouble()
+        numeric = gdal_array.GDALTypeCodeToNumericTypeCode(self._array.GetDataType().GetNumericDataType())
+        self.dtype = np.dtype(numeric if numeric is not None else "V1")
+        """The array's own data type (``V1`` for one numpy has no code for)."""
 
     def read(self, start: Sequence[int], count: Sequence[int], gdal_type: int, out: np.ndarray | None = None
              ) -> np.ndarray:
@@ -176,37 +187,53 @@ def read_piece(array: ZarrArray, slab: Hyperslab, piece: Piece, chunk: np.ndarra
 def read_hyperslabs(layers: Mapping[int, Sequence[Any]], gbox: Any, cfg: Any, chunk: np.ndarray,
                     options: Mapping[str, str], fill: Any) -> bool:
     """Read the slices in ``layers`` (chunk slice -> its sources that touch the block) as hyperslabs of
-    one Zarr array into ``chunk``, when each slice has at most one source, all slices of one array on
-    the block's grid; False (nothing read) otherwise. Slices with no source get ``fill``."""
+    one Zarr array into ``chunk``, when each slice has at most one source, all of one array; False
+    (nothing read) otherwise. Slices with no source get ``fill``. A block on the array's grid is read
+    straight into ``chunk``; any other (another CRS or resolution) reads the array's window under it
+    once, then warps each date from memory."""
     with _config(options):
-        slab = _hyperslab(layers, gbox, cfg, chunk)
-    if slab is None:
-        return False
-    x_size, y_size = slab.window[2:]
+        found = _one_array(layers, cfg, chunk)
+        if found is None:
+            return False
+        parts, source = found
+        grid = _grid(source.uri)  # all slices of an array share it
+        # A cube whose CRS GDAL does not see (no grid mapping it knows) has the one its items declare.
+        declared = getattr(source.geobox, "crs", None)
+        crs = grid.crs or declared
+        if crs is None:
+            return False
+        plan = _plan(grid.affine, crs, gbox, cfg.resampling)
+    first = next(iter(parts.values()))
+    if plan is None:
+        srs = grid.wkt if grid.crs is not None else declared.wkt
+        if not _read_warped(first, list(parts.items()), grid, crs, srs, gbox, cfg, chunk, options):
+            return False
+        chunk[[t for t in layers if t not in parts]] = fill
+        return True
+    if plan[0] != 1:
+        return False  # a coarser grid of this one: the slice reader's decimating read
+    roi, window = placement(grid, plan, gbox)
+    slab = Hyperslab(first.store, first.array, {p.index: t for t, p in parts.items()}, window,
+                     (roi[0].start, roi[1].start))
+    x_size, y_size = window[2:]
     if len(slab.slots) < len(layers) or (y_size, x_size) != chunk.shape[1:]:
         chunk[list(layers)] = fill
     if x_size <= 0 or y_size <= 0:
         return True
-    gdal_type = _GDT[chunk.dtype.name]
     with _config(options):
         array = ZarrArray(slab.store, slab.array)
         try:
             fix = nodata_fix(array.nodata, cfg, chunk.dtype)
-            remote = is_remote(slab.store)
-            work = pieces(slab, array.chunks, split=remote)
-            if not (remote and len(work) > 1):
-                for piece in work:
-                    read_piece(array, slab, piece, chunk, gdal_type, fix)
-                return True
+            _read_slab(array, slab, chunk, fix, options)
         finally:
             array.close()
-    run_together(reader_pool("zarr", ZARR_FETCHERS),
-                 [partial(_read_piece_apart, slab, piece, chunk, gdal_type, fix, options) for piece in work])
     return True
 
 
-def _hyperslab(layers: Mapping[int, Sequence[Any]], gbox: Any, cfg: Any, chunk: np.ndarray) -> Hyperslab | None:
-    """What the chunk reads from one Zarr array, when it can be read as a hyperslab."""
+def _one_array(layers: Mapping[int, Sequence[Any]], cfg: Any, chunk: np.ndarray
+               ) -> tuple[dict[int, ZarrSlice], Any] | None:
+    """(chunk slice -> its Zarr slice, one of the sources) when every slice has at most one source,
+    all of them slices of one Zarr array; None otherwise."""
     if cfg.fuser_fqn is not None or chunk.dtype.name not in _GDT:
         return None
     parts: dict[int, ZarrSlice] = {}
@@ -222,16 +249,106 @@ def _hyperslab(layers: Mapping[int, Sequence[Any]], gbox: Any, cfg: Any, chunk: 
             source = source if source is not None else layer[0]
     if source is None or len({(p.store, p.array) for p in parts.values()}) > 1:
         return None
-    grid = _grid(source.uri)  # all slices of an array share it
-    # A cube whose CRS GDAL does not see (no grid mapping it knows) has the one its items declare.
-    crs = grid.crs or getattr(source.geobox, "crs", None)
-    plan = _plan(grid.affine, crs, gbox, cfg.resampling) if crs is not None else None
-    if plan is None or plan[0] != 1:
-        return None  # off the grid: each slice goes through the warper
-    roi, window = placement(grid, plan, gbox)
-    first = next(iter(parts.values()))
-    return Hyperslab(first.store, first.array, {p.index: t for t, p in parts.items()}, window,
-                     (roi[0].start, roi[1].start))
+    return parts, source
+
+
+def _read_slab(array: ZarrArray, slab: Hyperslab, target: np.ndarray, fix: Callable[[np.ndarray], None],
+               options: Mapping[str, str]) -> None:
+    """All of ``slab`` from ``array`` into ``target``; over the network a piece per chunk, fetched at once
+    (each in a reader thread with its own handle on the array)."""
+    gdal_type = _GDT[target.dtype.name]
+    remote = is_remote(slab.store)
+    work = pieces(slab, array.chunks, split=remote)
+    if not (remote and len(work) > 1):
+        for piece in work:
+            read_piece(array, slab, piece, target, gdal_type, fix)
+        return
+    run_together(reader_pool("zarr", ZARR_FETCHERS),
+                 [partial(_read_piece_apart, slab, piece, target, gdal_type, fix, options) for piece in work])
+
+
+def _read_warped(first: ZarrSlice, parts: Sequence[tuple[int, ZarrSlice]], grid: Any, crs: Any, srs: str,
+                 gbox: Any, cfg: Any, chunk: np.ndarray, options: Mapping[str, str]) -> bool:
+    """The slices ``parts`` (chunk slice, Zarr slice) of a block off the array's grid: the array's window
+    under the block read as one hyperslab in the array's own type, then each date warped from memory
+    by :func:`.reader.warp`, as the slice reader warps a slice (the same pixels come out). False when
+    the array does not reach the block, or when its window there would take more memory than the
+    block itself plus :data:`WARP_WINDOW_BYTES`."""
+    from osgeo import gdal_array
+
+    window = source_window(grid, crs, gbox)
+    if window is None:
+        return False
+    parts = sorted(parts, key=lambda part: part[1].index)
+    with _config(options):
+        array = ZarrArray(first.store, first.array)
+        try:
+            if array.dtype.name not in _GDT:
+                return False
+            stack = np.empty((len(parts), window[3], window[2]), dtype=array.dtype)
+            if stack.nbytes > chunk.nbytes + WARP_WINDOW_BYTES:
+                return False
+            slab = Hyperslab(first.store, first.array, {p.index: i for i, (_, p) in enumerate(parts)}, window, (0, 0))
+            _read_slab(array, slab, stack, _unchanged, options)
+            nodata = array.nodata
+        finally:
+            array.close()
+    a = grid.affine
+    transform = (a.c + window[0] * a.a, a.a, a.b, a.f + window[1] * a.e, a.d, a.e)
+    src_nodata, dst_nodata = nodata_pair(nodata, cfg, chunk.dtype)
+    with _config(options):
+        if _one_mapping(cfg, stack.dtype, chunk.dtype, src_nodata, dst_nodata):
+            index = nearest_index((window[3], window[2]), transform, srs, gbox, f'ZARR:"{first.store}":{first.array}')
+            _take(index, stack, [t for t, _ in parts], chunk, src_nodata, 0 if dst_nodata is None else dst_nodata)
+            return True
+        for pixels, (t, part) in zip(stack, parts):
+            source = gdal_array.OpenArray(pixels)
+            source.SetGeoTransform(transform)
+            warp(source, 1, cfg, gbox, srs, nodata, f'ZARR:"{part.store}":{part.array}:{part.index}', dst=chunk[t])
+            source = None
+    return True
+
+
+def _one_mapping(cfg: Any, src_dtype: np.dtype, dst_dtype: np.dtype, src_nodata: Any, dst_nodata: Any) -> bool:
+    """Whether every date may take GDAL's nearest-neighbour pixel mapping, computed once
+    (:func:`.reader.nearest_index`), and give what the warper gives each: values that convert exactly,
+    and no valid value the warper would nudge off the output's no-data (it does when the two no-data
+    values differ on an integer output)."""
+    from odc.loader._reader import same_nodata
+
+    return (str(cfg.resampling) in ("nearest", "near") and np.can_cast(src_dtype, dst_dtype, "safe")
+            and (dst_dtype.kind == "f" or dst_nodata is None or same_nodata(src_nodata, dst_nodata)))
+
+
+def _take(index: np.ndarray, stack: np.ndarray, slots: Sequence[int], chunk: np.ndarray, src_nodata: Any,
+          fill: Any) -> None:
+    """Each (y, x) raster of ``stack`` through the pixel mapping ``index`` into its slot of ``chunk``:
+    ``fill`` where no source pixel maps or where it is no-data, as the warper leaves them."""
+    from odc.loader._reader import nodata_mask
+
+    missing = index < 0
+    flat = np.where(missing, 0, index)
+    for pixels, t in zip(stack.reshape(len(stack), -1), slots):
+        values = pixels.take(flat)
+        chunk[t] = values
+        np.copyto(chunk[t], fill, where=missing | nodata_mask(values, src_nodata))
+
+
+def source_window(grid: Any, crs: Any, gbox: Any) -> tuple[int, int, int, int] | None:
+    """(x_off, y_off, x_size, y_size) of the array (``grid`` in ``crs``) that the warper reads for the
+    block ``gbox``, with a margin for its kernel; None when the array does not reach the block."""
+    from odc.geo.geobox import GeoBox
+    from odc.geo.overlap import compute_reproject_roi
+
+    height, width = grid.shape
+    info = compute_reproject_roi(GeoBox((height, width), grid.affine, crs), gbox, padding=0)
+    rows, columns = info.roi_src
+    if rows.stop <= rows.start or columns.stop <= columns.start:
+        return None
+    margin = WARP_MARGIN * max(1, math.ceil(info.scale))
+    x0, x1 = max(0, columns.start - margin), min(width, columns.stop + margin)
+    y0, y1 = max(0, rows.start - margin), min(height, rows.stop + margin)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def _read_piece_apart(slab: Hyperslab, piece: Piece, chunk: np.ndarray, gdal_type: int,

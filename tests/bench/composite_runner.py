@@ -15,7 +15,9 @@ threads spent meanwhile, and the process's peak resident memory (VmHWM). Variant
   as the engine runs; reading every date; and reading every date one slice at a time, as before;
 - ``zarr``, ``zarr-slices``, ``zarr-http``, ``zarr-http-slices``: a median composite of the benchmark
   Zarr cube (120 dates x 3 bands x 512 x 512, chunks of 10 dates x 128 x 128), from disk or over
-  HTTP, each block's dates read as hyperslabs (as the engine runs) or one time slice at a time (before).
+  HTTP, each block's dates read as hyperslabs (as the engine runs) or one time slice at a time (before);
+  ``zarr-3857``, ``zarr-3857-slices``, ``zarr-http-3857``, ``zarr-http-3857-slices``: the same composite
+  reprojected to Web Mercator (EPSG:3857).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -100,8 +103,9 @@ def cloudy(scale: int, out: Path, skip: bool = True, remote: bool = False, reade
     return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
 
 
-def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False) -> dict:
-    """A median composite of the benchmark's Zarr cube, all its dates; ``remote`` reads it over HTTP."""
+def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False, crs: str = "") -> dict:
+    """A median composite of the benchmark's Zarr cube, all its dates; ``remote`` reads it over HTTP,
+    ``crs`` is the output's (empty: the cube's own grid)."""
     import bench_data
 
     from cubescope.plugin.analysis import chunk_loader
@@ -110,11 +114,11 @@ def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False) -
     chunk_loader.ZARR_HYPERSLABS = hyperslabs
     cube = bench_data.ensure_bench_data().zarr
     source = f"{os.environ['CUBESCOPE_BENCH_URL']}/{cube.name}" if remote else str(cube)
-    name = f"zarr{'-http' if remote else ''}{'' if hyperslabs else '-slices'}"
+    name = f"zarr{'-http' if remote else ''}{'-' + crs.split(':')[-1] if crs else ''}{'' if hyperslabs else '-slices'}"
     started = time.perf_counter()
     run(AnalysisRequest(source=source, collection="", operation="composite", method="median",
                         bands=bench_data.BANDS, periods=(Period(datetime(2021, 1, 1), datetime(2022, 12, 31)),),
-                        output=str(out / f"{name}.tif")))
+                        crs=crs, output=str(out / f"{name}.tif")))
     return {"seconds": time.perf_counter() - started}
 
 
@@ -182,9 +186,9 @@ VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope
             "http": lambda scale, out: cloudy(scale, out, remote=True),
             "http-every": lambda scale, out: cloudy(scale, out, skip=False, remote=True),
             "http-sequential": lambda scale, out: cloudy(scale, out, skip=False, remote=True, readers=1),
-            "zarr": zarr, "zarr-slices": lambda scale, out: zarr(scale, out, hyperslabs=False),
-            "zarr-http": lambda scale, out: zarr(scale, out, remote=True),
-            "zarr-http-slices": lambda scale, out: zarr(scale, out, hyperslabs=False, remote=True)}
+            **{f"zarr{'-http' if remote else ''}{'-3857' if crs else ''}{'' if hyperslabs else '-slices'}":
+               partial(zarr, hyperslabs=hyperslabs, remote=remote, crs=crs)
+               for remote in (False, True) for crs in ("", "EPSG:3857") for hyperslabs in (True, False)}}
 
 if __name__ == "__main__":
     variant, scale, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
