@@ -25,7 +25,7 @@ from osgeo import gdal
 
 from cubescope.plugin.analysis import chunk_loader
 from cubescope.plugin.analysis.engine import AnalysisRequest, Period, ReadFailed, run
-from cubescope.plugin.analysis.zarr_stack import Hyperslab, pieces, time_runs, zarr_slice
+from cubescope.plugin.analysis.zarr_stack import Hyperslab, pieces, source_window, take_mapped, time_runs, zarr_slice
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 96, 32634
 DATES, CHUNKS = 12, (4, 32, 32)
@@ -255,3 +255,36 @@ def test_pieces_cover_the_window_once_and_stay_inside_chunks(x_off, width, y_off
     whole = pieces(slab, (ct, cy, cx), split=False)
     assert all(piece[2:] == (x_off, y_off, width, height) for piece in whole)
     assert [piece[:2] for piece in whole] == list(time_runs(sorted(steps), ct))
+
+
+def test_the_source_window_covers_a_block_with_the_kernel_margin_and_is_none_far_away():
+    from affine import Affine
+    from odc.geo.crs import CRS
+    from odc.geo.geobox import GeoBox
+
+    class Grid:  # a 96 x 96 array of 10 m pixels, as the generated cube
+        affine, shape = Affine(RES, 0, X0, 0, -RES, Y0), (SIZE, SIZE)
+
+    utm = CRS(f"EPSG:{EPSG}")
+    # A block of 20 m pixels over columns 20..59, rows 10..49 of the array, in the array's CRS.
+    block = GeoBox((20, 20), Affine(20.0, 0, X0 + 200, 0, -20.0, Y0 - 100), utm)
+    x0, y0, width, height = source_window(Grid, utm, block, "nearest")
+    assert x0 <= 20 - 2 and y0 <= 10 - 2 and x0 + width >= 60 + 2 and y0 + height >= 50 + 2  # 1 px x scale 2
+    assert x0 >= 20 - 4 and y0 >= 10 - 4 and x0 + width <= 60 + 4 and y0 + height <= 50 + 4
+    wider = source_window(Grid, utm, block, "lanczos")
+    assert wider[0] < x0 and wider[2] > width
+    at_the_edge = GeoBox((20, 20), Affine(20.0, 0, X0 - 100, 0, -20.0, Y0 + 100), utm)
+    assert source_window(Grid, utm, at_the_edge, "cubic")[:2] == (0, 0)  # clipped to the array
+    far = GeoBox((20, 20), Affine(20.0, 0, X0 + 50_000, 0, -20.0, Y0), utm)
+    assert source_window(Grid, utm, far, "nearest") is None
+
+
+def test_mapped_pixels_take_the_fill_where_nothing_maps_or_the_source_is_nodata():
+    stack = np.array([[[5, 0], [7, 8]], [[1, 2], [0, 4]]], dtype=np.uint16)  # 2 dates, 0 = no-data
+    index = np.array([[3, -1, 1], [0, 0, 2]], dtype=np.int32)  # flat source pixel per output pixel
+    chunk = np.full((3, 2, 3), 99.0, dtype=np.float32)
+    take_mapped(index, stack, [2, 0], chunk, 0, np.nan)
+    nan = np.nan
+    np.testing.assert_array_equal(chunk[2], [[8, nan, nan], [5, 5, 7]])
+    np.testing.assert_array_equal(chunk[0], [[4, nan, 2], [1, 1, nan]])
+    assert (chunk[1] == 99).all()  # a slot no date goes to is left alone
