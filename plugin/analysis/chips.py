@@ -10,153 +10,53 @@ Cubescope); a few chips are in flight at a time and they are written in order, s
 what a local one does. Small jobs (:data:`IN_MEMORY`) are read once, block by block by the same runner,
 and cut in memory, so that overlapping chips do not read the same pixels again. Nothing imports QGIS.
 
-The output, the manifest and its summary are written under temporary names beside them
-(``<name>.partial``) and moved into place only when the job is complete: a cancelled or failed job
-leaves nothing behind, and an older output stays untouched until a new one replaces it.
+The request and result are in :mod:`.chip_model`; the output, the manifest and its summary are
+written by :mod:`.chip_writer`, under temporary names moved into place only when the job is complete:
+a cancelled or failed job leaves nothing behind, and an older output stays untouched until a new one
+replaces it.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..stac.http import Fetcher
 from . import composite
-from .executor import CONNECT_TIMEOUT_S, BlockRunner, ByValue, Canceled, block_runner
+from .chip_model import (
+    COMPOSITE,
+    CROSSES,
+    DATES,
+    FORECAST,
+    IN_MEMORY,
+    MASKED,
+    MODES,
+    NO_DATE,
+    NPZ,
+    OUTSIDE,
+    TOO_SHORT,
+    ZARR,
+    Chip,
+    ChipError,
+    ChipRequest,
+    ChipResult,
+)
+from .chip_writer import ChipWriter, read_manifest
+from .executor import BlockRunner, ByValue, Canceled, block_runner
 from .grid import GridError, OutputGrid, native_crs, native_resolution, output_grid, transform_bounds
 from .minicube import MinicubeError, load_stac_bands, search
-from .minicube_store import block_tasks, remove
+from .minicube_store import block_tasks
 from .quality import QualityRule, rule_for, rule_from_user
 from .splits import BlockSplitter
 
-COMPOSITE, DATES, FORECAST = "composite", "dates", "forecast"
-MODES = (COMPOSITE, DATES, FORECAST)
-ZARR, NPZ = "zarr", "npz"
-IN_MEMORY = 256 * 1024 * 1024
-"""Jobs whose whole stack (float32 bytes) is at most this are read at once; larger ones chip by chip."""
-
-OUTSIDE = "outside the data"
-CROSSES = "crosses a split boundary"
-MASKED = "too many masked pixels"
-NO_DATE = "no acquisition on the chosen date"
-TOO_SHORT = "too few dates for a context/target window"
-
-
-class ChipError(ValueError):
-    """Chips that cannot be made as asked; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class ChipRequest:
-    """Everything a chip job needs, copied on the main thread before a task starts."""
-
-    source: str
-    """STAC API or static catalog (URL or path)."""
-    collection: str
-    bands: tuple[str, ...]
-    start: datetime
-    end: datetime
-    output: str
-    """A ``.zarr`` store, or a folder for ``.npz`` files; the manifest goes beside (``<output>.csv``)."""
-    points: tuple[tuple[str, float, float], ...] = ()
-    """(id, x, y) in ``points_crs``; or give ``extent``."""
-    points_crs: str = "EPSG:4326"
-    extent: tuple[float, float, float, float] | None = None
-    extent_crs: str = "EPSG:4326"
-    stride: int = 0
-    """Pixels between chips on a regular grid; 0 for the chip size (chips side by side)."""
-    chip_size: int = 256
-    resolution: float = 0.0
-    """0 for the bands' finest native resolution."""
-    crs: str = ""
-    """Empty for the items' native CRS."""
-    mode: str = COMPOSITE
-    """"composite" (median of clear values over the period), "dates" (one sample per date) or
-    "forecast" (context/target windows)."""
-    dates: tuple[date, ...] = ()
-    """For "dates": the dates wanted; empty for every acquisition."""
-    context: int = 0
-    target: int = 0
-    shift: int = 1
-    """Dates between the starts of consecutive forecasting windows."""
-    label_source: str = ""
-    label_collection: str = ""
-    label_band: str = ""
-    label_polygons: tuple[tuple[dict, float], ...] = ()
-    """(GeoJSON geometry in ``label_polygons_crs``, class value) rasterised per chip (0 elsewhere)."""
-    label_polygons_crs: str = "EPSG:4326"
-    max_masked: float = 0.5
-    """Skip samples with a larger fraction of masked (not clear or no-data) pixels."""
-    quality_band: str = ""
-    """Empty for the collection's own, "none" for no mask."""
-    clear_values: str = ""
-    block_size: float = 2560.0
-    seed: int = 0
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    buffer: float = 0.0
-    format: str = ZARR
-    dask_scheduler: str = ""
-    """Address of a Dask scheduler (tcp://host:8786); empty to compute with local threads."""
-    scheduler_timeout: float = CONNECT_TIMEOUT_S
-    """Seconds to wait for the scheduler (and for its first worker) before giving up."""
-    read_at_once: int = IN_MEMORY
-    """Bytes (float32 stack of every date and band) up to which the job is read at once and cut in
-    memory; larger jobs are read chip by chip. 0: always chip by chip."""
-
-    def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if value.tzinfo is None:
-                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
-        object.__setattr__(self, "bands", tuple(b.strip() for b in self.bands if b and b.strip()))
-        if not self.bands:
-            raise ChipError("Choose at least one band")
-        if bool(self.points) == (self.extent is not None):
-            raise ChipError("Give either points or an extent")
-        if self.mode not in MODES:
-            raise ChipError(f"Unknown mode '{self.mode}'; choose one of {', '.join(MODES)}")
-        if self.mode == FORECAST and (self.context < 1 or self.target < 1 or self.shift < 1):
-            raise ChipError("Forecasting windows need a context and a target of at least 1 date and a shift >= 1, "
-                            f"got {self.context}, {self.target}, {self.shift}")
-        if not 2 <= self.chip_size <= 4096:
-            raise ChipError(f"The chip size must be 2 to 4096 pixels, got {self.chip_size}")
-        if not 0 <= self.max_masked <= 1:
-            raise ChipError(f"The masked-pixel threshold is a fraction from 0 to 1, got {self.max_masked}")
-        if self.format not in (ZARR, NPZ):
-            raise ChipError(f"Unknown format '{self.format}'; choose {ZARR} or {NPZ}")
-        BlockSplitter(self.block_size, self.seed, self.fractions, self.buffer)
-
-
-@dataclass
-class Chip:
-    """One window on the grid."""
-
-    id: str
-    row: int
-    col: int
-    bounds: tuple[float, float, float, float]
-    split: str | None = None
-    reason: str = ""
-
-
-@dataclass
-class ChipResult:
-    output: Path
-    manifest: Path
-    samples: int
-    skipped: dict[str, int] = field(default_factory=dict)
-    """Reason -> how many chips or samples were skipped for it."""
+__all__ = ["COMPOSITE", "CROSSES", "DATES", "FORECAST", "IN_MEMORY", "MASKED", "MODES", "NO_DATE", "NPZ", "OUTSIDE",
+           "TOO_SHORT", "ZARR", "Chip", "ChipError", "ChipRequest", "ChipResult", "chip_windows", "footprint_overlap",
+           "plan_grid", "read_manifest", "run"]
 
 
 def _search_bbox(request: ChipRequest) -> tuple[float, float, float, float]:
@@ -264,37 +164,6 @@ def _rasterise(request: ChipRequest, grid: OutputGrid, chip: Chip) -> np.ndarray
     return rasterize(shapes, out_shape=(size, size), transform=transform, fill=0, dtype="float32")
 
 
-class _ZarrSink:
-    """Samples appended along ``sample`` to one Zarr store, readable by xarray (dims in attributes)."""
-
-    def __init__(self, path: Path, attrs: dict) -> None:
-        import zarr
-
-        self.path = path
-        self.group = zarr.open_group(str(path), mode="w")
-        self.group.attrs.update(attrs)
-        self.arrays: dict[str, Any] = {}
-
-    def add(self, arrays: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
-        for name, (dims, value) in arrays.items():
-            value = np.asarray(value)
-            if name not in self.arrays:
-                chunks = (1, *value.shape) if value.ndim else (1024,)
-                array = self.group.create_dataset(name, shape=(0, *value.shape), chunks=chunks, dtype=value.dtype,
-                                                  fill_value=None)
-                array.attrs["_ARRAY_DIMENSIONS"] = ["sample", *dims]
-                self.arrays[name] = array
-            self.arrays[name].append(value[np.newaxis])
-
-    def close(self, coords: dict[str, tuple[str, list]]) -> None:
-        import zarr
-
-        for name, (dim, values) in coords.items():
-            array = self.group.create_dataset(name, data=np.asarray(values), overwrite=True)
-            array.attrs["_ARRAY_DIMENSIONS"] = [dim]
-        zarr.consolidate_metadata(str(self.path))
-
-
 @dataclass(frozen=True)
 class ChipSpec:
     """What a chip task needs besides its pixels (small and picklable: it travels to Dask workers)."""
@@ -374,7 +243,7 @@ def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Ca
         compute = partial(_chip_payloads, runner, stack, label_data, request=request, spec=spec,
                           is_canceled=is_canceled)
         share = (0.0, 100.0)
-    writer = _Writer(request, grid)
+    writer = ChipWriter(request, grid)
     try:
         batch = 2 * _parallelism(runner)
         for first in range(0, len(chips), batch):
@@ -458,7 +327,7 @@ def _chip_payloads(runner: BlockRunner, stack: Any, labels: Any, part: list[tupl
 
 
 def _samples(request: ChipRequest, chip: Chip, payload: dict[str, Any], days: list[str],
-             label: np.ndarray | None, writer: _Writer) -> None:
+             label: np.ndarray | None, writer: ChipWriter) -> None:
     """The samples of one chip: one composite, one per chosen date, or the forecasting windows."""
     if request.mode == COMPOSITE:
         masked = payload["masked"]
@@ -494,123 +363,6 @@ def _samples(request: ChipRequest, chip: Chip, payload: dict[str, Any], days: li
                  "target_mask": (("target_time", "y", "x"), masked[request.context:].astype(np.uint8))},
                 label, float(masked.mean()), f"{days[start]}/{days[start + length - 1]}",
                 context_dates=" ".join(days[c]), target_dates=" ".join(days[t]))
-
-
-MANIFEST_FIELDS = ("id", "chip", "status", "reason", "split", "centre_x", "centre_y", "crs", "xmin", "ymin", "xmax",
-                   "ymax", "dates", "context_dates", "target_dates", "masked_fraction", "index", "file")
-
-
-def _partial(path: Path) -> Path:
-    """Where ``path`` is written until it is complete: beside it, so that moving it into place is a rename."""
-    return path.with_name(path.name + ".partial")
-
-
-class _Writer:
-    """Samples to Zarr or .npz, and every chip or sample (kept or skipped) to the manifest; all of it
-    under temporary names until :meth:`finish` moves it into place (:meth:`discard` removes it)."""
-
-    def __init__(self, request: ChipRequest, grid: OutputGrid) -> None:
-        self.request, self.grid = request, grid
-        self.path = Path(request.output)
-        self.manifest = self.path.with_name(self.path.name + ".csv")
-        self.summary = self.manifest.with_suffix(".json")
-        self.staging = _partial(self.path)
-        self.rows: list[dict] = []
-        self.skipped: Counter = Counter()
-        self.kept = 0
-        attrs = {"crs": grid.crs, "resolution": grid.resolution, "chip_size": request.chip_size,
-                 "bands": list(request.bands), "mode": request.mode, "source": request.source,
-                 "collection": request.collection, "block_size": request.block_size, "seed": request.seed,
-                 "split_fractions": list(request.fractions), "max_masked": request.max_masked,
-                 "context": request.context, "target": request.target, "shift": request.shift}
-        self.attrs = attrs
-        if request.format == NPZ and self.path.exists() and not self.path.is_dir():
-            raise ChipError(f"{self.path} is a file; .npz samples go into a folder")
-        self.discard()  # what an interrupted process may have left
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if request.format == ZARR:
-            self.sink: _ZarrSink | None = _ZarrSink(self.staging, attrs)
-        else:
-            self.staging.mkdir()
-            self.sink = None
-
-    def _row(self, chip: Chip, sample_id: str, status: str, reason: str, dates: str = "", **extra: Any) -> dict:
-        b = chip.bounds
-        row = {"id": sample_id, "chip": chip.id, "status": status, "reason": reason, "split": chip.split or "",
-               "centre_x": (b[0] + b[2]) / 2, "centre_y": (b[1] + b[3]) / 2, "crs": self.grid.crs,
-               "xmin": b[0], "ymin": b[1], "xmax": b[2], "ymax": b[3], "dates": dates, **extra}
-        self.rows.append(row)
-        return row
-
-    def skip(self, chip: Chip, reason: str, sample_id: str = "", dates: str = "") -> None:
-        self.skipped[reason] += 1
-        self._row(chip, sample_id or chip.id, "skipped", reason, dates)
-
-    def sample(self, chip: Chip, sample_id: str, arrays: dict, label: np.ndarray | None, masked: float,
-               dates: str, **extra: Any) -> None:
-        if masked > self.request.max_masked:
-            self.skipped[MASKED] += 1
-            self._row(chip, sample_id, "skipped", MASKED, dates, masked_fraction=round(masked, 6), **extra)
-            return
-        if label is not None:
-            arrays = {**arrays, "label": (("y", "x"), label.astype(np.float32))}
-        row = self._row(chip, sample_id, "kept", "", dates, masked_fraction=round(masked, 6), index=self.kept, **extra)
-        if self.sink is not None:
-            self.sink.add(arrays)
-        else:
-            target = self.staging / f"{sample_id}.npz"
-            np.savez_compressed(target, **{k: v for k, (_, v) in arrays.items()},
-                                bands=np.asarray(self.request.bands), bounds=np.asarray(chip.bounds))
-            row["file"] = target.name
-        self.kept += 1
-
-    def finish(self) -> ChipResult:
-        kept = [r for r in self.rows if r["status"] == "kept"]
-        if self.sink is not None:
-            if not kept:
-                raise ChipError(f"Every chip was skipped ({_describe(self.skipped)}); nothing was written")
-            self.sink.close({"sample": ("sample", [r["id"] for r in kept]),
-                             "band": ("band", list(self.request.bands)),
-                             "split": ("sample", [r["split"] for r in kept]),
-                             "centre_x": ("sample", [r["centre_x"] for r in kept]),
-                             "centre_y": ("sample", [r["centre_y"] for r in kept])})
-        with _partial(self.manifest).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: row.get(k, "") for k in MANIFEST_FIELDS})
-        summary = {"samples": len(kept), "skipped": dict(self.skipped),
-                   "splits": dict(Counter(r["split"] for r in kept)), **self.attrs}
-        _partial(self.summary).write_text(json.dumps(summary, indent=1), encoding="utf-8")
-        self._move_into_place()
-        return ChipResult(self.path, self.manifest, len(kept), dict(self.skipped))
-
-    def _move_into_place(self) -> None:
-        """The complete output replaces the older one: a Zarr store whole; .npz files one by one into an
-        existing folder (which may hold other files), or the whole folder when there is none."""
-        if self.sink is not None or not self.path.is_dir():
-            remove(self.path)
-            os.replace(self.staging, self.path)
-        else:
-            for sample in self.staging.iterdir():
-                os.replace(sample, self.path / sample.name)
-            self.staging.rmdir()
-        os.replace(_partial(self.manifest), self.manifest)
-        os.replace(_partial(self.summary), self.summary)
-
-    def discard(self) -> None:
-        """Remove what an unfinished job wrote; an older output and its manifest stay as they were."""
-        for path in (self.staging, _partial(self.manifest), _partial(self.summary)):
-            remove(path)
-
-
-def _describe(skipped: Counter) -> str:
-    return ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "none"
-
-
-def read_manifest(path: str | Path) -> list[dict]:
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def footprint_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
