@@ -6,7 +6,9 @@ cube chunked along time (a pixel's dates in one chunk, as cubes made for time se
 each chunk fetched and decompressed once per date it holds: 37 times for the demo cube. Read here
 through GDAL's multidimensional API, the slices of a block that lie on its grid come in one call per
 run of time chunks, and each chunk is decoded once. Over the network the block's chunks are fetched
-at once, one time chunk x one spatial chunk per read.
+at once, one time chunk x one spatial chunk per read. A block in another CRS or pixel size reads the
+array's window under it the same way, then warps each date from memory with GDAL's warper, as the
+slice reader would; with nearest neighbour the warper's pixel mapping is computed once for all dates.
 """
 
 from __future__ import annotations
@@ -276,6 +278,7 @@ def _read_warped(first: ZarrSlice, parts: Sequence[tuple[int, ZarrSlice]], grid:
     by :func:`.reader.warp`, as the slice reader warps a slice (the same pixels come out). False when
     the array does not reach the block, or when its window there would take more memory than the
     block itself plus :data:`WARP_WINDOW_BYTES`."""
+    from affine import Affine
     from osgeo import gdal_array
 
     window = source_window(grid, crs, gbox, cfg.resampling)
@@ -295,8 +298,7 @@ def _read_warped(first: ZarrSlice, parts: Sequence[tuple[int, ZarrSlice]], grid:
             nodata = array.nodata
         finally:
             array.close()
-    a = grid.affine
-    transform = (a.c + window[0] * a.a, a.a, a.b, a.f + window[1] * a.e, a.d, a.e)
+    transform = (grid.affine * Affine.translation(window[0], window[1])).to_gdal()  # the window's own grid
     src_nodata, dst_nodata = nodata_pair(nodata, cfg, chunk.dtype)
     with _config(options):
         if _one_mapping(cfg, stack.dtype, chunk.dtype, src_nodata, dst_nodata):
@@ -323,7 +325,7 @@ def _one_mapping(cfg: Any, src_dtype: np.dtype, dst_dtype: np.dtype, src_nodata:
 
 
 def take_mapped(index: np.ndarray, stack: np.ndarray, slots: Sequence[int], chunk: np.ndarray, src_nodata: Any,
-          fill: Any) -> None:
+                fill: Any) -> None:
     """Each (y, x) raster of ``stack`` through the pixel mapping ``index`` into its slot of ``chunk``:
     ``fill`` where no source pixel maps or where it is no-data, as the warper leaves them."""
     from odc.loader._reader import nodata_mask
