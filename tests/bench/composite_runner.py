@@ -103,6 +103,11 @@ def cloudy(scale: int, out: Path, skip: bool = True, remote: bool = False, reade
     return {"seconds": time.perf_counter() - started, "chunk": job.chunk}
 
 
+def zarr_name(remote: bool, crs: str, hyperslabs: bool) -> str:
+    """The variant's name, also its output file's: ``zarr[-http][-<EPSG code>][-slices]``."""
+    return f"zarr{'-http' if remote else ''}{'-' + crs.split(':')[-1] if crs else ''}{'' if hyperslabs else '-slices'}"
+
+
 def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False, crs: str = "") -> dict:
     """A median composite of the benchmark's Zarr cube, all its dates; ``remote`` reads it over HTTP,
     ``crs`` is the output's (empty: the cube's own grid)."""
@@ -114,7 +119,7 @@ def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False, c
     chunk_loader.ZARR_HYPERSLABS = hyperslabs
     cube = bench_data.ensure_bench_data().zarr
     source = f"{os.environ['CUBESCOPE_BENCH_URL']}/{cube.name}" if remote else str(cube)
-    name = f"zarr{'-http' if remote else ''}{'-' + crs.split(':')[-1] if crs else ''}{'' if hyperslabs else '-slices'}"
+    name = zarr_name(remote, crs, hyperslabs)
     started = time.perf_counter()
     run(AnalysisRequest(source=source, collection="", operation="composite", method="median",
                         bands=bench_data.BANDS, periods=(Period(datetime(2021, 1, 1), datetime(2022, 12, 31)),),
@@ -186,8 +191,7 @@ VARIANTS = {"anchor": anchor, "floor": floor, "floor-odc": floor_odc, "cubescope
             "http": lambda scale, out: cloudy(scale, out, remote=True),
             "http-every": lambda scale, out: cloudy(scale, out, skip=False, remote=True),
             "http-sequential": lambda scale, out: cloudy(scale, out, skip=False, remote=True, readers=1),
-            **{f"zarr{'-http' if remote else ''}{'-3857' if crs else ''}{'' if hyperslabs else '-slices'}":
-               partial(zarr, hyperslabs=hyperslabs, remote=remote, crs=crs)
+            **{zarr_name(remote, crs, hyperslabs): partial(zarr, hyperslabs=hyperslabs, remote=remote, crs=crs)
                for remote in (False, True) for crs in ("", "EPSG:3857") for hyperslabs in (True, False)}}
 
 if __name__ == "__main__":

@@ -150,5 +150,8 @@ def test_zarr_cube_composite_locally_and_over_a_slow_link(bench_nginx, slow_link
     print(f"  before / now: disk {rows[0][1]['seconds'] / rows[1][1]['seconds']:5.2f}x, "
           f"HTTP {rows[2][1]['seconds'] / rows[3][1]['seconds']:5.2f}x (for information)")
     results = [gdal.Open(str(OUT / f"{name}.tif")).ReadAsArray() for name in names]
-    assert results[0].shape[0] == 3 and np.isfinite(results[0]).mean() > (0.99 if crs else 1.0) - 1e-9
+    if crs:  # reprojected: the cube's footprint leaves no-data in the output's corners
+        assert results[0].shape[0] == 3 and np.isfinite(results[0]).mean() > 0.99
+    else:
+        assert results[0].shape == (3, 512, 512) and np.isfinite(results[0]).all()
     assert all(r.tobytes() == results[0].tobytes() for r in results[1:])
