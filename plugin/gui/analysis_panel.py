@@ -180,7 +180,7 @@ class AnalysisPanel(QObject):
             str(Path(tempfile.gettempdir()) / f"cubescope-{operation}-{name}-{stamp}.tif"))
         method = self.form.methodCombo.currentData()
         extent = self.form.analysisExtentBox.outputExtent()
-        access = self.browse._access()
+        access = self.browse.access.of(self.browse.source)
         cloud = self.form.analysisCloudSpin.value()
         return engine.AnalysisRequest(
             source=source, collection=collection.id, operation=operation, bands=bands, periods=tuple(periods),

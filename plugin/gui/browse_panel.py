@@ -11,21 +11,15 @@ from pathlib import Path
 from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsInterval,
     QgsProject,
     QgsRectangle,
-    QgsTemporalNavigationObject,
-    QgsUnitTypes,
 )
-from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, QTimer, pyqtSignal
+from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 
-from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR, plan_layers, plan_zarr_layers
+from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
-from ..network import AssetAccess, asset_access, refresh_header_files
 from ..qt_dates import utc_day
 from ..stac.bands import list_bands
 from ..stac.catalog_client import SearchQuery
@@ -37,17 +31,22 @@ from ..tasks.demo_cube_task import DemoCubeTask
 from ..tasks.source_tasks import SearchOutcome, fetch_thumbnails, list_collections, run_search
 from . import footprints
 from .collection_details import collection_html
-from .layer_loader import add_layers, check_plan, open_layer, temporal_extent
+from .layer_loader import (
+    add_layers,
+    check_item_layers,
+    check_zarr_layers,
+    make_layers_in_turns,
+    play_on_controller,
+    zoom_if_outside,
+)
 from .results_model import ITEM_ROLE, TILE_ROLE, ResultsModel
+from .source_access import SourceAccess
 
 DEMO_NAME = "Demo cube (offline)"
 COLLECTION_ROLE = Qt.UserRole + 1
 SOURCE_ROLE = Qt.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
-LAYERS_PER_TURN = 8
-CREDENTIALS_REFRESH_MS = 5 * 60 * 1000
-"""How often header files are rewritten from the auth manager (OAuth2 tokens live about an hour)."""
 
 
 
@@ -69,12 +68,7 @@ class BrowsePanel(QObject):
         self.footprints_layer = None
         self._tasks: dict[str, object] = {}
         self._syncing = False
-        self._asset_access: tuple[Source, AssetAccess] | None = None
-        # Header files of open layers get refreshed credentials (an OAuth2 token QGIS renewed).
-        self.credentials_timer = QTimer(self)
-        self.credentials_timer.setInterval(CREDENTIALS_REFRESH_MS)
-        self.credentials_timer.timeout.connect(self.refresh_credentials)
-        self.credentials_timer.start()
+        self.access = SourceAccess(self)
 
         self.collections = QStandardItemModel(self)
         self.filtered = QSortFilterProxyModel(self)
@@ -171,10 +165,9 @@ class BrowsePanel(QObject):
         self.source = source
         self.zarr_description = None
         if source.authcfg:
-            # Keys are read now, before any task of this source runs: QGIS 3.22's auth manager can
-            # deadlock when the GUI thread loads a config while a worker thread uses it.
+            # Keys are read now, before any task of this source runs (see source_access).
             try:
-                self._access()
+                self.access.of(source)
             except (ValueError, PermissionError) as error:
                 log(str(error), "critical", bar=self.bar)
         self.collections.clear()
@@ -184,7 +177,7 @@ class BrowsePanel(QObject):
         self.form.sourceProgress.setRange(0, 0)
         self.form.sourceProgress.show()
         task = CallTask(self.tr("Cubescope: listing collections of {name}").format(name=source.name),
-                        list_collections, source, self._read_keys(), self._read_headers())
+                        list_collections, source, self.access.keys(source), self.access.headers(source))
         self._start("source", task, self._collections_listed, on_partial=self._collections_page)
 
     def _collections_page(self, value) -> None:
@@ -285,7 +278,7 @@ class BrowsePanel(QObject):
         self.form.searchProgress.show()
         self.form.searchCount.setText(self.tr("searching…"))
         task = CallTask(self.tr("Cubescope: searching {name}").format(name=self.source.name),
-                        run_search, self.source, query, self._read_keys())
+                        run_search, self.source, query, self.access.keys(self.source))
         task.progressChanged.connect(lambda value: self.form.searchProgress.setRange(0, 100) or
                                      self.form.searchProgress.setValue(int(value)))
         self._start("search", task, self._search_done, self._search_failed, self._search_progress)
@@ -341,7 +334,7 @@ class BrowsePanel(QObject):
                 self.form.assetCombo.addItem(band.asset_key, band.asset_key)
         if items and self.source is not None:
             task = CallTask(self.tr("Cubescope: thumbnails"), fetch_thumbnails, self.source, items[:MAX_THUMBNAILS],
-                            self._read_keys())
+                            self.access.keys(self.source))
             self._start("thumbnails", task, lambda _n: None, lambda _message: None, self._show_thumbnail)
 
     def _show_thumbnail(self, value) -> None:
@@ -407,130 +400,38 @@ class BrowsePanel(QObject):
             log(self.tr("Choose an asset to load."), "warning", bar=self.bar)
             return
         try:
-            access = self._access()
+            access = self.access.of(self.source)
         except (ValueError, PermissionError) as error:
             log(str(error), "critical", bar=self.bar)
             return
         task = CallTask(self.tr("Cubescope: opening {n} layers").format(n=len(items)),
-                        _open_layers, items, bands, self.source, self.workdir, stack, access)
+                        check_item_layers, items, bands, self.source, self.workdir, stack, access)
         self._start("load", task, lambda result: self._layers_ready(result, stack))
 
     def load_stack(self) -> None:
         """A tile's (or a Zarr variable's) whole time stack, playable on the temporal controller."""
         if self.source is not None and self.source.kind == SourceKind.ZARR and self.zarr_description is not None:
             variable = self.form.assetCombo.currentData() or self.zarr_description.variables[0].name
-            task = CallTask(self.tr("Cubescope: opening {v}").format(v=variable), _open_zarr_layers,
-                            self.source, variable, list(self.zarr_description.times), self._access())
+            task = CallTask(self.tr("Cubescope: opening {v}").format(v=variable), check_zarr_layers,
+                            self.source, variable, list(self.zarr_description.times), self.access.of(self.source))
             self._start("load", task, lambda result: self._layers_ready(result, True))
             return
         bands = [self.form.assetCombo.currentData()] if self.form.assetCombo.currentData() else list(TRUE_COLOUR)
         self.load_selected(bands, stack=True)
 
-    def _read_access(self) -> AssetAccess | None:
-        """What was already read for the current source (see open_source); None if nothing was."""
-        if self._asset_access is None or self._asset_access[0] is not self.source:
-            return None
-        return self._asset_access[1]
-
-    def _read_keys(self) -> dict[str, str] | None:
-        """The S3 keys already read for the current source, for its background tasks: None lets a
-        Zarr task read them itself, as before; a static catalog goes unsigned."""
-        access = self._read_access()
-        return access.credentials if access is not None else None
-
-    def refresh_credentials(self) -> list[str]:
-        """Apply the auth configurations again (main thread); rewrite changed header files, and
-        forget this source's cached headers so its next task reads the new ones."""
-        changed = refresh_header_files()
-        if self._asset_access is not None and self._asset_access[0].authcfg in changed:
-            self._asset_access = None
-        return changed
-
-    def _read_headers(self) -> dict[str, str] | None:
-        """The auth headers already read for the current source (a protected Zarr store on http)."""
-        access = self._read_access()
-        return (access.headers or None) if access is not None else None
-
-    def _access(self) -> AssetAccess:
-        """Signer and keys of the current source, kept while it stays selected (tokens are cached)."""
-        access = self._read_access()
-        if access is None:
-            access = asset_access(self.source)
-            self._asset_access = (self.source, access)
-        return access
-
     def _layers_ready(self, result, stack: bool) -> None:
+        """Layers are made on this (GUI) thread, a few per event-loop turn (see layer_loader)."""
         plans, problems = result
-        self._make_layers(list(plans), [], list(problems), stack)
+        make_layers_in_turns(self, list(plans), list(problems),
+                             lambda layers, problems: self._layers_made(layers, problems, stack))
 
-    def _make_layers(self, plans: list, layers: list, problems: list[str], stack: bool) -> None:
-        """Layers are made on this (GUI) thread (see layer_loader), a few per event-loop turn: about
-        5 ms each, from GDAL's cache, so a stack of hundreds of dates never freezes the map."""
-        if sip.isdeleted(self):
-            return
-        for plan in plans[:LAYERS_PER_TURN]:
-            try:
-                layers.append(open_layer(plan))
-            except OSError as error:
-                problems.append(str(error))
-        if len(plans) > LAYERS_PER_TURN:
-            rest = plans[LAYERS_PER_TURN:]
-            QTimer.singleShot(0, lambda: self._make_layers(rest, layers, problems, stack))
-            return
+    def _layers_made(self, layers: list, problems: list[str], stack: bool) -> None:
         added = add_layers(layers, self.tr("time stack") if stack else None)
         if problems:
             message = self.tr("{n} layers not loaded:\n{problems}")
             log(message.format(n=len(problems), problems="\n".join(problems[:20])), "warning", bar=self.bar)
         if stack and added:
-            self._set_temporal_controller(added)
+            play_on_controller(self.canvas, added)
         if added:
-            self._zoom_to(added)
+            zoom_if_outside(self.canvas, added)
         self.layers_loaded.emit(added)
-
-    def _zoom_to(self, layers) -> None:
-        if self.canvas is None:
-            return
-        extent = QgsRectangle()
-        for layer in layers:
-            transform = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(),
-                                               QgsProject.instance())
-            extent.combineExtentWith(transform.transformBoundingBox(layer.extent()))
-        if not extent.isEmpty() and not self.canvas.extent().intersects(extent):
-            self.canvas.setExtent(extent)
-            self.canvas.refresh()
-
-    def _set_temporal_controller(self, layers) -> None:
-        controller = self.canvas.temporalController() if self.canvas is not None else None
-        extent = temporal_extent(layers)
-        if isinstance(controller, QgsTemporalNavigationObject) and extent is not None:
-            controller.setTemporalExtents(extent)
-            controller.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
-            controller.setNavigationMode(QgsTemporalNavigationObject.Animated)
-            controller.setCurrentFrameNumber(0)
-
-
-def _open_layers(task, items, bands, source, workdir, stack, access: AssetAccess):
-    plans, problems = plan_layers(items, bands, source, workdir, stack=stack, signer=access.signer,
-                                  credentials=access.credentials, header_file=access.header_file,
-                                  is_canceled=task.isCanceled)
-    return _open_plans(task, plans, problems)
-
-
-def _open_zarr_layers(task, source, variable, times, access: AssetAccess):
-    plans = plan_zarr_layers(source.url, variable, times, source, access.credentials, access.header_file)
-    return _open_plans(task, plans, [])
-
-
-def _open_plans(task, plans, problems):
-    """Worker thread: the plans GDAL can open (the GUI thread makes their layers: see layer_loader)."""
-    readable = []
-    for number, plan in enumerate(plans, start=1):
-        if task.isCanceled():
-            break
-        try:
-            check_plan(plan)
-            readable.append(plan)
-        except OSError as error:
-            problems.append(str(error))
-        task.setProgress(100.0 * number / max(1, len(plans)))
-    return readable, problems

@@ -11,28 +11,39 @@ GDAL's caches (a remote file's header is then read from memory); the GUI thread 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from qgis.core import (
     QgsContrastEnhancement,
+    QgsCoordinateTransform,
     QgsDateTimeRange,
+    QgsInterval,
     QgsLayerTreeGroup,
     QgsMultiBandColorRenderer,
     QgsProject,
     QgsRasterLayer,
     QgsRasterLayerTemporalProperties,
+    QgsRectangle,
     QgsSingleBandGrayRenderer,
+    QgsTask,
+    QgsTemporalNavigationObject,
+    QgsUnitTypes,
 )
-from qgis.PyQt.QtCore import QDateTime, Qt
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QDateTime, QObject, Qt, QTimer
 
 from ..cube.gdal_env import GdalOpenError, opened
-from ..cube.layer_plan import LayerPlan
-from ..network import scope_gdal_options
+from ..cube.layer_plan import LayerPlan, plan_layers, plan_zarr_layers
+from ..network import AssetAccess, scope_gdal_options
 from ..stac.hrefs import VSICURL_OPTIONS, GdalSource, redact, redact_text
+from ..stac.sources import Source
 
 PROVENANCE_KEYS = ("source", "collection", "item", "assets", "hrefs", "tile")
+LAYERS_PER_TURN = 8
+"""Layers made per event-loop turn on the GUI thread (about 5 ms each, from GDAL's cache)."""
 
 
 def qdatetime(when: datetime) -> QDateTime:
@@ -153,3 +164,81 @@ def temporal_extent(layers: Sequence[QgsRasterLayer]) -> QgsDateTimeRange | None
     if not ranges:
         return None
     return QgsDateTimeRange(min(r.begin() for r in ranges), max(r.end() for r in ranges))
+
+
+# -- the two steps, for a whole request --------------------------------------------------------------
+def check_item_layers(task: QgsTask, items: list[dict], bands: list[str], source: Source | None, workdir: Path,
+                      stack: bool, access: AssetAccess) -> tuple[list[LayerPlan], list[str]]:
+    """Worker thread: the plans of the items' bands that GDAL can open, and what could not be."""
+    plans, problems = plan_layers(items, bands, source, workdir, stack=stack, signer=access.signer,
+                                  credentials=access.credentials, header_file=access.header_file,
+                                  is_canceled=task.isCanceled)
+    return check_plans(task, plans, problems)
+
+
+def check_zarr_layers(task: QgsTask, source: Source, variable: str, times: list, access: AssetAccess
+                      ) -> tuple[list[LayerPlan], list[str]]:
+    """Worker thread: the time steps of a Zarr variable that GDAL can open, and what could not be."""
+    plans = plan_zarr_layers(source.url, variable, times, source, access.credentials, access.header_file)
+    return check_plans(task, plans, [])
+
+
+def check_plans(task: QgsTask, plans: Sequence[LayerPlan], problems: list[str]
+                ) -> tuple[list[LayerPlan], list[str]]:
+    """Worker thread: the plans GDAL can open (see :func:`check_plan`), with progress and cancel."""
+    readable = []
+    for number, plan in enumerate(plans, start=1):
+        if task.isCanceled():
+            break
+        try:
+            check_plan(plan)
+            readable.append(plan)
+        except OSError as error:
+            problems.append(str(error))
+        task.setProgress(100.0 * number / max(1, len(plans)))
+    return readable, problems
+
+
+def make_layers_in_turns(owner: QObject, plans: Sequence[LayerPlan], problems: list[str],
+                         finish: Callable[[list[QgsRasterLayer], list[str]], None],
+                         layers: list[QgsRasterLayer] | None = None) -> None:
+    """GUI thread: the plans' layers, :data:`LAYERS_PER_TURN` per event-loop turn so that a stack of
+    hundreds of dates never freezes the map; then ``finish(layers, problems)``. Stops quietly if
+    ``owner`` (the panel that asked) was deleted meanwhile."""
+    if sip.isdeleted(owner):
+        return
+    layers = [] if layers is None else layers
+    for plan in plans[:LAYERS_PER_TURN]:
+        try:
+            layers.append(open_layer(plan))
+        except OSError as error:
+            problems.append(str(error))
+    if len(plans) > LAYERS_PER_TURN:
+        rest = plans[LAYERS_PER_TURN:]
+        QTimer.singleShot(0, lambda: make_layers_in_turns(owner, rest, problems, finish, layers))
+        return
+    finish(layers, problems)
+
+
+def zoom_if_outside(canvas, layers: Sequence[QgsRasterLayer]) -> None:
+    """Show the layers when none of them is in view (a view already on them is left as it is)."""
+    if canvas is None:
+        return
+    extent = QgsRectangle()
+    for layer in layers:
+        transform = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+        extent.combineExtentWith(transform.transformBoundingBox(layer.extent()))
+    if not extent.isEmpty() and not canvas.extent().intersects(extent):
+        canvas.setExtent(extent)
+        canvas.refresh()
+
+
+def play_on_controller(canvas, layers: Sequence[QgsRasterLayer]) -> None:
+    """Set the canvas's temporal controller to animate the layers' dates, a day per frame."""
+    controller = canvas.temporalController() if canvas is not None else None
+    extent = temporal_extent(layers)
+    if isinstance(controller, QgsTemporalNavigationObject) and extent is not None:
+        controller.setTemporalExtents(extent)
+        controller.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
+        controller.setNavigationMode(QgsTemporalNavigationObject.Animated)
+        controller.setCurrentFrameNumber(0)

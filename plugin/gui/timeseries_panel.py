@@ -102,7 +102,7 @@ class TimeSeriesPanel(QObject):
         source = self.browse.source
         if source is not None and source.kind == SourceKind.ZARR:
             key = ("zarr", source.url)
-            access = self.browse._access()
+            access = self.browse.access.of(self.browse.source)
 
             def make():
                 return ZarrReader(source.url, s3=source.s3, credentials=access.credentials or None,
@@ -113,7 +113,7 @@ class TimeSeriesPanel(QObject):
                 raise ValueError(self.tr("Search a collection first: the plot reads the search result "
                                          "(or the selected tile's dates)."))
             key = ("cog", tuple(sorted(item["id"] for item in items)))
-            access = self.browse._access()
+            access = self.browse.access.of(self.browse.source)
 
             def make():
                 return CogStackReader(items, s3=source.s3 if source else None, signer=access.signer,
