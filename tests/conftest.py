@@ -8,8 +8,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from demo_series import search_demo
 
+from cubescope.plugin.cube.cog_reader import CogStackReader
 from cubescope.plugin.demo import DemoCube, ensure_demo_cube
+from cubescope.plugin.demo.truth import load_truth
+from cubescope.plugin.stac.http import local_fetcher
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -30,6 +35,27 @@ def pytest_unconfigure(config) -> None:
 def demo_cube() -> DemoCube:
     """The demo cube with its ground truth; generation is deterministic, so a cached copy is reused."""
     return ensure_demo_cube(REPO / "build" / "cache" / "demo-cube")
+
+
+@pytest.fixture(scope="session")
+def truth(demo_cube) -> dict:
+    """The demo cube's ground truth (``truth/truth.json``): shared by every test, so only read it."""
+    return load_truth(demo_cube.root)
+
+
+@pytest.fixture(scope="session")
+def catalog_items(demo_cube) -> list[dict]:
+    """The demo cube's Sentinel-2 items from its static catalog, as the dock gets them (local hrefs)."""
+    found = search_demo(Source("demo", SourceKind.STATIC, str(demo_cube.catalog)), local_fetcher())
+    assert len(found) == 74
+    return found
+
+
+@pytest.fixture(scope="module")
+def cog_reader(catalog_items):
+    """A pixel reader over :func:`catalog_items`, kept open for a module's tests."""
+    with CogStackReader(catalog_items) as reader:
+        yield reader
 
 
 @pytest.fixture(scope="session")

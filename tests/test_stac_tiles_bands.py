@@ -27,11 +27,6 @@ TILE_KEYS = ("grid:code", "s2:mgrs_tile", "mgrs:utm_zone", "mgrs:latitude_band",
 
 
 @pytest.fixture(scope="module")
-def truth(demo_cube) -> dict:
-    return json.loads((demo_cube.truth / "truth.json").read_text())
-
-
-@pytest.fixture(scope="module")
 def s2_items(demo_cube) -> list[dict]:
     return disk_items(demo_cube.collections[S2])
 

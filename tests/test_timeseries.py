@@ -8,135 +8,54 @@ when its clear dates carry exactly those values and its masked dates are exactly
 from __future__ import annotations
 
 import math
-import socket
-import threading
 from datetime import datetime, timezone
-from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from demo_series import (
+    ALL_BANDS,
+    CLEAR,
+    NODATA,
+    TILES,
+    ZARR_NAME,
+    check_against_truth,
+    raster,
+    reflectance,
+    scl_of,
+    search_demo,
+    sky,
+    tile_of,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import osr
 
-from cubescope.plugin.analysis.indices import MissingBand
 from cubescope.plugin.analysis.quality import SENTINEL2_SCL, rule_for, rule_for_bands
 from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.reader import PixelReader, PointOutsideCoverage
+from cubescope.plugin.cube.reader import PixelReader
 from cubescope.plugin.cube.timeseries import (
     Observation,
     choose,
     dedupe,
-    plan_read,
     read_series,
     series_to_rows,
     write_csv,
 )
-from cubescope.plugin.cube.zarr_cube import ZarrError
 from cubescope.plugin.cube.zarr_reader import ZarrReader
-from cubescope.plugin.demo.truth import class_on, date_index, expected_dn, load_truth
-from cubescope.plugin.stac.bands import BandNotFound
-from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
-from cubescope.plugin.stac.http import local_fetcher, requests_fetcher
+from cubescope.plugin.demo.truth import class_on, date_index, expected_dn
 from cubescope.plugin.stac.sources import Source, SourceKind
-
-COLLECTION = "demo-s2-l2a"
-TILES = ("34TGR", "35TKL")
-BANDS_10M = ("blue", "green", "red", "nir")
-CLEAR, CLOUD, SHADOW, CIRRUS, NODATA = 0, 1, 2, 3, 255
-ZARR_NAME = "zarr/demo-s2-l2a-34TGR.zarr"
-
-
-# ---- the demo cube and its truth ------------------------------------------------------------------
-
-def _search(source: Source, fetch=None, bbox=None) -> list[dict]:
-    """The items of the demo collection (around `bbox`), over HTTP with requests unless `fetch` is given."""
-    query = SearchQuery(collections=(COLLECTION,), bbox=bbox, start=None, end=None, max_cloud=None)
-    if fetch is not None:
-        return [item for page in CatalogClient(source, fetch).search(query) for item in page.items]
-    with requests_fetcher() as http:
-        return [item for page in CatalogClient(source, http).search(query) for item in page.items]
-
-
-@pytest.fixture(scope="module")
-def truth(demo_cube) -> dict:
-    return load_truth(demo_cube.root)
-
-
-@pytest.fixture(scope="module")
-def items(demo_cube) -> list[dict]:
-    """The Sentinel-2 items of the static catalog, as the dock gets them (absolute local hrefs)."""
-    found = _search(Source("demo", SourceKind.STATIC, str(demo_cube.catalog)), local_fetcher())
-    assert len(found) == 74
-    return found
-
-
-@pytest.fixture(scope="module")
-def reader(items):
-    with CogStackReader(items) as r:
-        yield r
-
-
-@cache
-def _raster(path: str) -> np.ndarray:
-    with rasterio.open(path) as dataset:
-        return dataset.read()
-
-
-def sky(root: Path, tile: str, index: int, row_20m: int, col_20m: int) -> int:
-    return int(_raster(str(root / "truth" / f"{tile}_sky.tif"))[index, row_20m, col_20m])
-
-
-def reflectance(dn: int) -> float:
-    """What the reader must give for a DN: the raster:bands scale and offset, in this order."""
-    return dn * 0.0001 + -0.1
-
-
-def scl_of(truth: dict, class_code: int) -> int:
-    return next(c["scl"] for c in truth["classes"] if c["code"] == class_code)
-
-
-def tile_of(item_id: str) -> str:
-    return item_id.rsplit("_T", 1)[1]
-
-
-def check_against_truth(observation: Observation, truth: dict, root: Path, point: str, tile: str) -> None:
-    """Values and the mask of one observation equal the truth of `tile` at the named point."""
-    when = observation.datetime.isoformat()[:10]
-    index = date_index(truth, when)
-    pixel = truth["points"][point]["pixels"][tile]
-    state = sky(root, tile, index, pixel["row_20m"], pixel["col_20m"])
-    code = class_on(truth, point, when)
-    assert observation.valid == (state == CLEAR), (when, state)
-    assert observation.clear == (state == CLEAR), (when, state)
-    if state in (CLEAR, SHADOW):
-        for band in (*BANDS_10M, "swir16"):
-            dn = expected_dn(truth, code, band, when, shadow=state == SHADOW)
-            assert observation.values[band] == reflectance(dn), (when, band, state)
-    if state == CLEAR:
-        assert observation.quality == observation.values["scl"] == scl_of(truth, code)
-    if state == SHADOW:
-        assert observation.quality == 3
-    if state == NODATA:
-        assert all(math.isnan(v) for v in observation.values.values())
-        assert observation.quality is None
-
-
-ALL_BANDS = [*BANDS_10M, "swir16", "scl"]
-
 
 # ---- values and masks -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("point", "tile"), [("forest_a", "34TGR"), ("water_a", "34TGR"),
                                              ("grassland_b", "35TKL"), ("built_up_b", "35TKL")])
-def test_single_tile_points_equal_the_truth_on_every_date(reader, truth, demo_cube, point, tile):
+def test_single_tile_points_equal_the_truth_on_every_date(cog_reader, truth, demo_cube, point, tile):
     p = truth["points"][point]
-    rule = rule_for(reader.items()[0])
+    rule = rule_for(cog_reader.items()[0])
     assert rule is not None and rule.clear_values == SENTINEL2_SCL.clear_values
-    series = read_series(reader, p["lon"], p["lat"], ALL_BANDS, rule)
+    series = read_series(cog_reader, p["lon"], p["lat"], ALL_BANDS, rule)
     assert series.warnings == []
     assert len(series.observations) == len(truth["s2"]["datetimes"]) == series.dates == 37
     assert [o.datetime.isoformat().replace("+00:00", "Z") for o in series.observations] == truth["s2"]["datetimes"]
@@ -151,10 +70,10 @@ def test_single_tile_points_equal_the_truth_on_every_date(reader, truth, demo_cu
 
 
 @pytest.mark.parametrize("point", ["forest_overlap", "water_overlap", "grassland_overlap", "winter_crop_overlap"])
-def test_overlap_point_gives_one_observation_per_date_the_clear_tile_first(reader, truth, demo_cube, point):
+def test_overlap_point_gives_one_observation_per_date_the_clear_tile_first(cog_reader, truth, demo_cube, point):
     p = truth["points"][point]
     assert set(p["pixels"]) == set(TILES)
-    series = read_series(reader, p["lon"], p["lat"], ALL_BANDS, rule_for(reader.items()[0]))
+    series = read_series(cog_reader, p["lon"], p["lat"], ALL_BANDS, rule_for(cog_reader.items()[0]))
     assert len(series.observations) == 37, "two tiles on one day must give one observation"
     for observation in series.observations:
         index = date_index(truth, observation.datetime.isoformat())
@@ -167,7 +86,7 @@ def test_overlap_point_gives_one_observation_per_date_the_clear_tile_first(reade
     assert sum(o.valid for o in series.observations) >= 20
 
 
-def test_the_overlap_picks_the_clear_tile_when_only_one_is_clear(reader, truth, demo_cube):
+def test_the_overlap_picks_the_clear_tile_when_only_one_is_clear(cog_reader, truth, demo_cube):
     """Somewhere in the overlap some date is clear in one tile only: that tile's item is the observation."""
     found = []
     for point, p in truth["points"].items():
@@ -181,7 +100,7 @@ def test_the_overlap_picks_the_clear_tile_when_only_one_is_clear(reader, truth, 
     assert found, "the demo cube has a date where only the second tile is clear at an overlap point"
     point, when = found[0]
     p = truth["points"][point]
-    series = read_series(reader, p["lon"], p["lat"], ["red", "scl"], rule_for(reader.items()[0]))
+    series = read_series(cog_reader, p["lon"], p["lat"], ["red", "scl"], rule_for(cog_reader.items()[0]))
     chosen = next(o for o in series.observations if o.datetime.isoformat()[:10] == when[:10])
     assert tile_of(chosen.item_id) == "35TKL" and chosen.valid
 
@@ -189,7 +108,7 @@ def test_the_overlap_picks_the_clear_tile_when_only_one_is_clear(reader, truth, 
 def _boundary_pixels(root: Path, tile: str, res: int, values: np.ndarray, index: int, per_corner: int = 2):
     """Class corners clear on date `index`: pixels whose right and lower neighbours hold another class,
     and pixels whose left and upper ones do, so that a shift by one pixel either way reads another class."""
-    sky_state = _raster(str(root / "truth" / f"{tile}_sky.tif"))[index]
+    sky_state = raster(str(root / "truth" / f"{tile}_sky.tif"))[index]
     step = 2 if res == 10 else 1
     found = []
     for d in (1, -1):
@@ -218,14 +137,14 @@ def _pixel_centre_lonlat(truth: dict, tile: str, res: int, row: int, col: int) -
 
 
 @pytest.mark.parametrize("tile", TILES)
-def test_each_band_is_read_at_its_own_pixel_in_its_own_utm_zone(items, truth, demo_cube, tile):
+def test_each_band_is_read_at_its_own_pixel_in_its_own_utm_zone(catalog_items, truth, demo_cube, tile):
     """Pixels on class boundaries: one pixel off in x or y (or the wrong zone) reads another class."""
     when = "2023-03-05"
     index = date_index(truth, when)
-    classes = _raster(str(demo_cube.root / "truth" / truth["tiles"][tile]["rasters"]["classes"]))[0]
-    classes_20m = _raster(str(demo_cube.root / "truth" / truth["tiles"][tile]["rasters"]["classes_20m"]))[0]
+    classes = raster(str(demo_cube.root / "truth" / truth["tiles"][tile]["rasters"]["classes"]))[0]
+    classes_20m = raster(str(demo_cube.root / "truth" / truth["tiles"][tile]["rasters"]["classes_20m"]))[0]
     scl_codes = np.vectorize(lambda c: scl_of(truth, int(c)))(classes_20m)
-    tile_items = [i for i in items if tile_of(i["id"]) == tile]
+    tile_items = [i for i in catalog_items if tile_of(i["id"]) == tile]
     with CogStackReader(tile_items) as tile_reader:
         pixels = _boundary_pixels(demo_cube.root, tile, 10, classes, index)
         assert len(pixels) == 4
@@ -244,13 +163,13 @@ def test_each_band_is_read_at_its_own_pixel_in_its_own_utm_zone(items, truth, de
             assert observation.values["scl"] == scl_codes[row, col]
 
 
-def test_the_clear_cut_shows_as_an_ndvi_drop_at_its_date_and_not_in_the_forest(reader, truth):
+def test_the_clear_cut_shows_as_an_ndvi_drop_at_its_date_and_not_in_the_forest(cog_reader, truth):
     change = truth["change"]["date"]
     assert change == "2023-10-12"
     drops = {}
     for point in ("clear_cut_a", "forest_a"):
         p = truth["points"][point]
-        series = read_series(reader, p["lon"], p["lat"], ["ndvi"], rule_for(reader.items()[0]))
+        series = read_series(cog_reader, p["lon"], p["lat"], ["ndvi"], rule_for(cog_reader.items()[0]))
         valid = [o for o in series.observations if o.valid]
         for o in valid:
             when = o.datetime.isoformat()[:10]
@@ -267,11 +186,11 @@ def _class_name(truth: dict, code: int) -> str:
     return next(c["name"] for c in truth["classes"] if c["code"] == code)
 
 
-def test_values_stream_as_dates_complete(reader, truth):
+def test_values_stream_as_dates_complete(cog_reader, truth):
     p = truth["points"]["forest_overlap"]
     calls: list[tuple[Observation, int, int]] = []
     progress: list[tuple[int, int]] = []
-    series = read_series(reader, p["lon"], p["lat"], ["red", "ndvi"], rule_for(reader.items()[0]),
+    series = read_series(cog_reader, p["lon"], p["lat"], ["red", "ndvi"], rule_for(cog_reader.items()[0]),
                          on_observation=lambda o, k, n: calls.append((o, k, n)),
                          on_progress=lambda k, n: progress.append((k, n)))
     assert [k for _, k, _ in calls] == list(range(1, 38)) and {n for _, _, n in calls} == {37}
@@ -279,16 +198,16 @@ def test_values_stream_as_dates_complete(reader, truth):
     assert sorted((o for o, _, _ in calls), key=lambda o: o.datetime) == series.observations
 
 
-def test_a_canceled_read_stops_before_reading(items, truth):
+def test_a_canceled_read_stops_before_reading(catalog_items, truth):
     p = truth["points"]["forest_a"]
-    with CogStackReader(items) as fresh:
+    with CogStackReader(catalog_items) as fresh:
         series = read_series(fresh, p["lon"], p["lat"], ["red"], is_canceled=lambda: True)
     assert series.canceled and series.observations == []
 
 
-def test_rows_and_csv(reader, truth, tmp_path):
+def test_rows_and_csv(cog_reader, truth, tmp_path):
     p = truth["points"]["forest_a"]
-    series = read_series(reader, p["lon"], p["lat"], ["red", "ndvi"], rule_for(reader.items()[0]))
+    series = read_series(cog_reader, p["lon"], p["lat"], ["red", "ndvi"], rule_for(cog_reader.items()[0]))
     rows = series_to_rows(series, "f1")
     assert list(rows[0]) == ["point_id", "datetime", "item_id", "red", "ndvi", "valid"]
     assert rows[0]["datetime"] == "2023-03-05T09:20:29Z" and rows[0]["point_id"] == "f1"
@@ -304,15 +223,15 @@ def _rows(series) -> list[dict]:
     return series_to_rows(series, "p")
 
 
-def test_the_series_over_http_and_from_the_stac_api_equals_the_local_one(reader, truth, demo_cube, nginx_server,
+def test_the_series_over_http_and_from_the_stac_api_equals_the_local_one(cog_reader, truth, demo_cube, nginx_server,
                                                                          stac_api_light):
     p = truth["points"]["forest_overlap"]
-    rule = rule_for(reader.items()[0])
-    local = _rows(read_series(reader, p["lon"], p["lat"], [*ALL_BANDS, "ndvi"], rule))
-    static = _search(Source("nginx", SourceKind.STATIC, f"{nginx_server.url}/stac/catalog.json"))
+    rule = rule_for(cog_reader.items()[0])
+    local = _rows(read_series(cog_reader, p["lon"], p["lat"], [*ALL_BANDS, "ndvi"], rule))
+    static = search_demo(Source("nginx", SourceKind.STATIC, f"{nginx_server.url}/stac/catalog.json"))
     assert all(i["assets"]["red"]["href"].startswith(nginx_server.url) for i in static)
     bbox = (p["lon"] - 0.001, p["lat"] - 0.001, p["lon"] + 0.001, p["lat"] + 0.001)
-    api = _search(Source("api", SourceKind.STAC_API, stac_api_light.url), bbox=bbox)
+    api = search_demo(Source("api", SourceKind.STAC_API, stac_api_light.url), bbox=bbox)
     assert len(api) == 74 and all(i["assets"]["red"]["href"].startswith("http://") for i in api)
     for found in (static, api):
         with CogStackReader(found) as remote:
@@ -321,13 +240,13 @@ def test_the_series_over_http_and_from_the_stac_api_equals_the_local_one(reader,
             assert remote.open_handles() > 0, "opened files are kept for the next click"
             q = truth["points"]["grassland_overlap"]
             second = _rows(read_series(remote, q["lon"], q["lat"], [*ALL_BANDS, "ndvi"], rule))
-            assert second == _rows(read_series(reader, q["lon"], q["lat"], [*ALL_BANDS, "ndvi"], rule))
+            assert second == _rows(read_series(cog_reader, q["lon"], q["lat"], [*ALL_BANDS, "ndvi"], rule))
 
 
-def test_the_zarr_series_equals_xarray_and_the_cog_series_of_its_tile(items, truth, demo_cube, nginx_server):
+def test_the_zarr_series_equals_xarray_and_the_cog_series_of_its_tile(catalog_items, truth, demo_cube, nginx_server):
     import xarray
 
-    tile_items = [i for i in items if tile_of(i["id"]) == "34TGR"]
+    tile_items = [i for i in catalog_items if tile_of(i["id"]) == "34TGR"]
     dataset = xarray.open_zarr(demo_cube.root / ZARR_NAME)
     for url in (str(demo_cube.root / ZARR_NAME), f"{nginx_server.url}/{ZARR_NAME}"):
         with ZarrReader(url) as zarr, CogStackReader(tile_items) as cogs:
@@ -408,155 +327,6 @@ def test_the_real_xcube_zarr_equals_xarray(shared_data):
             datetime.fromisoformat(str(t)[:26]).replace(tzinfo=timezone.utc) for t in dataset.time.values]
 
 
-# ---- bad input and failures -----------------------------------------------------------------------
-
-def test_a_point_outside_every_footprint_gives_an_empty_series_and_says_so(reader):
-    series = read_series(reader, 10.0, 10.0, ["red"])
-    assert series.outside and series.observations == []
-    assert "outside the footprint of all 74 scenes" in series.warnings[0]
-    with pytest.raises(PointOutsideCoverage, match=r"lon 10\.000000, lat 10\.000000"):
-        reader.read_point(10.0, 10.0, ["red"])
-
-
-def test_a_band_that_does_not_exist_lists_the_ones_that_do(reader, demo_cube):
-    with pytest.raises(BandNotFound) as raised:
-        plan_read(reader, ["red", "B99"])
-    assert "No band 'B99'" in str(raised.value)
-    for name in ("blue", "green", "red", "nir", "swir16", "scl", "B04"):
-        assert name in raised.value.available
-    with pytest.raises(MissingBand, match=r"NBR needs the 'swir22' band.*available bands: .*swir16"):
-        plan_read(reader, ["nbr"])
-    with ZarrReader(str(demo_cube.root / ZARR_NAME)) as zarr, pytest.raises(BandNotFound) as raised:
-        plan_read(zarr, ["B99"])
-    assert "has no variable 'B99' (it has: blue, green, nir, red, scl, swir16)" in str(raised.value)
-
-
-def test_a_zarr_without_a_time_dimension_is_refused(tmp_path):
-    import xarray
-
-    path = tmp_path / "flat.zarr"
-    xarray.Dataset({"dem": (("y", "x"), np.arange(12.0).reshape(3, 4))},
-                   coords={"y": [3.0, 2.0, 1.0], "x": [0.0, 1.0, 2.0, 3.0]},
-                   attrs={"proj_epsg": 4326}).to_zarr(path, consolidated=True)
-    with pytest.raises(ZarrError, match=r"has no time dimension \(its dimensions: y=3, x=4\)"):
-        ZarrReader(str(path))
-
-
-def test_one_missing_and_one_corrupt_cog_leave_gaps_and_warnings_naming_the_items(items, truth, demo_cube,
-                                                                                   nginx_server, tmp_path):
-    p = truth["points"]["forest_a"]
-    remote = _search(Source("nginx", SourceKind.STATIC, f"{nginx_server.url}/stac/catalog.json"))
-    stack = sorted((i for i in remote if tile_of(i["id"]) == "34TGR"), key=lambda i: i["properties"]["datetime"])[:8]
-    missing, corrupt = stack[2], stack[5]
-    missing["assets"] = {**missing["assets"], "red": {**missing["assets"]["red"],
-                                                      "href": f"{nginx_server.url}/stac/no-such-file.tif"}}
-    original = next(i for i in items if i["id"] == corrupt["id"])["assets"]["red"]["href"]
-    data = Path(original).read_bytes()
-    truncated = tmp_path / "red.tif"
-    truncated.write_bytes(data[: len(data) // 2])
-    corrupt["assets"] = {**corrupt["assets"], "red": {**corrupt["assets"]["red"], "href": str(truncated)}}
-    with CogStackReader(stack) as broken:
-        series = read_series(broken, p["lon"], p["lat"], ["red"], SENTINEL2_SCL)
-    kept = [o.item_id for o in series.observations]
-    assert kept == [i["id"] for i in stack if i not in (missing, corrupt)]
-    assert len(series.warnings) == 2
-    assert missing["id"] in series.warnings[0] and "404" in series.warnings[0]
-    assert corrupt["id"] in series.warnings[1] and "red.tif" in series.warnings[1]
-    for o in series.observations:
-        check_against_truth_red(o, truth, demo_cube.root)
-
-
-def check_against_truth_red(observation: Observation, truth: dict, root: Path) -> None:
-    when = observation.datetime.isoformat()[:10]
-    pixel = truth["points"]["forest_a"]["pixels"]["34TGR"]
-    state = sky(root, "34TGR", date_index(truth, when), pixel["row_20m"], pixel["col_20m"])
-    assert observation.valid == (state == CLEAR)
-    if state == CLEAR:
-        assert observation.values["red"] == reflectance(expected_dn(truth, 1, "red", when))
-
-
-class _DyingServer(ThreadingHTTPServer):
-    """Serves files with Range requests until `budget` distinct files were asked for, then dies."""
-
-    daemon_threads = True
-
-    def __init__(self, root: Path, budget: int) -> None:
-        self.root, self.budget, self.files, self.dead = root, budget, set(), threading.Event()
-        super().__init__(("127.0.0.1", 0), _RangeHandler)
-
-
-class _RangeHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _DyingServer
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_HEAD(self) -> None:
-        self.do_GET(body=False)
-
-    def do_GET(self, body: bool = True) -> None:
-        server = self.server
-        path = server.root / self.path.lstrip("/")
-        if self.path not in server.files and len(server.files) >= server.budget:
-            # The server dies: this connection is dropped and later ones are refused at once.
-            if not server.dead.is_set():
-                server.dead.set()
-                server.socket.shutdown(socket.SHUT_RDWR)
-                threading.Thread(target=server.shutdown, daemon=True).start()
-            self.close_connection = True
-            return
-        server.files.add(self.path)
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        header = self.headers.get("Range")
-        if header and header.startswith("bytes="):
-            first, _, last = header[6:].split(",")[0].partition("-")
-            start, end = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-            chunk = data[start:end + 1]
-        else:
-            self.send_response(200)
-            chunk = data
-        self.send_header("Content-Length", str(len(chunk)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        if body:
-            self.wfile.write(chunk)
-
-
-def test_a_server_that_dies_midway_keeps_the_values_read_so_far(items, truth, demo_cube):
-    p = truth["points"]["forest_a"]
-    server = _DyingServer(demo_cube.root, budget=5)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    stack = []
-    for item in sorted((i for i in items if tile_of(i["id"]) == "34TGR"), key=lambda i: i["properties"]["datetime"]):
-        href = Path(item["assets"]["red"]["href"]).relative_to(demo_cube.root)
-        stack.append({**item, "assets": {"red": {**item["assets"]["red"], "href": f"{base}/{href}"}}})
-    try:
-        with CogStackReader(stack, max_workers=1) as dying:
-            series = read_series(dying, p["lon"], p["lat"], ["red"])
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert server.dead.is_set()
-    assert [o.item_id for o in series.observations] == [i["id"] for i in stack[:5]]
-    for o in series.observations:
-        when = o.datetime.isoformat()[:10]
-        pixel = truth["points"]["forest_a"]["pixels"]["34TGR"]
-        if sky(demo_cube.root, "34TGR", date_index(truth, when), pixel["row_20m"], pixel["col_20m"]) == CLEAR:
-            assert o.values["red"] == reflectance(expected_dn(truth, 1, "red", when))
-    assert series.warnings[0].startswith(f"item {stack[5]['id']}: Cannot open")
-    # 32 failed scenes: the first four named one by one, the other 28 in one summary naming them
-    assert len(series.warnings) == 5 and "28 more scenes could not be read" in series.warnings[-1]
-    assert all(i["id"] in " ".join(series.warnings) for i in stack[5:])
-
-
 # ---- deduplication, as a property -----------------------------------------------------------------
 
 _candidate = st.tuples(st.integers(0, 4), st.sampled_from(["MGRS-34TGR", "MGRS-35TKL"]),
@@ -600,7 +370,7 @@ def test_dedupe_keeps_one_observation_per_day_preferring_clear_then_data_then_or
     assert choose(observations[:1]) is observations[0]
 
 
-def test_a_reader_is_a_pixel_reader(reader, demo_cube):
-    assert isinstance(reader, PixelReader)
+def test_a_reader_is_a_pixel_reader(cog_reader, demo_cube):
+    assert isinstance(cog_reader, PixelReader)
     with ZarrReader(str(demo_cube.root / ZARR_NAME)) as zarr:
         assert isinstance(zarr, PixelReader)

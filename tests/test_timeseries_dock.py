@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt
 from test_browse_dock import WAIT_MS, dock, search  # noqa: F401 (fixture)
@@ -13,11 +11,6 @@ from test_browse_dock import WAIT_MS, dock, search  # noqa: F401 (fixture)
 from cubescope.plugin.gui.pixel_tool import PixelPickTool
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
-
-
-@pytest.fixture()
-def truth(demo_cube) -> dict:
-    return json.loads((demo_cube.truth / "truth.json").read_text())
 
 
 def click_at(qtbot, canvas, lon: float, lat: float) -> None:

@@ -17,10 +17,7 @@ from cubescope.plugin.analysis.quality import rule_for, rule_for_bands
 from cubescope.plugin.cube.cog_reader import CogStackReader
 from cubescope.plugin.cube.timeseries import read_series, series_to_rows
 from cubescope.plugin.cube.zarr_reader import ZarrReader
-from cubescope.plugin.demo.truth import date_index, load_truth
-from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
-from cubescope.plugin.stac.http import local_fetcher
-from cubescope.plugin.stac.sources import Source, SourceKind
+from cubescope.plugin.demo.truth import date_index
 
 #: The README's example, word for word but for the demo cube's location and the output file.
 README_POINTS = ('{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"forest"},'
@@ -37,18 +34,6 @@ def home(tmp_path_factory):
     enabled = qgis_process(home, "plugins", "enable", "cubescope")
     assert enabled.returncode == 0, enabled.stderr[-2000:]
     return home
-
-
-@pytest.fixture(scope="module")
-def truth(demo_cube):
-    return load_truth(demo_cube.root)
-
-
-@pytest.fixture(scope="module")
-def items(demo_cube):
-    client = CatalogClient(Source("demo", SourceKind.STATIC, str(demo_cube.catalog)), local_fetcher())
-    query = SearchQuery(collections=("demo-s2-l2a",), bbox=None, start=None, end=None, max_cloud=None)
-    return [item for page in client.search(query) for item in page.items]
 
 
 def _table(path, layer: str | None = None) -> tuple[list[dict], dict[str, str]]:
@@ -75,7 +60,7 @@ def _expected(reader, points: dict[str, tuple[float, float]], bands, rule) -> li
     return rows
 
 
-def test_the_readme_command_line(home, demo_cube, items, truth, tmp_path):
+def test_the_readme_command_line(home, demo_cube, catalog_items, truth, tmp_path):
     points = tmp_path / "points.geojson"
     points.write_text(README_POINTS)
     output = tmp_path / "timeseries.gpkg"
@@ -85,7 +70,7 @@ def test_the_readme_command_line(home, demo_cube, items, truth, tmp_path):
     rows, types = _table(output)
     assert types == {"point_id": "String", "datetime": "String", "item_id": "String", "red": "Real", "nir": "Real",
                      "ndvi": "Real", "valid": "Integer"}
-    in_2023 = [i for i in items if i["properties"]["datetime"] < "2024"]
+    in_2023 = [i for i in catalog_items if i["properties"]["datetime"] < "2024"]
     geo = json.loads(README_POINTS)["features"]
     coords = {f["properties"]["name"]: tuple(f["geometry"]["coordinates"]) for f in geo}
     with CogStackReader(in_2023) as reader:
@@ -120,7 +105,7 @@ def _gpkg_points(path, epsg: int, points: dict[str, tuple[float, float]]) -> Non
     dataset = None
 
 
-def test_a_stac_api_with_dates_and_cloud_cover_and_points_in_another_crs(home, stac_api_light, items, truth,
+def test_a_stac_api_with_dates_and_cloud_cover_and_points_in_another_crs(home, stac_api_light, catalog_items, truth,
                                                                          tmp_path):
     p = truth["points"]["forest_overlap"]
     points = tmp_path / "points.gpkg"
@@ -132,7 +117,7 @@ def test_a_stac_api_with_dates_and_cloud_cover_and_points_in_another_crs(home, s
     assert run.returncode == 0, log[-3000:]
     rows, types = _table(output)
     assert list(types) == ["point_id", "datetime", "item_id", "B04", "scl", "evi", "valid"]
-    chosen = [i for i in items if "2023-06-01" <= i["properties"]["datetime"][:10] <= "2024-03-31"
+    chosen = [i for i in catalog_items if "2023-06-01" <= i["properties"]["datetime"][:10] <= "2024-03-31"
               and i["properties"]["eo:cloud_cover"] <= 30]
     with CogStackReader(chosen) as reader:
         expected = _expected(reader, {"overlap": (p["lon"], p["lat"])}, ["B04", "scl", "evi"], rule_for(chosen[0]))
