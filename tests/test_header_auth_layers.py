@@ -8,11 +8,8 @@ that file only, never in a layer source, a VRT, a project, the settings or the l
 from __future__ import annotations
 
 import base64
-import json
 import os
 import stat
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -23,6 +20,17 @@ import numpy as np
 import pytest
 from conftest import settle_tasks
 from osgeo import gdal
+from protected_assets import (
+    BANDS,
+    ITEM_DIR,
+    METHODS,
+    TOKEN,
+    ZARR,
+    local_item,
+    local_pixels,
+    protected_item,
+    source_for,
+)
 from qgis.core import (
     Qgis,
     QgsApplication,
@@ -43,22 +51,19 @@ from cubescope.plugin.analysis import engine
 from cubescope.plugin.analysis.engine import Period
 from cubescope.plugin.analysis.load import gdal_items
 from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.gdal_env import GdalOpenError, gdal_config, opened, read_array
+from cubescope.plugin.cube.gdal_env import GdalOpenError, opened, read_array
 from cubescope.plugin.cube.header_files import HeaderFiles, remove_header_files
 from cubescope.plugin.cube.layer_plan import TRUE_COLOUR, plan_layers, plan_zarr_layers
 from cubescope.plugin.cube.timeseries import read_series
 from cubescope.plugin.cube.zarr_cube import describe_zarr
 from cubescope.plugin.cube.zarr_reader import ZarrReader
-from cubescope.plugin.gui.layer_loader import add_layers, gdal_prefix, open_layer
+from cubescope.plugin.gui.layer_loader import add_layers, open_layer
 from cubescope.plugin.gui.project_restore import ProjectRestorer
 from cubescope.plugin.network import asset_access, qgis_fetcher, refresh_header_files
 from cubescope.plugin.stac.hrefs import (
     HTTP_DEFAULTS,
     GdalSource,
     gdal_source,
-    plain_url,
-    redact,
-    redact_text,
     vsicurl_options,
     vsicurl_with_header_file,
     within_auth_scope,
@@ -68,17 +73,7 @@ from cubescope.plugin.tasks.call_task import CallTask
 from cubescope.plugin.tasks.source_tasks import list_collections
 from cubescope.plugin.tasks.source_tasks import test_source as connection_test
 
-TOKEN = "T0ken-That-Must-Never-Leak-4d1f"
 WAIT_MS = 60_000
-ITEM_DIR = "stac/demo-s2-l2a/S2A_MSIL2A_20240418T092029_R093_T34TGR"
-ZARR = "zarr/demo-s2-l2a-34TGR.zarr"
-BANDS = ("red", "green", "blue")
-#: QGIS 3.22's header methods: EsriToken sends an API token in its own header, Basic an Authorization.
-METHODS = {
-    "EsriToken": ({"token": TOKEN}, "X-Esri-Authorization", f"Bearer {TOKEN}"),
-    "Basic": ({"username": "cubescope", "password": TOKEN}, "Authorization",
-              "Basic " + base64.b64encode(f"cubescope:{TOKEN}".encode()).decode()),
-}
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -120,33 +115,6 @@ def track() -> Iterator[Callable[[QgsRasterLayer], QgsRasterLayer]]:
             sip.delete(layer)
 
 
-def protected_item(demo_cube, server: TokenServer) -> dict:
-    """The demo item with absolute asset hrefs on the protected server."""
-    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
-    item = json.loads(path.read_text())
-    for asset in item["assets"].values():
-        asset["href"] = server.files_url(f"{ITEM_DIR}/{Path(asset['href']).name}")
-    item["links"] = []
-    return item
-
-
-def local_item(demo_cube) -> dict:
-    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
-    item = json.loads(path.read_text())
-    item["links"] = [{"rel": "self", "href": str(path)}]
-    return item
-
-
-def source_for(server: TokenServer, authcfg: str = "") -> Source:
-    return Source(name="Protected assets", kind=SourceKind.STAC_API, url=f"{server.url}/stac", authcfg=authcfg)
-
-
-def local_pixels(demo_cube, band: str) -> np.ndarray:
-    source = gdal_source(str(demo_cube.root / ITEM_DIR / f"{band}.tif"))
-    with opened(source) as dataset:
-        return read_array(dataset.GetRasterBand(1), source.description)
-
-
 def layer_pixels(layer: QgsRasterLayer, band: int = 1) -> np.ndarray:
     """A band as QGIS's GDAL provider reads it (the path QGIS renders from, in QGIS's thread)."""
     provider = layer.dataProvider()
@@ -173,93 +141,6 @@ def render(layer: QgsRasterLayer) -> bytes:
 def new_requests(server: TokenServer, since: int) -> list[int]:
     with server.lock:
         return [status for _, _, status in server.file_requests[since:]]
-
-
-# --- pure parts: paths, messages, files ------------------------------------------------------------
-
-def test_header_file_paths_parse_back_to_the_plain_url():
-    url = "https://data.example.com/cat/a b/red.tif?sig=SECRETSIG&v=2"
-    path = vsicurl_with_header_file(url, "/tmp/cubescope-headers-x/headers-1.txt")
-    assert path.startswith("/vsicurl?header_file=%2Ftmp%2Fcubescope-headers-x%2Fheaders-1.txt&")
-    assert path.endswith("&url=" + quote(url, safe=""))
-    assert vsicurl_options(path) == {"header_file": "/tmp/cubescope-headers-x/headers-1.txt", "list_dir": "no",
-                                     "url": url}
-    assert plain_url(path) == url and plain_url(f"/vsicurl/{url}") == url
-    assert redact(path) == "https://data.example.com/cat/a b/red.tif?sig=…&v=2"
-    zarr = f'ZARR:"{vsicurl_with_header_file("http://h/x.zarr", "/tmp/h.txt")}":/red:0'
-    assert vsicurl_options(zarr)["url"] == "http://h/x.zarr"
-    message = f"`{path}' not recognized as a supported file format. Also {zarr}."
-    assert redact_text(message) == ("`https://data.example.com/cat/a b/red.tif?sig=…&v=2' not recognized as a "
-                                    'supported file format. Also ZARR:"http://h/x.zarr":/red:0.')
-    # Options are scoped to the header file and the host, as a prefix of the path GDAL is given.
-    prefix = gdal_prefix(path)
-    assert path.startswith(prefix) and prefix.endswith("&url=" + quote("https://data.example.com/", safe=""))
-    assert gdal_prefix(zarr) == gdal_prefix(vsicurl_with_header_file("http://h/y.zarr", "/tmp/h.txt"))
-
-
-def test_header_files_are_private_reused_and_removed():
-    files = HeaderFiles()
-    try:
-        first = files.path_for("cfg1", {"X-API-Key": TOKEN})
-        assert files.path_for("cfg1", {"X-API-Key": TOKEN}) == first  # one file for many layers
-        assert Path(first).read_text() == f"X-API-Key: {TOKEN}\n"
-        other_config = files.path_for("cfg2", {"X-API-Key": TOKEN})
-        assert other_config != first  # one file per auth configuration
-        renewed = files.path_for("cfg1", {"X-API-Key": TOKEN + "2"})  # a renewed token: same file, new content
-        assert renewed == first and Path(first).read_text() == f"X-API-Key: {TOKEN}2\n"
-        assert Path(other_config).read_text() == f"X-API-Key: {TOKEN}\n"
-        files.path_for("cfg1", {"X-API-Key": TOKEN})
-        assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
-        directory = Path(first).parent
-        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700 and Path(other_config).parent == directory
-        assert sorted(p.name for p in directory.iterdir()) == sorted({Path(first).name, Path(other_config).name})
-        os.remove(first)  # e.g. a temp cleaner: the next use writes it again
-        again = files.path_for("cfg1", {"X-API-Key": TOKEN})
-        assert Path(again).read_text() == f"X-API-Key: {TOKEN}\n"
-        with pytest.raises(ValueError, match="line break"):
-            files.path_for("cfg1", {"X-API-Key": "a\r\nX-Injected: 1"})
-    finally:
-        files.remove_all()
-    assert not directory.exists()
-
-
-def test_header_files_are_gone_when_the_process_exits():
-    """A real interpreter writes a header file and exits: atexit removes it (and needs no QGIS or GDAL)."""
-    script = ("import os, stat, sys\n"
-              "from cubescope.plugin.cube.header_files import header_file\n"
-              f"path = header_file('cfg', {{'X-API-Key': {TOKEN!r}}})\n"
-              "print(path, oct(stat.S_IMODE(os.stat(path).st_mode)), 'qgis' in sys.modules, 'osgeo' in sys.modules)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "build" / "pkg")}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
-                          check=True)
-    path, mode, qgis_imported, gdal_imported = done.stdout.split()
-    assert mode == "0o600" and (qgis_imported, gdal_imported) == ("False", "False")
-    assert not Path(path).exists() and not Path(path).parent.exists()
-
-
-def test_gdal_sends_the_header_file_of_the_path(demo_cube):
-    """GDAL 3.6 honours /vsicurl?header_file=: X-API-Key reaches the server from the file, not from an option."""
-    with token_server(demo_cube.root, api_key=TOKEN) as server:
-        url = server.files_url(f"{ITEM_DIR}/red.tif")
-        files = HeaderFiles()
-        try:
-            denied = gdal.Open(f"/vsicurl/{url}")
-            assert denied is None and server.served(401) >= 1
-            gdal.VSICurlPartialClearCache(f"/vsicurl/{url}")  # GDAL remembers refusals by URL
-            wrong = gdal.Open(vsicurl_with_header_file(url, files.path_for("x", {"X-API-Key": "wrong"})))
-            assert wrong is None and server.served(403) >= 1
-            gdal.VSICurlPartialClearCache(f"/vsicurl/{url}")
-            source = gdal_source(url, header_file=files.path_for("x", {"X-API-Key": TOKEN}))
-            assert "GDAL_HTTP_HEADERS" not in source.config and TOKEN not in source.path + repr(source)
-            assert source.description == url and url in repr(source) and "header_file" not in repr(source)
-            with gdal_config(source.config):
-                dataset = gdal.Open(source.path)
-                assert dataset is not None, gdal.GetLastErrorMsg()
-                pixels = dataset.GetRasterBand(1).ReadAsArray()
-                dataset = None
-            np.testing.assert_array_equal(pixels, local_pixels(demo_cube, "red"))
-        finally:
-            files.remove_all()
 
 
 # --- layers QGIS opens -----------------------------------------------------------------------------
