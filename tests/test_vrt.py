@@ -10,9 +10,10 @@ import pytest
 from osgeo import gdal
 
 from cubescope.plugin.cube.gdal_env import GdalOpenError, opened, read_array
-from cubescope.plugin.cube.vrt import percentile_stretch, stack_vrt
+from cubescope.plugin.cube.layer_plan import TRUE_COLOUR, plan_layers
+from cubescope.plugin.cube.vrt import colour_stretch, percentile_stretch, stack_vrt
 from cubescope.plugin.stac.hrefs import GdalSource, gdal_source
-from cubescope.plugin.stac.sources import S3Options
+from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
 
 RGB = ("red", "green", "blue")
 SWATH_EDGE_ITEM = "S2B_MSIL2A_20230509T092031_R093_T35TKL"  # 37 % no-data on the swath edge
@@ -140,3 +141,23 @@ def test_stretch_reads_the_smallest_overview_of_at_least_256_pixels(shared_data)
         values = overview.ReadAsArray().astype(float)[overview.GetMaskBand().ReadAsArray() > 0]
     assert band.XSize == 1024 and 128 in sizes and 512 in sizes  # smaller and larger overviews exist
     assert percentile_stretch(gdal_source(path)) == pytest.approx(tuple(np.percentile(values, (2, 98))))
+
+
+def test_colour_composites_share_one_stretch_from_the_darkest_low_to_the_brightest_high(demo_cube, catalog_items,
+                                                                                        tmp_path):
+    """A true-colour layer stretches its three bands alike (per-band ranges turned the demo's forest,
+    darkest in every band, black); each band's range is measured on its valid pixels."""
+    item = next(i for i in catalog_items if i["id"] == "S2A_MSIL2A_20230713T092029_R093_T34TGR")
+    source = Source("demo", SourceKind.STATIC, str(demo_cube.catalog))
+    (plan,), problems = plan_layers([item], list(TRUE_COLOUR), source, tmp_path)
+    assert problems == [] and plan.assets == TRUE_COLOUR
+    ranges = []
+    for band in TRUE_COLOUR:
+        values = read_all(item["assets"][band]["href"])[0][0]
+        ranges.append(np.percentile(values[values != 0], (2, 98)))
+    common = (min(low for low, _ in ranges), max(high for _, high in ranges))
+    assert [value for pair in plan.stretch for value in pair] == pytest.approx(list(common) * 3)
+    assert min(high for _, high in ranges) < common[1]  # the bands' own ranges differ: one range is a choice
+    (single,), _ = plan_layers([item], ["red"], source, tmp_path)
+    assert list(single.stretch[0]) == pytest.approx(list(ranges[0]))  # a single band keeps its own
+    assert colour_stretch([(1, 5), (0, 3), (2, 9)]) == ((0, 9), (0, 9), (0, 9)) and colour_stretch([]) == ()

@@ -18,7 +18,7 @@ from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
 from .gdal_env import GdalOpenError, forget_refusals
-from .vrt import percentile_stretch, stack_vrt
+from .vrt import colour_stretch, percentile_stretch, stack_vrt
 
 TRUE_COLOUR = ("red", "green", "blue")
 FALSE_COLOUR = ("nir", "red", "green")
@@ -121,6 +121,8 @@ def plan_layers(
             stretch = tuple(
                 percentile_stretch(GdalSource(path, config, description), band=i + 1) for i in range(len(sources))
             )
+            if len(stretch) > 1:  # a colour composite keeps its bands' proportions
+                stretch = colour_stretch(stretch)
         except (GdalOpenError, OSError, RuntimeError, ValueError) as error:  # e.g. 401: the others still load
             problems.append(f"{item.get('id', '?')}: cannot read {description}: {redact_text(str(error))}")
             continue

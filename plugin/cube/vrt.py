@@ -123,6 +123,20 @@ def _stats_band(band: gdal.Band) -> gdal.Band:
     return best
 
 
+def colour_stretch(stretches: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """One (low, high) for every band of a colour composite: from the lowest band's low to the
+    brightest band's high.
+
+    Stretching red, green and blue each to its own range changes the colours: a dark forest, lowest
+    in every band, turns black, and a scene dominated by one cover takes its complement's tint. One
+    range keeps the bands' proportions, as true- and false-colour renderings do.
+    """
+    if not stretches:
+        return ()
+    common = (min(low for low, _ in stretches), max(high for _, high in stretches))
+    return tuple(common for _ in stretches)
+
+
 def percentile_stretch(source: GdalSource, band: int = 1,
                        percentiles: tuple[float, float] = (2, 98)) -> tuple[float, float]:
     """(low, high) values of a band for a contrast stretch, as stored (before scale and offset).
