@@ -1,5 +1,5 @@
-"""The demo cube's truth for pixel time series: the items as the dock gets them, a reader over them,
-and the checks of an observation against the truth (shared by the time-series test modules).
+"""The demo cube's truth for pixel time series: its search, and the checks of an observation against
+the truth (shared by the time-series test modules; the items and a reader are conftest fixtures).
 
 The truth says, for every tile, date and 20 m pixel, whether the sky was clear, cloudy, shadowed,
 cirrus or no data, and the exact DN of a clear (or shadowed) pixel of each class.

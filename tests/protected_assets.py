@@ -26,10 +26,13 @@ METHODS = {
 }
 
 
+def _item_path(demo_cube) -> Path:
+    return demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
+
+
 def protected_item(demo_cube, server: TokenServer) -> dict:
     """The demo item with absolute asset hrefs on the protected server."""
-    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
-    item = json.loads(path.read_text())
+    item = json.loads(_item_path(demo_cube).read_text())
     for asset in item["assets"].values():
         asset["href"] = server.files_url(f"{ITEM_DIR}/{Path(asset['href']).name}")
     item["links"] = []
@@ -37,7 +40,8 @@ def protected_item(demo_cube, server: TokenServer) -> dict:
 
 
 def local_item(demo_cube) -> dict:
-    path = demo_cube.root / ITEM_DIR / f"{ITEM_DIR.rsplit('/', 1)[1]}.json"
+    """The demo item as its static catalog has it (relative hrefs, resolved from its self link)."""
+    path = _item_path(demo_cube)
     item = json.loads(path.read_text())
     item["links"] = [{"rel": "self", "href": str(path)}]
     return item
