@@ -10,6 +10,7 @@ its own reader.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from osgeo import gdal
 from pyproj import Transformer
 
 from cubescope.plugin.analysis import chunk_loader
+from cubescope.plugin.analysis.executor import in_every_thread
 from cubescope.plugin.analysis.graph import ReadFailed, reading_errors
 from cubescope.plugin.analysis.grid import OutputGrid
 from cubescope.plugin.analysis.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy
@@ -153,3 +155,14 @@ def test_open_files_are_bounded_and_closed_on_failure(tmp_path):
     assert "files" not in state, "the files were closed at the failure"
     with dask.config.set(scheduler="sync"):  # the same load's other blocks go on reading on this thread
         assert (_load(items[4:], grid, direct=True, chunk=64).red.values > 0).all()
+
+
+@pytest.mark.parametrize("started", [0, 1, 3])
+def test_in_every_thread_runs_once_in_each_thread_of_the_pool(started):
+    """The runner closes its threads' files with ``in_every_thread``: every thread of the pool (those
+    it had not started yet too) runs the job exactly once, in that thread."""
+    ran: list[str] = []
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="every") as pool:
+        list(pool.map(lambda _: threading.current_thread().name, range(started)))
+        in_every_thread(pool, 3, lambda: ran.append(threading.current_thread().name))
+        assert sorted(ran) == sorted(f"every_{n}" for n in range(3))

@@ -48,6 +48,29 @@ def _compute_local(task: Any) -> Any:
     return result
 
 
+#: Seconds a thread waits for the pool's other threads to take their share of :func:`in_every_thread`
+#: (they finish the block they are computing first).
+EVERY_THREAD_WAIT_S = 120.0
+
+
+def in_every_thread(pool: ThreadPoolExecutor, threads: int, job: Callable[[], None]) -> None:
+    """Run ``job`` once in each of the ``threads`` threads of ``pool`` (starting those it has not started
+    yet) and wait for them: each call holds its thread at a barrier until all have arrived, so no thread
+    takes two. A thread still busy past :data:`EVERY_THREAD_WAIT_S` runs its call when it is free."""
+    barrier = threading.Barrier(threads)
+
+    def once() -> None:
+        try:
+            job()
+        finally:
+            try:
+                barrier.wait(EVERY_THREAD_WAIT_S)
+            except threading.BrokenBarrierError:
+                pass
+
+    wait([pool.submit(once) for _ in range(threads)])
+
+
 class BlockRunner:
     """Computes dask-delayed blocks and hands each result over as soon as it is ready."""
 
@@ -102,6 +125,12 @@ class BlockRunner:
             finally:
                 for future in pending:
                     future.cancel()
+                # The loads keep their files open in these threads for the next block. Closed here, by
+                # the threads that opened them: left to the garbage collector (a failed block's
+                # traceback keeps the threads alive), GDAL closed them in another thread and crashed.
+                from .chunk_loader import release
+
+                in_every_thread(pool, self.threads, release)
 
     def _run_distributed(self, tasks, consume, is_canceled, progress) -> None:
         limit = max(4, 2 * sum(self.client.nthreads().values()))
