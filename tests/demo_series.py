@@ -15,6 +15,7 @@ import numpy as np
 import rasterio
 
 from cubescope.plugin.cube.timeseries import Observation
+from cubescope.plugin.demo import DemoCube
 from cubescope.plugin.demo.truth import class_on, date_index, expected_dn
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
 from cubescope.plugin.stac.http import requests_fetcher
@@ -26,6 +27,12 @@ BANDS_10M = ("blue", "green", "red", "nir")
 CLEAR, CLOUD, SHADOW, CIRRUS, NODATA = 0, 1, 2, 3, 255
 ZARR_NAME = "zarr/demo-s2-l2a-34TGR.zarr"
 ALL_BANDS = [*BANDS_10M, "swir16", "scl"]
+
+
+def s2_item_dir(cube: DemoCube, truth: dict, tile: str, index: int) -> Path:
+    """The folder of the demo's Sentinel-2 item number ``index`` on ``tile`` (its COGs and JSON)."""
+    iid = truth["s2"]["items"][tile][index]["id"]
+    return cube.root / "stac" / COLLECTION / iid
 
 
 def search_demo(source: Source, fetch=None, bbox=None) -> list[dict]:

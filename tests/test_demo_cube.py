@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from functools import cache
 from pathlib import Path
 
@@ -19,21 +16,11 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
+from demo_series import s2_item_dir
 from osgeo import gdal
 
-from cubescope.plugin.demo import (
-    GENERATOR_VERSION,
-    DemoCube,
-    DemoCubeCanceled,
-    default_demo_dir,
-    ensure_demo_cube,
-)
-from cubescope.plugin.demo import sentinel2 as s2w
+from cubescope.plugin.demo import GENERATOR_VERSION, DemoCube, ensure_demo_cube
 from cubescope.plugin.demo.grids import TILE_A, TILE_B, TILES
-from cubescope.plugin.demo.raster_io import Georef, write_cog
-from cubescope.plugin.demo.scenes import render_s2, tile_truth
-from cubescope.plugin.demo.schedule import s2_acquisitions, sun_position
-from cubescope.plugin.demo.sky import make_scenarios
 from cubescope.plugin.demo.truth import class_on, expected_dn, load_truth
 
 pytestmark = pytest.mark.usefixtures("gdal_raises")
@@ -58,11 +45,6 @@ def truth(demo_cube) -> dict:
 @cache
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def s2_item_dir(cube: DemoCube, truth: dict, tile: str, index: int) -> Path:
-    iid = truth["s2"]["items"][tile][index]["id"]
-    return cube.root / "stac" / "demo-s2-l2a" / iid
 
 
 @cache
@@ -394,86 +376,3 @@ def test_zarr_in_gdal_has_the_cog_grid(demo_cube, truth):
     finally:  # release multidimensional handles child first: the other order crashes GDAL 3.6 at exit
         del as_classic, red, group, mdim
     assert dims == ["time", "y", "x"] and srs_ok and transform == cog.GetGeoTransform()
-
-
-# ---------------------------------------------------------------- determinism, reuse, cancel
-def test_same_seed_gives_the_same_bytes(demo_cube, truth, tmp_path):
-    """Regenerate one cloudy item of the cube on its own and compare the files byte for byte."""
-    acqs = s2_acquisitions()
-    index = next(i for i, r in enumerate(truth["s2"]["items"]["35TKL"]) if 0 < r["cloud_cover"] < 60)
-    sun = [sun_position(a.datetime) for a in acqs]
-    kinds = [a["sky"] for a in truth["s2"]["acquisitions"]]
-    keep = {0, *(truth["s2"]["datetimes"].index(truth["change"][k])
-                 for k in ("last_acquisition_before", "first_acquisition_after"))}
-    scenarios = make_scenarios(truth["seed"], [a.datetime for a in acqs], sun, keep)
-    assert [s.kind for s in scenarios] == kinds
-    scene = render_s2(tile_truth(TILE_B), acqs[index], scenarios[index])
-    s2w.write_item(tmp_path / "item", TILE_B, acqs[index], scene, sun[index])
-    original = s2_item_dir(demo_cube, truth, "35TKL", index)
-    for name in ("red.tif", "scl.tif", "thumbnail.png", f"{truth['s2']['items']['35TKL'][index]['id']}.json"):
-        assert (tmp_path / "item" / name).read_bytes() == (original / name).read_bytes(), name
-    other = make_scenarios(truth["seed"] + 1, [a.datetime for a in acqs], sun, keep)
-    assert [s.noise_seed for s in other] != [s.noise_seed for s in scenarios]
-
-
-def test_cog_bytes_are_reproducible(tmp_path):
-    data = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256) % 3000 + 1
-    for name in ("a.tif", "b.tif"):
-        write_cog(tmp_path / name, data, Georef(TILE_A.geotransform(10), TILE_A.epsg), nodata=0)
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
-
-
-def test_second_call_reuses_without_rewriting(demo_cube):
-    files = [demo_cube.root / "manifest.json", demo_cube.catalog, demo_cube.zarr / ".zmetadata"]
-    before = [p.stat().st_mtime_ns for p in files]
-    start = time.monotonic()
-    again = ensure_demo_cube(demo_cube.root)
-    assert time.monotonic() - start < 0.5
-    assert again == demo_cube
-    assert [p.stat().st_mtime_ns for p in files] == before
-
-
-def test_cancel_leaves_nothing_behind(tmp_path):
-    calls = []
-
-    def cancel_soon() -> bool:
-        calls.append(1)
-        return len(calls) > 20
-
-    fractions: list[float] = []
-    with pytest.raises(DemoCubeCanceled):
-        ensure_demo_cube(tmp_path / "cube", progress=fractions.append, is_canceled=cancel_soon)
-    assert list(tmp_path.iterdir()) == []
-    assert fractions and 0.0 <= max(fractions) < 0.5
-
-
-def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("CUBESCOPE_DEMO_DIR", str(tmp_path / "here"))
-    assert default_demo_dir() == tmp_path / "here"
-    monkeypatch.delenv("CUBESCOPE_DEMO_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    if os.name != "nt":
-        assert default_demo_dir() == tmp_path / "xdg" / "cubescope" / f"demo-cube-{GENERATOR_VERSION}"
-
-
-def test_outdated_cube_and_dead_partials_are_replaced(tmp_path, monkeypatch):
-    """Only the install logic is under test here, so the generator is replaced by a tiny writer."""
-    from cubescope.plugin.demo import generator
-
-    root = tmp_path / "cube"
-    root.mkdir()
-    (root / "manifest.json").write_text(json.dumps({"generator_version": "0.0", "seed": 1, "complete": True}))
-    (root / "old-file").write_text("from an older generator")
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
-    (tmp_path / f"cube.partial-{int(finished.stdout)}").mkdir()  # left by a process that died
-
-    def tiny_generate(out: Path, seed: int, progress=None, is_canceled=None) -> None:
-        (out / "stac").mkdir(parents=True)
-        (out / "stac" / "catalog.json").write_text("{}")
-
-    monkeypatch.setattr(generator, "generate", tiny_generate)
-    cube = ensure_demo_cube(root)
-    assert cube.catalog.read_text() == "{}" and not (root / "old-file").exists()
-    assert _json.__wrapped__(root / "manifest.json")["generator_version"] == GENERATOR_VERSION
-    assert [p.name for p in tmp_path.iterdir()] == ["cube"]
