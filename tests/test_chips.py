@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
-import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 
 import numpy as np
 import pytest
 import rasterio
 import xarray
+from chip_requests import BANDS, SUMMER, TILE_A, WEST
 from rasterio.windows import from_bounds
 
 from cubescope.plugin.analysis import chips as ch
 from cubescope.plugin.analysis.quality import SENTINEL2_SCL
 from cubescope.plugin.analysis.splits import SPLITS, BlockSplitter
-
-TILE_A = (732320.0, 5041600.0, 734880.0, 5044160.0)  # demo-s2-l2a MGRS-34TGR, EPSG:32634, 10 m
-WEST = (732320.0, 5041600.0, 733600.0, 5044160.0)  # tile A west of tile B's footprint
-BANDS = ("blue", "green", "red", "nir")
-SUMMER = datetime(2023, 6, 1, tzinfo=timezone.utc), datetime(2023, 8, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -327,20 +319,6 @@ def test_the_dask_cluster_cuts_the_same_chips(demo_cube, tmp_path, dask_cluster_
     _assert_same(local, _chips(replace(composite, output=str(tmp_path / "remote-npz"), dask_scheduler=cluster)))
 
 
-def test_an_unreachable_scheduler_fails_fast_and_names_it(demo_cube, tmp_path, unused_port):
-    from cubescope.plugin.analysis.executor import SchedulerUnreachable
-
-    request = ch.ChipRequest(
-        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=BANDS, start=SUMMER[0], end=SUMMER[1],
-        output=str(tmp_path / "chips.zarr"), extent=WEST, extent_crs="EPSG:32634", chip_size=64,
-        dask_scheduler=f"127.0.0.1:{unused_port}", scheduler_timeout=2.0)
-    started = time.monotonic()
-    with pytest.raises(SchedulerUnreachable, match=f"Dask scheduler at tcp://127.0.0.1:{unused_port}"):
-        ch.run(request)
-    assert time.monotonic() - started < 15
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tmp_path, dask_cluster_without_cubescope):
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
@@ -363,89 +341,3 @@ def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tm
         QgsProcessingContext(), feedback)
     assert ok and results["SAMPLES"] == 4
     assert any(f"computed on Dask cluster {dask_cluster_without_cubescope}" in line for line in feedback.lines)
-
-
-def _files(folder) -> dict[str, bytes]:
-    """Every file below ``folder`` (relative name -> contents)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _many_chips(demo_cube, output, fmt: str) -> ch.ChipRequest:
-    """105 chips of 32 px over WEST (every date of the summer), read chip by chip: several batches."""
-    return ch.ChipRequest(
-        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=("red", "nir"), start=SUMMER[0],
-        end=SUMMER[1], output=str(output), extent=WEST, extent_crs="EPSG:32634", chip_size=32, stride=16,
-        mode=ch.DATES, max_masked=1.0, block_size=100000, format=fmt, read_at_once=0)
-
-
-@pytest.mark.parametrize(("fmt", "name"), [(ch.ZARR, "chips.zarr"), (ch.NPZ, "chips")])
-def test_cancelling_midway_leaves_the_older_output_as_it_was(demo_cube, tmp_path, fmt, name):
-    older = ch.run(ch.ChipRequest(
-        source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=("red",), start=SUMMER[0], end=SUMMER[1],
-        output=str(tmp_path / name), points=(("old", 732800.0, 5043200.0),), points_crs="EPSG:32634",
-        chip_size=16, mode=ch.COMPOSITE, max_masked=1.0, block_size=100000, format=fmt))
-    assert older.samples == 1
-    before = _files(tmp_path)
-    written: list[float] = []
-    seen: list[list[str]] = []
-
-    def is_canceled() -> bool:  # true once the first batch of chips is written
-        if written:
-            seen.append(sorted(p.name for p in tmp_path.iterdir()))
-        return bool(written)
-
-    with pytest.raises(InterruptedError):
-        ch.run(_many_chips(demo_cube, tmp_path / name, fmt), progress=written.append, is_canceled=is_canceled)
-    assert seen and f"{name}.partial" in seen[0] and 0 < written[-1] < 100  # it was cancelled midway
-    assert _files(tmp_path) == before
-
-
-def _catalog_with_cut_red(demo_cube, folder: Path) -> Path:
-    """A copy of the demo catalog (its JSON copied, its rasters linked) whose Sentinel-2 red COGs end where
-    their second row of tiles starts: real files that a read fails on partway through."""
-    from osgeo import gdal
-
-    def copy(source: str, target: str) -> None:
-        if source.endswith(".json"):
-            shutil.copy2(source, target)
-        else:
-            os.symlink(source, target)
-
-    shutil.copytree(demo_cube.catalog.parent, folder, copy_function=copy)
-    for red in sorted((folder / "demo-s2-l2a").glob("*/red.tif")):
-        source = red.resolve()
-        dataset = gdal.Open(str(source))  # kept while its band is used (GDAL would crash)
-        lower = int(dataset.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_0_1", "TIFF"))
-        del dataset
-        red.unlink()
-        red.write_bytes(source.read_bytes()[:lower])
-    return folder / demo_cube.catalog.name
-
-
-def test_a_failure_midway_leaves_nothing(demo_cube, tmp_path):
-    """A real read failure: every red COG of a copy of the catalog is cut where its lower row of tiles
-    starts, so the chips over the upper rows are written before one over a lower row fails."""
-    catalog = _catalog_with_cut_red(demo_cube, tmp_path / "stac")
-    (tmp_path / "out").mkdir()
-    written: list[float] = []
-    request = replace(_many_chips(demo_cube, tmp_path / "out" / "chips.zarr", ch.ZARR), source=str(catalog))
-    with pytest.raises(OSError, match=rf"Cannot read {tmp_path}/stac/demo-s2-l2a/.*/red\.tif"):
-        ch.run(request, progress=written.append)
-    assert written and 0 < written[-1] < 100  # some chips were written before the failure
-    assert _files(tmp_path / "out") == {}
-    # Every thread closed the files it opened before the run returned; left open in threads that a
-    # traceback keeps alive, they were closed later by the garbage collector, and GDAL crashed.
-    assert _open_files_under(tmp_path / "stac") == []
-
-
-def _open_files_under(folder: Path) -> list[str]:
-    """The files under ``folder`` this process has open (Linux: /proc/self/fd)."""
-    found = []
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile (the listing's own descriptor)
-            continue
-        if target.startswith(f"{folder}/"):
-            found.append(target)
-    return found
