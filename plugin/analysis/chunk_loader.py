@@ -106,7 +106,8 @@ def _handles(token: str) -> OrderedDict:
 
 
 def release() -> None:
-    """Close the files this thread keeps open."""
+    """Close the files this thread keeps open (the block runner calls it in each of its threads when a
+    run ends, succeeded or not)."""
     files = _state().pop("files", None) or {}
     for entry in files.values():
         entry.close()

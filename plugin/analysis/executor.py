@@ -56,7 +56,8 @@ EVERY_THREAD_WAIT_S = 120.0
 def in_every_thread(pool: ThreadPoolExecutor, threads: int, job: Callable[[], None]) -> None:
     """Run ``job`` once in each of the ``threads`` threads of ``pool`` (starting those it has not started
     yet) and wait for them: each call holds its thread at a barrier until all have arrived, so no thread
-    takes two. A thread still busy past :data:`EVERY_THREAD_WAIT_S` runs its call when it is free."""
+    takes two. Should a thread stay busy past :data:`EVERY_THREAD_WAIT_S`, the barrier breaks and the
+    calls left run in whichever threads are free (that thread's ``job`` may then not run)."""
     barrier = threading.Barrier(threads)
 
     def once() -> None:
