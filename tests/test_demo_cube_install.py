@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -52,11 +51,10 @@ def test_cog_bytes_are_reproducible(tmp_path):
 
 
 def test_second_call_reuses_without_rewriting(demo_cube):
+    """A regeneration would rename a new cube into place: every file would be new (its mtime too)."""
     files = [demo_cube.root / "manifest.json", demo_cube.catalog, demo_cube.zarr / ".zmetadata"]
     before = [p.stat().st_mtime_ns for p in files]
-    start = time.monotonic()
     again = ensure_demo_cube(demo_cube.root)
-    assert time.monotonic() - start < 0.5
     assert again == demo_cube
     assert [p.stat().st_mtime_ns for p in files] == before
 
