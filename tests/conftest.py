@@ -19,7 +19,7 @@ from cubescope.plugin.stac.sources import Source, SourceKind
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-pytest_plugins = ["servers.fixtures", "protected_assets"]
+pytest_plugins = ["servers.fixtures", "protected_assets", "demo_dock"]
 
 # A fresh QGIS authentication database per run, before pytest-qgis starts QGIS: tests store keys
 # in it with a master password of their own, never in the user's.

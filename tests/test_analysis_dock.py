@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from demo_dock import WAIT_MS
 from osgeo import gdal
 from qgis.core import QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QDateTime
-from test_browse_dock import WAIT_MS, dock  # noqa: F401 (fixture)
 
 from cubescope.plugin.gui.browse_panel import WGS84
 
 
-def setup(dock, operation: str, method: str, bands: str, output) -> None:  # noqa: F811
+def setup(dock, operation: str, method: str, bands: str, output) -> None:
     form = dock.form
     dock.browse.select_collection("demo-s2-l2a")
     form.operationCombo.setCurrentIndex(form.operationCombo.findData(operation))
@@ -22,7 +22,7 @@ def setup(dock, operation: str, method: str, bands: str, output) -> None:  # noq
     form.outputFile.setFilePath(str(output))
 
 
-def test_estimate_then_composite(dock, qtbot, tmp_path):  # noqa: F811
+def test_estimate_then_composite(dock, qtbot, tmp_path):
     setup(dock, "composite", "median", "red,green,blue", tmp_path / "median.tif")
     dock.form.startAEdit.setDateTime(QDateTime.fromString("2023-06-01", "yyyy-MM-dd"))
     dock.form.endAEdit.setDateTime(QDateTime.fromString("2023-08-31", "yyyy-MM-dd"))
@@ -42,7 +42,7 @@ def test_estimate_then_composite(dock, qtbot, tmp_path):  # noqa: F811
     QgsProject.instance().removeAllMapLayers()
 
 
-def test_ndvi_difference_uses_a_diverging_ramp_centred_on_zero(dock, qtbot, tmp_path):  # noqa: F811
+def test_ndvi_difference_uses_a_diverging_ramp_centred_on_zero(dock, qtbot, tmp_path):
     setup(dock, "difference", "median", "ndvi", tmp_path / "diff.tif")
     for edit, day in ((dock.form.startAEdit, "2023-06-01"), (dock.form.endAEdit, "2023-09-30"),
                       (dock.form.startBEdit, "2024-05-01"), (dock.form.endBEdit, "2024-07-31")):
@@ -57,7 +57,7 @@ def test_ndvi_difference_uses_a_diverging_ramp_centred_on_zero(dock, qtbot, tmp_
     QgsProject.instance().removeAllMapLayers()
 
 
-def test_an_empty_period_is_explained(dock, qtbot, tmp_path):  # noqa: F811
+def test_an_empty_period_is_explained(dock, qtbot, tmp_path):
     setup(dock, "composite", "median", "red", tmp_path / "none.tif")
     dock.form.startAEdit.setDateTime(QDateTime.fromString("2020-01-01", "yyyy-MM-dd"))
     dock.form.endAEdit.setDateTime(QDateTime.fromString("2020-02-01", "yyyy-MM-dd"))
@@ -68,7 +68,7 @@ def test_an_empty_period_is_explained(dock, qtbot, tmp_path):  # noqa: F811
     assert dock.form.runAnalysisButton.isEnabled()
 
 
-def test_a_zarr_cube_is_analysed_like_a_collection(dock, qtbot, demo_cube, tmp_path):  # noqa: F811
+def test_a_zarr_cube_is_analysed_like_a_collection(dock, qtbot, demo_cube, tmp_path):
     """The NDVI difference of the demo's Zarr cube, from the dock: the clear-cut drops where the truth says."""
     import numpy as np
 

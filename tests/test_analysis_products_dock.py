@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 import xarray
+from demo_dock import WAIT_MS
 from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProject, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import QDateTime
-from test_browse_dock import WAIT_MS, dock  # noqa: F401 (fixture)
 
 from cubescope.plugin import settings
 from cubescope.plugin.analysis import chips, minicube
@@ -26,7 +26,7 @@ EXTENT = (23.985, 45.503, 23.998, 45.512)  # inside tile A: the clear-cut and th
 SUMMER = (datetime(2023, 6, 1, tzinfo=timezone.utc), datetime(2023, 8, 31, 23, 59, 59, 999999, tzinfo=timezone.utc))
 
 
-def choose(dock, product: str, method: str, bands: str, output, fmt: str) -> None:  # noqa: F811
+def choose(dock, product: str, method: str, bands: str, output, fmt: str) -> None:
     form = dock.form
     dock.browse.select_collection("demo-s2-l2a")
     form.operationCombo.setCurrentIndex(form.operationCombo.findData(product))
@@ -39,13 +39,13 @@ def choose(dock, product: str, method: str, bands: str, output, fmt: str) -> Non
     form.outputFile.setFilePath(str(output))
 
 
-def run(dock, qtbot):  # noqa: F811
+def run(dock, qtbot):
     with qtbot.waitSignal(dock.analysis.product_finished, timeout=WAIT_MS) as blocker:
         dock.form.runAnalysisButton.click()
     return blocker.args[1]
 
 
-def test_only_the_chosen_products_widgets_show(dock):  # noqa: F811
+def test_only_the_chosen_products_widgets_show(dock):
     form = dock.form
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
     assert form.productBox.isHidden()
@@ -60,7 +60,7 @@ def test_only_the_chosen_products_widgets_show(dock):  # noqa: F811
 
 
 def test_a_regular_cube_from_the_tab_equals_the_builders_and_joins_the_connections(
-        dock, qtbot, tmp_path, demo_cube):  # noqa: F811
+        dock, qtbot, tmp_path, demo_cube):
     choose(dock, "buildcube", "median", "red,ndvi", tmp_path / "tab.zarr", "zarr")
     dock.form.periodLengthEdit.setText("P1M")
     dock.form.resolutionSpin.setValue(20.0)
@@ -82,7 +82,7 @@ def test_a_regular_cube_from_the_tab_equals_the_builders_and_joins_the_connectio
     settings.remove_source("Cube: tab.zarr")
 
 
-def test_a_minicube_from_the_tab_equals_the_builders(dock, qtbot, tmp_path, demo_cube):  # noqa: F811
+def test_a_minicube_from_the_tab_equals_the_builders(dock, qtbot, tmp_path, demo_cube):
     choose(dock, "minicube", "max", "red,nir", tmp_path / "tab-minicube.zarr", "zarr")
     dock.form.periodLengthEdit.setText("P1M")
     dock.form.resolutionSpin.setValue(20.0)
@@ -121,7 +121,7 @@ def _labels_layer() -> QgsVectorLayer:
     return layer
 
 
-def test_chips_at_a_layers_points_with_labels(dock, qtbot, tmp_path, demo_cube):  # noqa: F811
+def test_chips_at_a_layers_points_with_labels(dock, qtbot, tmp_path, demo_cube):
     points, labels = _points_layer(), _labels_layer()
     QgsProject.instance().addMapLayers([points, labels])
     choose(dock, "chips", "composite", "blue,green,red,nir", tmp_path / "tab-chips.zarr", "zarr")
@@ -151,13 +151,13 @@ def test_chips_at_a_layers_points_with_labels(dock, qtbot, tmp_path, demo_cube):
     assert "Wrote 2 samples" in form.analysisStatus.text()
 
 
-def _open_zarr_cube(dock, qtbot, demo_cube) -> None:  # noqa: F811
+def _open_zarr_cube(dock, qtbot, demo_cube) -> None:
     with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
         dock.open_source(Source(name="zarr", kind=SourceKind.ZARR, url=str(demo_cube.zarr)))
     dock.browse.select_collection(demo_cube.zarr.name)
 
 
-def test_a_regular_cube_of_a_zarr_cube_equals_the_one_of_its_tiles_cogs(dock, qtbot, tmp_path, demo_cube):  # noqa: F811
+def test_a_regular_cube_of_a_zarr_cube_equals_the_one_of_its_tiles_cogs(dock, qtbot, tmp_path, demo_cube):
     """The demo's Zarr cube holds the pixels of tile 34TGR's COGs: built from the tab on the Zarr cube,
     the regular cube equals the one the builder makes from that tile's STAC items."""
     _open_zarr_cube(dock, qtbot, demo_cube)
@@ -188,7 +188,7 @@ def test_a_regular_cube_of_a_zarr_cube_equals_the_one_of_its_tiles_cogs(dock, qt
     settings.remove_source("Cube: of-zarr.zarr")
 
 
-def test_a_minicube_of_a_zarr_cube_is_refused_with_where_to_add_it(dock, qtbot, demo_cube, tmp_path):  # noqa: F811
+def test_a_minicube_of_a_zarr_cube_is_refused_with_where_to_add_it(dock, qtbot, demo_cube, tmp_path):
     _open_zarr_cube(dock, qtbot, demo_cube)
     form = dock.form
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("minicube"))
@@ -200,7 +200,7 @@ def test_a_minicube_of_a_zarr_cube_is_refused_with_where_to_add_it(dock, qtbot, 
     assert not (tmp_path / "refused.zarr").exists() and form.runAnalysisButton.isEnabled()
 
 
-def test_a_minicube_without_an_extent_is_refused_before_any_task(dock, qtbot, tmp_path):  # noqa: F811
+def test_a_minicube_without_an_extent_is_refused_before_any_task(dock, qtbot, tmp_path):
     choose(dock, "minicube", "mean", "red", tmp_path / "none.zarr", "zarr")
     dock.form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(), WGS84)
     with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
@@ -209,7 +209,7 @@ def test_a_minicube_without_an_extent_is_refused_before_any_task(dock, qtbot, tm
     assert not (tmp_path / "none.zarr").exists() and dock.form.runAnalysisButton.isEnabled()
 
 
-def test_cancelling_a_cube_build_reports_it_and_frees_the_tab(dock, qtbot, tmp_path):  # noqa: F811
+def test_cancelling_a_cube_build_reports_it_and_frees_the_tab(dock, qtbot, tmp_path):
     choose(dock, "buildcube", "median", "red", tmp_path / "cancelled.zarr", "zarr")
     with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
         dock.form.runAnalysisButton.click()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+from demo_dock import WAIT_MS, search
 from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt
-from test_browse_dock import WAIT_MS, dock, search  # noqa: F401 (fixture)
 
 from cubescope.plugin.gui.pixel_tool import PixelPickTool
 
@@ -18,7 +18,7 @@ def click_at(qtbot, canvas, lon: float, lat: float) -> None:
     qtbot.mouseClick(canvas.viewport(), Qt.LeftButton, pos=QPoint(round(pixel.x()), round(pixel.y())))
 
 
-def test_a_click_plots_the_pixel_through_time(dock, qtbot, qgis_canvas, truth):  # noqa: F811
+def test_a_click_plots_the_pixel_through_time(dock, qtbot, qgis_canvas, truth):
     search(dock, qtbot)
     qgis_canvas.setDestinationCrs(WGS84)
     qgis_canvas.resize(800, 600)
@@ -62,7 +62,7 @@ def test_a_click_plots_the_pixel_through_time(dock, qtbot, qgis_canvas, truth): 
     QgsProject.instance().removeAllMapLayers()
 
 
-def test_a_click_outside_every_footprint_says_so(dock, qtbot, qgis_canvas):  # noqa: F811
+def test_a_click_outside_every_footprint_says_so(dock, qtbot, qgis_canvas):
     search(dock, qtbot)
     dock.form.seriesBandsCombo.setCheckedItems(["red"])
     with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
@@ -72,7 +72,7 @@ def test_a_click_outside_every_footprint_says_so(dock, qtbot, qgis_canvas):  # n
     assert "outside" in dock.form.seriesStatus.text().lower()
 
 
-def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):  # noqa: F811
+def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):
     search(dock, qtbot)
     dock.form.seriesBandsCombo.setCheckedItems(["red"])
     forest = truth["points"]["forest_a"]
@@ -91,7 +91,7 @@ def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):  # n
     assert blocker.args[0].startswith("Mask:")
 
 
-def test_clicking_an_observation_opens_that_date_in_true_colour(dock, qtbot, truth):  # noqa: F811
+def test_clicking_an_observation_opens_that_date_in_true_colour(dock, qtbot, truth):
     search(dock, qtbot)
     dock.form.seriesBandsCombo.setCheckedItems(["ndvi"])
     point = truth["points"]["grassland_overlap"]
