@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from chip_requests import TILE_A
+from cut_catalog import catalog_with_cut_red, open_files_under
 from demo_dock import WAIT_MS
 from osgeo import gdal
-from qgis.core import QgsProject, QgsRectangle
+from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QDateTime
 
 from cubescope.plugin.gui.browse_panel import WGS84
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 
 def setup(dock, operation: str, method: str, bands: str, output) -> None:
@@ -96,3 +101,25 @@ def test_a_zarr_cube_is_analysed_like_a_collection(dock, qtbot, demo_cube, tmp_p
     change = gdal.Open(str(demo_cube.root / "truth" / "34TGR_change.tif")).ReadAsArray() == 1
     assert np.array_equal(gdal.Open(str(tmp_path / "zarr-diff.tif")).ReadAsArray() < -0.3, change)
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_cog_failing_midway_is_named_and_leaves_nothing(dock, qtbot, demo_cube, tmp_path):
+    """Every red COG of a copy of the catalog is cut at its second row of tiles: the composite over the
+    whole of tile A fails partway, the tab names the file, no output or temporary file is left, and no
+    file of the catalog stays open."""
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source(name="cut COGs", kind=SourceKind.STATIC, url=str(catalog)))
+    (tmp_path / "out").mkdir()
+    setup(dock, "composite", "median", "red", tmp_path / "out" / "median.tif")
+    utm = QgsCoordinateReferenceSystem("EPSG:32634")
+    dock.form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(*TILE_A), utm)
+    dock.form.startAEdit.setDateTime(QDateTime.fromString("2023-06-01", "yyyy-MM-dd"))
+    dock.form.endAEdit.setDateTime(QDateTime.fromString("2023-08-31", "yyyy-MM-dd"))
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+    message = blocker.args[0]
+    assert re.search(rf"Cannot read .*{tmp_path}/stac/demo-s2-l2a/S2\w+_T34TGR/red\.tif", message), message
+    assert dock.form.analysisStatus.text() == message and dock.form.runAnalysisButton.isEnabled()
+    assert list((tmp_path / "out").iterdir()) == []
+    assert open_files_under(tmp_path / "stac") == []

@@ -4,14 +4,12 @@ file stays open."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from chip_requests import BANDS, SUMMER, WEST
+from cut_catalog import catalog_with_cut_red, open_files_under
 
 from cubescope.plugin.analysis import chips as ch
 
@@ -65,32 +63,10 @@ def test_cancelling_midway_leaves_the_older_output_as_it_was(demo_cube, tmp_path
     assert _files(tmp_path) == before
 
 
-def _catalog_with_cut_red(demo_cube, folder: Path) -> Path:
-    """A copy of the demo catalog (its JSON copied, its rasters linked) whose Sentinel-2 red COGs end where
-    their second row of tiles starts: real files that a read fails on partway through."""
-    from osgeo import gdal
-
-    def copy(source: str, target: str) -> None:
-        if source.endswith(".json"):
-            shutil.copy2(source, target)
-        else:
-            os.symlink(source, target)
-
-    shutil.copytree(demo_cube.catalog.parent, folder, copy_function=copy)
-    for red in sorted((folder / "demo-s2-l2a").glob("*/red.tif")):
-        source = red.resolve()
-        dataset = gdal.Open(str(source))  # kept while its band is used (GDAL would crash)
-        lower = int(dataset.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_0_1", "TIFF"))
-        del dataset
-        red.unlink()
-        red.write_bytes(source.read_bytes()[:lower])
-    return folder / demo_cube.catalog.name
-
-
 def test_a_failure_midway_leaves_nothing(demo_cube, tmp_path):
     """A real read failure: every red COG of a copy of the catalog is cut where its lower row of tiles
     starts, so the chips over the upper rows are written before one over a lower row fails."""
-    catalog = _catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
     (tmp_path / "out").mkdir()
     written: list[float] = []
     request = replace(_many_chips(demo_cube, tmp_path / "out" / "chips.zarr", ch.ZARR), source=str(catalog))
@@ -100,17 +76,4 @@ def test_a_failure_midway_leaves_nothing(demo_cube, tmp_path):
     assert _files(tmp_path / "out") == {}
     # Every thread closed the files it opened before the run returned; left open in threads that a
     # traceback keeps alive, they were closed later by the garbage collector, and GDAL crashed.
-    assert _open_files_under(tmp_path / "stac") == []
-
-
-def _open_files_under(folder: Path) -> list[str]:
-    """The files under ``folder`` this process has open (Linux: /proc/self/fd)."""
-    found = []
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile (the listing's own descriptor)
-            continue
-        if target.startswith(f"{folder}/"):
-            found.append(target)
-    return found
+    assert open_files_under(tmp_path / "stac") == []
