@@ -1,4 +1,4 @@
-"""The demo extents and periods the chip tests cut from."""
+"""Demo extents and periods (EPSG:32634, tile A = MGRS-34TGR) that the chip and Analysis-tab tests cut from."""
 
 from __future__ import annotations
 
