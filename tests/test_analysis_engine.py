@@ -276,3 +276,27 @@ def test_an_existing_output_is_replaced_only_when_the_new_one_is_complete(demo_c
     assert out.read_bytes() == b"previous result"
     run(replace(_request(demo_cube, out), method="max"))
     assert gdal.Open(str(out)).RasterCount == 3
+
+
+LOCAL_RUN = textwrap.dedent("""
+    import json, sys
+    from datetime import datetime
+    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+    args = json.loads(sys.argv[1])
+    run(AnalysisRequest(source=args["catalog"], collection="demo-s2-l2a", operation="composite",
+                        bands=("red", "NDVI"), output=args["output"], extent=tuple(args["extent"]),
+                        extent_crs="EPSG:32634", chunk_size=64,
+                        periods=(Period(datetime(2023, 5, 1), datetime(2023, 9, 30)),)))
+    print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] == "distributed")))
+""")
+
+
+def test_a_local_run_does_not_import_the_dask_cluster_client(demo_cube, tmp_path):
+    """Asking dask for its scheduler by name imports ``distributed`` first (0.3 s under the import lock,
+    while the first blocks wait); a local run passes the scheduler itself."""
+    args = {"catalog": str(demo_cube.catalog), "output": str(tmp_path / "x.tif"), "extent": TILE}
+    done = subprocess.run([sys.executable, "-c", LOCAL_RUN, json.dumps(args)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert gdal.Open(str(tmp_path / "x.tif")).RasterCount == 2

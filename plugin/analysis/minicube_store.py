@@ -93,6 +93,7 @@ def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: B
     every block of every lazy variable into its own chunk as it is computed. Returns the dataset as
     written (lazy variables chunked with the time axis whole, like the store)."""
     import dask
+    from dask.local import get_sync
     import zarr
 
     lazy = [name for name in dataset.data_vars if is_lazy(dataset[name].data)]
@@ -119,7 +120,7 @@ def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: B
     for key, task in here:  # Zarr sources: this process's stores and fetcher, one block at a time
         if is_canceled():
             raise Canceled("Cancelled")
-        (block,) = dask.compute(task, scheduler="sync")
+        (block,) = dask.compute(task, scheduler=get_sync)  # named, it would import distributed
         consume(key, block)
     zarr.consolidate_metadata(str(store))
     return dataset
