@@ -93,8 +93,8 @@ def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: B
     every block of every lazy variable into its own chunk as it is computed. Returns the dataset as
     written (lazy variables chunked with the time axis whole, like the store)."""
     import dask
-    from dask.local import get_sync
     import zarr
+    from dask.local import get_sync
 
     lazy = [name for name in dataset.data_vars if is_lazy(dataset[name].data)]
     dataset = dataset.copy()
