@@ -47,6 +47,42 @@ def dispose_in_main_thread(obj) -> None:
     obj.deleteLater()
 
 
+#: Qt's errors for an HTTP answer, and the status each stands for (400/500 for Qt's "unknown" ones).
+_HTTP_ERRORS = {
+    QNetworkReply.ProtocolInvalidOperationError: 400,
+    QNetworkReply.AuthenticationRequiredError: 401,
+    QNetworkReply.ContentAccessDenied: 403,
+    QNetworkReply.ContentNotFoundError: 404,
+    QNetworkReply.ContentOperationNotPermittedError: 405,
+    QNetworkReply.ProxyAuthenticationRequiredError: 407,
+    QNetworkReply.ContentConflictError: 409,
+    QNetworkReply.ContentGoneError: 410,
+    QNetworkReply.UnknownContentError: 400,
+    QNetworkReply.InternalServerError: 500,
+    QNetworkReply.OperationNotImplementedError: 501,
+    QNetworkReply.ServiceUnavailableError: 503,
+    QNetworkReply.UnknownServerError: 500,
+}
+
+
+def reply_failure(method: str, url: str, status: Any, reason: str, content: bytes, error: Any,
+                  error_string: str) -> HttpError | None:
+    """What went wrong with a reply (its status, body and Qt error), or None when it succeeded."""
+    if status is not None and not 200 <= int(status) < 300:
+        return error_from_response(method, url, int(status), reason, content)
+    if status is None and error in _HTTP_ERRORS:
+        # An HTTP error whose status QGIS did not pass on (seen once in a test run): the same
+        # message as when it does, with the body's own explanation.
+        return error_from_response(method, url, _HTTP_ERRORS[error], reason, content)
+    if status is None or error != QNetworkReply.NoError:
+        # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
+        # surfaces as "operation canceled".
+        if error == QNetworkReply.OperationCanceledError:
+            return HttpError(method, url, None, f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s")
+        return HttpError(method, url, None, error_string or "no answer")
+    return None
+
+
 def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
     """A Fetcher that goes through QgsNetworkAccessManager; a request that returns after ``feedback``
     was cancelled raises "cancelled" (the request itself runs to its end or QGIS's timeout).
@@ -88,17 +124,10 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         content = bytes(reply.content())
         if feedback is not None and feedback.isCanceled():
             raise HttpError(method, url, None, "cancelled")
-        if status is not None and not 200 <= int(status) < 300:
-            reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
-            raise error_from_response(method, url, int(status), str(reason), content)
-        if status is None or reply.error() != QNetworkReply.NoError:
-            # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
-            # surfaces as "operation canceled".
-            if reply.error() == QNetworkReply.OperationCanceledError:
-                message = f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s"
-            else:
-                message = reply.errorString() or "no answer"
-            raise HttpError(method, url, None, message)
+        reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
+        failure = reply_failure(method, url, status, str(reason), content, reply.error(), reply.errorString())
+        if failure is not None:
+            raise failure
         response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
                             for k in reply.rawHeaderList()}
         return Response(url=url, status=int(status or 200), headers=response_headers, content=content)

@@ -9,10 +9,12 @@ import pytest
 from conftest import settle_tasks
 from qgis.core import QgsNetworkAccessManager, QgsProject
 from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtNetwork import QNetworkReply
 from stac_fault_server import FaultServer, Recorded, Reply
 from test_stac_failures import collection_page, item, landing
 
 from cubescope.plugin.gui.dock import CubescopeDock
+from cubescope.plugin.network import reply_failure
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 WAIT_MS = 30_000
@@ -66,6 +68,20 @@ def test_a_failing_landing_page_is_reported_with_url_status_and_message(dock, qt
     assert f"{server.url}/" in message and expected in message
     assert expected in dock.form.sourceStatus.text()
     assert dock.collection_ids() == []
+
+
+def test_an_http_error_whose_status_qgis_left_out_reads_as_with_it():
+    """Once in a test run QGIS gave a 500 answer without its status: the message must not change."""
+    url, page = "http://127.0.0.1:9/", b"<html><title>Internal failure</title><body>x</body></html>"
+    qt_words = "Error transferring http://127.0.0.1:9/ - server replied: Internal Server Error"
+    with_status = reply_failure("GET", url, 500, "Internal Server Error", page, QNetworkReply.InternalServerError,
+                                qt_words)
+    without = reply_failure("GET", url, None, "", page, QNetworkReply.InternalServerError, qt_words)
+    assert str(without) == str(with_status)
+    assert url in str(without) and "HTTP 500 Internal Server Error: Internal failure" in str(without)
+    refused = reply_failure("GET", url, None, "", b"", QNetworkReply.ConnectionRefusedError, "Connection refused")
+    assert refused is not None and "Connection refused" in str(refused) and "HTTP" not in str(refused)
+    assert reply_failure("GET", url, 200, "OK", b"{}", QNetworkReply.NoError, "") is None
 
 
 def test_a_slow_server_times_out_and_the_gui_thread_keeps_running(dock, qtbot, server):
