@@ -130,7 +130,7 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
             raise failure
         response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
                             for k in reply.rawHeaderList()}
-        return Response(url=url, status=int(status or 200), headers=response_headers, content=content)
+        return Response(url=url, status=int(status), headers=response_headers, content=content)
 
     return fetch
 
