@@ -99,7 +99,7 @@ def test_median_over_many_pixels_and_long_stacks():
         valid = rng.random(values.shape) > 0.4
         expected = _quiet(np.nanmedian, _masked(values, valid), axis=0)
         np.testing.assert_allclose(composite.median(values, valid), expected, rtol=1e-12, equal_nan=True)
-        # The DN path reuses one buffer across pieces; the last piece is shorter than the others.
+        # The DN path too, over several pieces, the last one shorter than the others.
         masked = np.where(valid, 0, np.iinfo(np.uint16).max).astype(np.uint16)
         expected = _quiet(np.nanmedian, _masked(values, valid & (values != 0)), axis=0)
         np.testing.assert_allclose(composite.median_zero_nodata(values, masked), expected, rtol=1e-12,
