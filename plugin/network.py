@@ -47,33 +47,11 @@ def dispose_in_main_thread(obj) -> None:
     obj.deleteLater()
 
 
-#: Qt's errors for an HTTP answer, and the status each stands for (400/500 for Qt's "unknown" ones).
-_HTTP_ERRORS = {
-    QNetworkReply.ProtocolInvalidOperationError: 400,
-    QNetworkReply.AuthenticationRequiredError: 401,
-    QNetworkReply.ContentAccessDenied: 403,
-    QNetworkReply.ContentNotFoundError: 404,
-    QNetworkReply.ContentOperationNotPermittedError: 405,
-    QNetworkReply.ProxyAuthenticationRequiredError: 407,
-    QNetworkReply.ContentConflictError: 409,
-    QNetworkReply.ContentGoneError: 410,
-    QNetworkReply.UnknownContentError: 400,
-    QNetworkReply.InternalServerError: 500,
-    QNetworkReply.OperationNotImplementedError: 501,
-    QNetworkReply.ServiceUnavailableError: 503,
-    QNetworkReply.UnknownServerError: 500,
-}
-
-
 def reply_failure(method: str, url: str, status: Any, reason: str, content: bytes, error: Any,
                   error_string: str) -> HttpError | None:
     """What went wrong with a reply (its status, body and Qt error), or None when it succeeded."""
     if status is not None and not 200 <= int(status) < 300:
         return error_from_response(method, url, int(status), reason, content)
-    if status is None and error in _HTTP_ERRORS:
-        # An HTTP error whose status QGIS did not pass on (seen once in a test run): the same
-        # message as when it does, with the body's own explanation.
-        return error_from_response(method, url, _HTTP_ERRORS[error], reason, content)
     if status is None or error != QNetworkReply.NoError:
         # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
         # surfaces as "operation canceled".
@@ -81,6 +59,20 @@ def reply_failure(method: str, url: str, status: Any, reason: str, content: byte
             return HttpError(method, url, None, f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s")
         return HttpError(method, url, None, error_string or "no answer")
     return None
+
+
+def forget_answer(url: QUrl) -> None:
+    """Remove ``url``'s answer from QGIS's network disk cache.
+
+    QgsBlockingNetworkRequest stores every answer there, though STAC requests are always sent to the
+    server. When a server answers a 5xx for a URL the cache holds, Qt hands over the cached copy's
+    status (200) and headers with the 5xx error, and the error page followed by the cached body
+    (Qt 5.15): the message would lose the server's status and words. Keeping no STAC answer also
+    keeps search pages from pushing the user's map tiles out of the cache.
+    """
+    cache = QgsNetworkAccessManager.instance().cache()
+    if cache is not None:
+        cache.remove(url)
 
 
 def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
@@ -106,6 +98,7 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
         for key, value in (headers or {}).items():
             request.setRawHeader(key.encode(), value.encode())
+        forget_answer(request.url())  # a copy kept from before: Qt would mix it into a 5xx answer
         # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
         # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
         # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
@@ -120,6 +113,7 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
             reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, None)
         else:
             reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, None)
+        forget_answer(reply.request().url())  # the answer's URL: where a redirect led, if one did
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
         content = bytes(reply.content())
         if feedback is not None and feedback.isCanceled():

@@ -8,13 +8,14 @@ import time
 import pytest
 from conftest import settle_tasks
 from qgis.core import QgsNetworkAccessManager, QgsProject
-from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtNetwork import QNetworkReply
+from qgis.PyQt.QtCore import QTimer, QUrl
+from qgis.PyQt.QtNetwork import QNetworkRequest
 from stac_fault_server import FaultServer, Recorded, Reply
 from test_stac_failures import collection_page, item, landing
 
 from cubescope.plugin.gui.dock import CubescopeDock
-from cubescope.plugin.network import reply_failure
+from cubescope.plugin.network import qgis_fetcher
+from cubescope.plugin.stac.http import HttpError
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 WAIT_MS = 30_000
@@ -70,18 +71,33 @@ def test_a_failing_landing_page_is_reported_with_url_status_and_message(dock, qt
     assert dock.collection_ids() == []
 
 
-def test_an_http_error_whose_status_qgis_left_out_reads_as_with_it():
-    """Once in a test run QGIS gave a 500 answer without its status: the message must not change."""
-    url, page = "http://127.0.0.1:9/", b"<html><title>Internal failure</title><body>x</body></html>"
-    qt_words = "Error transferring http://127.0.0.1:9/ - server replied: Internal Server Error"
-    with_status = reply_failure("GET", url, 500, "Internal Server Error", page, QNetworkReply.InternalServerError,
-                                qt_words)
-    without = reply_failure("GET", url, None, "", page, QNetworkReply.InternalServerError, qt_words)
-    assert str(without) == str(with_status)
-    assert url in str(without) and "HTTP 500 Internal Server Error: Internal failure" in str(without)
-    refused = reply_failure("GET", url, None, "", b"", QNetworkReply.ConnectionRefusedError, "Connection refused")
-    assert refused is not None and "Connection refused" in str(refused) and "HTTP" not in str(refused)
-    assert reply_failure("GET", url, 200, "OK", b"{}", QNetworkReply.NoError, "") is None
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [(Reply(500, "<html><title>Internal failure</title><body>x</body></html>", "text/html"),
+      "HTTP 500 Internal Server Error: Internal failure"),
+     (Reply(503, {"code": "Maintenance", "description": "Back at noon"}), "HTTP 503 Service Unavailable: Back at noon"),
+     (Reply(502, "", "text/html"), "HTTP 502 Bad Gateway")],
+)
+def test_a_server_error_after_an_earlier_answer_reads_as_the_error(qgis_app, server, failure, expected):
+    """QGIS's network cache keeps answers; for a 5xx at a URL it holds, Qt hands over the cached
+    copy's status (200) and body with the error. Cubescope's requests keep no answer there and
+    ignore one kept before."""
+    url, cache = f"{server.url}/collections", QgsNetworkAccessManager.instance().cache()
+    server.route("GET", "/collections", Reply(200, {"collections": [], "links": []}))
+    QgsNetworkAccessManager.blockingGet(QNetworkRequest(QUrl(url)), "", True, None)  # as QGIS itself would
+    assert cache.metaData(QUrl(url)).isValid()
+    fetch = qgis_fetcher()
+    server.route("GET", "/collections", failure)
+    with pytest.raises(HttpError) as raised:
+        fetch("GET", url)
+    assert raised.value.status == failure.status
+    assert str(raised.value) == f"GET {url} -> {expected}"  # the server's words only, nothing of the 200
+
+    server.route("GET", "/collections", Reply(200, {"collections": [], "links": []}))
+    server.route("GET", "/moved", Reply(302, "", "text/plain", headers={"Location": url}))
+    assert fetch("GET", f"{server.url}/moved").json() == {"collections": [], "links": []}
+    assert [r.path for r in server.requests] == ["/collections", "/collections", "/moved", "/collections"]
+    assert not cache.metaData(QUrl(url)).isValid() and not cache.metaData(QUrl(f"{server.url}/moved")).isValid()
 
 
 def test_a_slow_server_times_out_and_the_gui_thread_keeps_running(dock, qtbot, server):
