@@ -53,8 +53,8 @@ def reply_failure(method: str, url: str, status: Any, reason: str, content: byte
     if status is not None and not 200 <= int(status) < 300:
         return error_from_response(method, url, int(status), reason, content)
     if status is None or error != QNetworkReply.NoError:
-        # No HTTP answer at all. QGIS aborts a request that exceeds its network timeout, which
-        # surfaces as "operation canceled".
+        # No complete HTTP answer: none at all, or one cut off after its status line. QGIS aborts
+        # a request that exceeds its network timeout, which surfaces as "operation canceled".
         if error == QNetworkReply.OperationCanceledError:
             return HttpError(method, url, None, f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s")
         return HttpError(method, url, None, error_string or "no answer")
