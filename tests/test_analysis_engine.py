@@ -114,6 +114,32 @@ def test_a_band_that_cannot_be_computed_is_named(demo_cube, tmp_path, bands, mes
     assert list(tmp_path.iterdir()) == []
 
 
+def test_real_earth_search_items_plan_their_bands_and_refuse_an_ambiguous_name(shared_data, tmp_path):
+    """Real Earth Search metadata (10 items of tile 13TDE): NDVI reads nir and red at 10 m with the SCL rule;
+    "rededge", the common name of three bands, is refused naming them, and "rededge2" plans at 20 m."""
+    folder = shared_data / "stac" / "earth-search-sentinel-2-c1-l2a"
+    items = json.loads((folder / "item-collection.json").read_text())["features"]
+    west, south, east, north = items[0]["bbox"]
+    middle = ((west + east) / 2, (south + north) / 2)
+    extent = (middle[0] - 0.05, middle[1] - 0.05, middle[0] + 0.05, middle[1] + 0.05)
+
+    def request(*bands: str) -> AnalysisRequest:
+        return AnalysisRequest(source="earth-search", collection="sentinel-2-c1-l2a", operation="composite",
+                               bands=bands, periods=(Period(datetime(2024, 1, 1), datetime(2024, 12, 31)),),
+                               output=str(tmp_path / "x.tif"), extent=extent, extent_crs="EPSG:4326")
+
+    job = plan(request("NDVI"), [items])
+    assert (job.volume.crs, job.volume.resolution, job.volume.dates) == ("EPSG:32613", 10.0, len(items))
+    assert job.periods[0].asset_keys == ("nir", "red", "scl")
+    assert "scl is one of 4, 5, 6, 7, 11" in job.quality
+    with pytest.raises(AnalysisError, match=r"^'rededge' is the common name of 3 bands in item .*: "
+                                            r"rededge1 \(B05\), rededge2 \(B06\), rededge3 \(B07\); name one"):
+        plan(request("NDVI", "rededge"), [items])
+    job = plan(request("rededge2"), [items])
+    assert (job.periods[0].asset_keys, job.volume.resolution) == (("rededge2", "scl"), 20.0)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_absurd_resolution_is_refused_with_the_size(demo_cube, tmp_path):
     with pytest.raises(GridTooLarge, match=r"would be 2,560,000 x 2,560,000 pixels x 3 band\(s\) .*TB"):
         run(_request(demo_cube, tmp_path / "x.tif", resolution=0.001))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from stac_expected import disk_items
 
-from cubescope.plugin.stac.bands import BandNotFound, list_bands, quality_band, resolve_band
+from cubescope.plugin.stac.bands import AmbiguousBand, BandNotFound, list_bands, quality_band, resolve_band
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
 from cubescope.plugin.stac.http import local_fetcher, requests_fetcher
 from cubescope.plugin.stac.sources import Source, SourceKind
@@ -211,3 +211,40 @@ def test_stac_1_1_bands_are_read_too() -> None:
     assert (band.asset_key, band.scale, band.offset, band.nodata, band.resolution, band.data_type, band.scaling) == (
         "B4", 2.75e-05, -0.2, 0.0, 30.0, "uint16", "bands")
     assert [b.asset_key for b in list_bands(item)] == ["B4"]
+
+
+def _band_asset(href: str, band_id: str, common: str | None) -> dict:
+    band = {"name": band_id, "common_name": common} if common else {"name": band_id}
+    return {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized", "eo:bands": [band]}
+
+
+def test_a_common_name_shared_by_several_bands_is_refused_with_the_candidates() -> None:
+    """STAC names B05, B06 and B07 all "rededge": which one a composite reads must not be a guess."""
+    item = {"type": "Feature", "id": "s2-like", "geometry": None, "properties": {"datetime": "2024-01-01T00:00:00Z"},
+            "assets": {"B05": _band_asset("b05.tif", "B05", "rededge"), "B06": _band_asset("b06.tif", "B06", "rededge"),
+                       "rededge3": _band_asset("b07.tif", "B07", "rededge"),
+                       "B04": _band_asset("b04.tif", "B04", "red"), "B04-jp2": _band_asset("b04.jp2", "B04", "red")}}
+    with pytest.raises(AmbiguousBand) as caught:
+        resolve_band(item, "RedEdge")
+    assert str(caught.value) == ("'RedEdge' is the common name of 3 bands in item s2-like: B05, B06, "
+                                 "rededge3 (B07); name one of them")
+    assert caught.value.available == ["B05", "B06", "rededge3"]
+    assert isinstance(caught.value, BandNotFound), "callers that report a missing band report this too"
+    # a band id or an asset key picks one of them; two copies of one band are not ambiguous
+    assert [resolve_band(item, name).asset_key for name in ("b06", "rededge3", "B07", "red")] == [
+        "B06", "rededge3", "rededge3", "B04"]
+
+
+def test_real_catalogs_refuse_rededge_and_resolve_its_band_ids(shared_data) -> None:
+    es_items, es_collection = read_es(shared_data)
+    pc_items, _ = read_pc(shared_data)
+    es_keys = ["rededge1", "rededge2", "rededge3"]
+    cases = [(es_items[0], "item", es_keys), (es_collection, "collection", es_keys),
+             (pc_items[0], "item", ["B05", "B06", "B07", "B8A"])]  # PC calls B8A "rededge" too
+    for document, kind, keys in cases:
+        with pytest.raises(AmbiguousBand) as caught:
+            resolve_band(document, "rededge")
+        assert caught.value.available == keys
+        assert f" bands in {kind} {document['id']}: " in str(caught.value)
+    assert resolve_band(es_items[0], "B06").asset_key == "rededge2"
+    assert resolve_band(pc_items[0], "B06").asset_key == "B06"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,7 @@ from cubescope.plugin.cube.timeseries import plan_read, read_series
 from cubescope.plugin.cube.zarr_cube import ZarrError
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.demo.truth import date_index, expected_dn
-from cubescope.plugin.stac.bands import BandNotFound
+from cubescope.plugin.stac.bands import AmbiguousBand, BandNotFound
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 # ---- bad input and failures -----------------------------------------------------------------------
@@ -51,6 +52,19 @@ def test_a_band_that_does_not_exist_lists_the_ones_that_do(cog_reader, demo_cube
     with ZarrReader(str(demo_cube.root / ZARR_NAME)) as zarr, pytest.raises(BandNotFound) as raised:
         plan_read(zarr, ["B99"])
     assert "has no variable 'B99' (it has: blue, green, nir, red, scl, swir16)" in str(raised.value)
+
+
+def test_a_common_name_of_several_bands_is_refused_before_reading(catalog_items):
+    """As STAC names B05, B06 and B07 "rededge": the series names the candidates, it does not pick one."""
+    items = copy.deepcopy(catalog_items[:3])
+    for item in items:
+        for key in ("nir", "swir16"):
+            item["assets"][key]["eo:bands"][0]["common_name"] = "rededge"
+    with CogStackReader(items) as reader:
+        with pytest.raises(AmbiguousBand, match=r"^'rededge' is the common name of 2 bands in item .*: "
+                                                r"nir \(B08\), swir16 \(B11\); name one of them$"):
+            plan_read(reader, ["red", "rededge"])
+        assert plan_read(reader, ["B08"]).read == ("B08",), "its band id still picks one"
 
 
 def test_a_zarr_without_a_time_dimension_is_refused(tmp_path):

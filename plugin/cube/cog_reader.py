@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal, osr
 
-from ..stac.bands import BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
+from ..stac.bands import AmbiguousBand, BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
 from ..stac.hrefs import GdalSource, gdal_source
 from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
 from ..stac.tiles import tile_id
@@ -304,6 +304,8 @@ class CogStackReader:
                     error = None
                     break
                 error = error or found
+            if isinstance(error, AmbiguousBand):
+                raise error
             if error is not None:
                 available = self.bands()
                 raise BandNotFound(f"No band '{name}' in these items; available bands: {', '.join(available)}",

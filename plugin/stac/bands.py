@@ -62,6 +62,12 @@ class BandNotFound(KeyError):  # noqa: N818 (public API name)
         return self.message
 
 
+class AmbiguousBand(BandNotFound):
+    """The name is the common name of several bands, none of them keyed by it: STAC gives
+    Sentinel-2's B05, B06 and B07 (Planetary Computer also B8A) the one common name "rededge", and picking
+    one of them silently would compute the wrong band. ``available`` lists the candidates' asset keys."""
+
+
 def _assets(document: dict) -> tuple[dict[str, dict], bool]:
     """(assets, is_item): an item's assets, else a collection's item_assets."""
     kind = document.get("type")
@@ -196,6 +202,12 @@ def _matches(wanted: str, key: str, asset: dict) -> int | None:
     return None
 
 
+def _describe(document: dict, is_item: bool) -> str:
+    if is_item and document.get("id"):
+        return f"item {document['id']}"
+    return f"collection {document['id']}" if document.get("id") else "this document"
+
+
 def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
     """The asset holding band `name` (asset key, common name or band id; case-insensitive)."""
     wanted = name.strip().casefold()
@@ -205,11 +217,17 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
               if (rank := _matches(wanted, key, asset)) is not None]
     if not ranked:
         available = available_band_names(item_or_collection)
-        what = f"item {item_or_collection['id']}" if is_item and item_or_collection.get("id") else (
-            f"collection {item_or_collection.get('id')}" if item_or_collection.get("id") else "this document")
         listed = ", ".join(available) if available else "none"
-        raise BandNotFound(f"No band '{name}' in {what}; available bands: {listed}", available)
-    _, key, asset = min(ranked, key=lambda r: (r[0], r[1].casefold()))
+        raise BandNotFound(f"No band '{name}' in {_describe(item_or_collection, is_item)}; available bands: {listed}",
+                           available)
+    best, key, asset = min(ranked, key=lambda r: (r[0], r[1].casefold()))
+    tied = sorted((k for rank, k, _ in ranked if rank == best), key=str.casefold)
+    band_ids = {k: _names(dict(candidates)[k])[1] or k for k in tied}
+    # Copies of one band (a COG and a JP2 of B04) share its band id: any of them will do.
+    if best == 1 and len({b.casefold() for b in band_ids.values()}) > 1:
+        listed = ", ".join(k if b.casefold() == k.casefold() else f"{k} ({b})" for k, b in band_ids.items())
+        raise AmbiguousBand(f"'{name}' is the common name of {len(tied)} bands in "
+                            f"{_describe(item_or_collection, is_item)}: {listed}; name one of them", tied)
     return _band_info(name, key, asset, item_or_collection, is_item)
 
 
