@@ -1,4 +1,5 @@
-"""The plugin in the real QGIS desktop: loads, lists the demo catalog, reloads and unloads cleanly."""
+"""The plugin in the real QGIS desktop: loads, lists the demo catalog, reloads (mid-composite) and unloads
+cleanly."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def test_dock_lists_the_demo_catalog(probe_report, demo_cube):
 def test_reload_leaves_no_duplicates(probe_report):
     assert probe_report["after_reload"] == probe_report["after_start"]
     assert probe_report["after_reload_collections"] == DEMO_COLLECTIONS
+
+
+def test_a_reload_mid_composite_cancels_it_and_leaves_no_file(probe_report):
+    """The reload came while the composite ran; its cancelled task reported to no deleted widget (the
+    log test below sees no Python error) and left no file."""
+    assert probe_report["running_at_reload"] == ["Cubescope: Temporal composite"]
+    assert probe_report["tasks_left"] == 0
+    assert probe_report["composite_written"] is False
 
 
 def test_unload_removes_everything(probe_report):

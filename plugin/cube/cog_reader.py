@@ -408,6 +408,10 @@ class CogStackReader:
                 if is_canceled is not None and is_canceled():
                     for future in pending:
                         future.cancel()
+                    # A read already running cannot be stopped: wait for it (one pixel), so that no
+                    # thread of this reader still works on its files once the caller has moved on.
+                    # (QGIS quitting under such a read crashed in GDAL.)
+                    wait(pending)
                     break
                 finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 for future in finished:

@@ -294,11 +294,18 @@ class AnalysisPanel(QObject):
         self.failed.emit(message)
 
     def cancel(self) -> None:
+        """The Cancel button: the task ends and reports "Cancelled" in the tab."""
         if self._task is not None:
             try:
                 self._task.cancel()
             except RuntimeError:
                 pass
+
+    def close(self) -> None:
+        """The plugin unloads: cancel the task and forget it, so that its late report finds no widget
+        to update (they are deleted with the dock)."""
+        self.cancel()
+        self._task = None
 
 
 def style(layer: QgsRasterLayer, request: engine.AnalysisRequest) -> None:

@@ -279,8 +279,8 @@ class BrowsePanel(QObject):
         self.form.searchCount.setText(self.tr("searching…"))
         task = CallTask(self.tr("Cubescope: searching {name}").format(name=self.source.name),
                         run_search, self.source, query, self.access.keys(self.source))
-        task.progressChanged.connect(lambda value: self.form.searchProgress.setRange(0, 100) or
-                                     self.form.searchProgress.setValue(int(value)))
+        task.progressChanged.connect(lambda value: self._tasks.get("search") is task and (
+            self.form.searchProgress.setRange(0, 100) or self.form.searchProgress.setValue(int(value))))
         self._start("search", task, self._search_done, self._search_failed, self._search_progress)
 
     def _search_progress(self, value) -> None:

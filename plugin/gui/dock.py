@@ -162,6 +162,8 @@ class CubescopeDock(QgsDockWidget):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def cancel_tasks(self) -> None:
+        """Cancel every running task and detach it from the widgets: after this, a task's late report
+        (progress, result, "Cancelled") touches nothing, so the dock can be deleted under it."""
         self.browse.cancel_all()
         self.timeseries.close()
-        self.analysis.cancel()
+        self.analysis.close()

@@ -46,7 +46,9 @@ class CallTask(QgsTask):
             self.result = self._function(self, *self._args)
         except Exception as error:  # noqa: BLE001 (reported to the user in finished())
             self.error = str(error) or type(error).__name__
-            if not isinstance(error, EXPECTED_ERRORS):
+            # A cancel ends the work by raising wherever it was (the engine's Canceled, a read cut
+            # short): that is no bug, and its traceback would only alarm in the log.
+            if not isinstance(error, EXPECTED_ERRORS) and not self.isCanceled():
                 QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG)
             return False
         return not self.isCanceled()

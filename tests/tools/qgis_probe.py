@@ -1,8 +1,9 @@
 """Run inside the real QGIS desktop (``qgis --code tests/tools/qgis_probe.py``) with a real iface.
 
-Records what Cubescope added to QGIS after start-up, after a reload and after an unload, the log
-messages those produced, and whether the dock listed the demo catalog; writes it all as JSON to
-$CUBESCOPE_PROBE_REPORT and quits QGIS. The tests read the JSON; this script asserts nothing itself.
+Records what Cubescope added to QGIS after start-up, after a reload (started while a composite runs,
+as a user reloading the plugin mid-run) and after an unload, the log messages those produced, and
+whether the dock listed the demo catalog; writes it all as JSON to $CUBESCOPE_PROBE_REPORT and quits
+QGIS. The tests read the JSON; this script asserts nothing itself.
 """
 
 import json
@@ -17,6 +18,7 @@ from qgis.PyQt.QtWidgets import QAction, QDockWidget, QToolBar
 
 REPORT = os.environ["CUBESCOPE_PROBE_REPORT"]
 WAIT_DEMO_S = float(os.environ.get("CUBESCOPE_PROBE_WAIT_S", "120"))
+COMPOSITE = os.path.join(os.path.dirname(REPORT), "reload-composite.tif")
 iface = qgis.utils.iface
 report: dict = {"log": []}
 
@@ -65,6 +67,34 @@ def wait_for_demo_collections() -> list:
     return plugin.dock.collection_ids()
 
 
+def wait_for_tasks() -> int:
+    """Wait (bounded) until QGIS has no task running, letting their reports arrive; the count left."""
+    manager = QgsApplication.taskManager()
+    loop = QEventLoop()
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(loop.quit)
+    poll = QTimer()
+    poll.timeout.connect(lambda: manager.countActiveTasks() == 0 and loop.quit())
+    deadline.start(int(WAIT_DEMO_S * 1000))
+    poll.start(50)
+    if manager.countActiveTasks():
+        loop.exec_()
+    poll.stop()
+    QgsApplication.processEvents()
+    return manager.countActiveTasks()
+
+
+def start_composite(plugin) -> list:
+    """A median composite of the whole demo Sentinel-2 collection (seconds of work); the tasks running."""
+    dock = plugin.dock
+    dock.browse.select_collection("demo-s2-l2a")
+    dock.form.analysisBandsEdit.setText("red,nir,NDVI")
+    dock.form.outputFile.setFilePath(COMPOSITE)
+    dock.form.runAnalysisButton.click()
+    return [task.description() for task in QgsApplication.taskManager().activeTasks()]
+
+
 def probe() -> None:
     QgsApplication.messageLog().messageReceived.connect(on_message)
     module = sys.modules.get("cubescope")
@@ -74,12 +104,15 @@ def probe() -> None:
     plugin = qgis.utils.plugins.get("cubescope")
     report["demo_status"] = plugin.dock.form.sourceStatus.text() if plugin else ""
     report["demo_root"] = plugin.dock.demo_cube and str(plugin.dock.demo_cube.root)
+    report["running_at_reload"] = start_composite(plugin) if plugin else []
     qgis.utils.reloadPlugin("cubescope")
     report["after_reload"] = state()
     report["after_reload_collections"] = wait_for_demo_collections()
     qgis.utils.unloadPlugin("cubescope")
     QgsApplication.processEvents()
     report["after_unload"] = state()
+    report["tasks_left"] = wait_for_tasks()
+    report["composite_written"] = os.path.exists(COMPOSITE)
 
 
 def finish() -> None:

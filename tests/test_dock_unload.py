@@ -1,0 +1,86 @@
+"""Unloading or reloading the plugin while the dock's tasks run: the plugin's ``unload`` cancels them and
+deletes the dock at once, and their late reports (progress, "Cancelled", a result) must touch none of
+its deleted widgets. pytest-qt fails a test on any exception raised in a Qt slot, which is what QGIS
+shows users as a Python error; and a cancelled task logs no traceback as if it had crashed."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+from demo_dock import S2, WAIT_MS, search
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY
+from qgis.PyQt.QtCore import QCoreApplication, QEvent, Qt
+
+from cubescope.plugin.gui.dock import CubescopeDock
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def start_analysis(dock, qtbot, tmp_path) -> None:
+    dock.browse.select_collection(S2)
+    dock.form.analysisBandsEdit.setText("red,nir,NDVI")  # the whole collection: seconds of work
+    dock.form.outputFile.setFilePath(str(tmp_path / "composite.tif"))
+    dock.form.runAnalysisButton.click()
+
+
+def start_search(dock, qtbot, tmp_path) -> None:
+    dock.browse.select_collection(S2)
+    qtbot.mouseClick(dock.form.searchButton, Qt.LeftButton)
+
+
+def start_series(dock, qtbot, tmp_path) -> None:
+    search(dock, qtbot)
+    dock.form.seriesBandsCombo.setCheckedItems(["ndvi", "red"])
+    dock.timeseries.pick(QgsPointXY(24.0, 45.5), WGS84)
+
+
+@pytest.mark.parametrize("start", [start_analysis, start_search, start_series], ids=lambda f: f.__name__)
+def test_unloading_while_a_task_runs_raises_nothing_and_leaves_no_file(qgis_app, qgis_canvas, qtbot, tmp_path,
+                                                                       demo_cube, start):
+    dock = CubescopeDock(None, qgis_canvas)
+    dock.browse.workdir = tmp_path / "vrt"
+    dock.show()
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_demo_cube(demo_cube.root)
+    logged: list[str] = []
+    record = lambda message, tag, level: logged.append(message)  # noqa: E731
+    QgsApplication.messageLog().messageReceived.connect(record)
+    try:
+        unload_mid_task(dock, qtbot, tmp_path, start)
+    finally:
+        QgsApplication.messageLog().messageReceived.disconnect(record)
+    assert not (tmp_path / "composite.tif").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "vrt"] == []
+    assert [m for m in logged if "Traceback" in m] == [], "a cancel is no bug: no traceback in the log"
+
+
+def threads_reading() -> list[str]:
+    """Cubescope's worker threads that are inside a pixel read right now."""
+    frames = sys._current_frames()
+    busy = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident)
+        while thread.name.startswith("cubescope-") and frame is not None:
+            if frame.f_code.co_name == "_read_task":
+                busy.append(thread.name)
+                break
+            frame = frame.f_back
+    return busy
+
+
+def unload_mid_task(dock, qtbot, tmp_path, start) -> None:
+    manager = QgsApplication.taskManager()
+    start(dock, qtbot, tmp_path)
+    running = [task.description() for task in manager.activeTasks()]
+    assert running, "the task is still running when the plugin unloads"
+
+    dock.cancel_tasks()  # what CubescopePlugin.unload does, in its order
+    dock.setParent(None)
+    dock.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=WAIT_MS)
+    # A read still running once its task has ended would run on under QGIS quitting (a crash in GDAL).
+    assert threads_reading() == []
+    QCoreApplication.processEvents()  # the tasks' queued reports arrive here
