@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from landsat_names import as_landsat
 from osgeo import gdal
 
 from cubescope.plugin.analysis.cog_writer import WriteError
@@ -138,6 +139,25 @@ def test_real_earth_search_items_plan_their_bands_and_refuse_an_ambiguous_name(s
     job = plan(request("rededge2"), [items])
     assert (job.periods[0].asset_keys, job.volume.resolution) == (("rededge2", "scl"), 20.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_landsat_naming_its_nir_nir08_gives_the_same_ndvi_and_nir(demo_cube, tmp_path):
+    """No band of a Landsat Collection 2 item is "nir": NDVI and a "nir" band take "nir08" instead, and on
+    the same pixels give the very same composite."""
+    found = search_periods(_request(demo_cube, tmp_path / "unused.tif"))
+    results = {}
+    for name, items in (("s2", found[0]), ("landsat", as_landsat(found[0]))):
+        job = plan(_request(demo_cube, tmp_path / f"{name}.tif", bands=("nir", "NDVI"), extent=WEST), [items])
+        results[name] = (job.periods[0].asset_keys, _read(execute(job)))
+    assert results["s2"][0] == ("nir", "red", "scl") and results["landsat"][0] == ("nir08", "red", "scl")
+    s2, landsat = results["s2"][1], results["landsat"][1]
+    assert s2.shape == (2, 128, 128) and np.isfinite(s2).mean() > 0.9
+    np.testing.assert_array_equal(landsat, s2)
+    assert gdal.Open(str(tmp_path / "landsat.tif")).GetRasterBand(2).GetDescription() == "NDVI median"
+    without = [{**item, "assets": {k: a for k, a in item["assets"].items() if k != "nir08"}}
+               for item in as_landsat(found[0])]
+    with pytest.raises(AnalysisError, match=r"^NDVI needs the 'nir' or 'nir08' band \(common name\)"):
+        plan(_request(demo_cube, tmp_path / "x.tif", bands=("NDVI",), extent=WEST), [without])
 
 
 def test_an_absurd_resolution_is_refused_with_the_size(demo_cube, tmp_path):

@@ -13,6 +13,7 @@ from cubescope.plugin.analysis.indices import (
     INDICES,
     MissingBand,
     check_bands,
+    computable,
     compute_index,
     index_title,
     is_index,
@@ -87,6 +88,10 @@ def test_a_missing_band_is_named_with_the_ones_there_are():
     with pytest.raises(MissingBand, match="EVI needs the 'blue' band"):
         check_bands("evi", ["nir", "red"])
     check_bands("ndvi", ["NIR", "red"])
+    check_bands("ndvi", ["nir08", "red"])  # Landsat's only NIR band
+    assert [computable(i, ["red", "nir08", "green"]) for i in ("ndvi", "ndwi", "evi")] == [True, True, False]
+    with pytest.raises(MissingBand, match=r"^NDVI needs the 'nir' or 'nir08' band \(common name\)"):
+        check_bands("ndvi", ["red", "nir09"])
 
 
 def test_ndvi_of_the_demo_truth_reflectance_equals_the_truth_ndvi(demo_cube):

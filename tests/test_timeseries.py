@@ -30,6 +30,7 @@ from demo_series import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from landsat_names import as_landsat
 from osgeo import osr
 
 from cubescope.plugin.analysis.quality import SENTINEL2_SCL, rule_for, rule_for_bands
@@ -39,6 +40,7 @@ from cubescope.plugin.cube.timeseries import (
     Observation,
     choose,
     dedupe,
+    plan_read,
     read_series,
     series_to_rows,
     write_csv,
@@ -180,6 +182,19 @@ def test_the_clear_cut_shows_as_an_ndvi_drop_at_its_date_and_not_in_the_forest(c
         drops[point] = before[-1] - after[0]
     assert drops["clear_cut_a"] > 0.4
     assert abs(drops["forest_a"]) < 0.1
+
+
+def test_landsat_naming_its_nir_nir08_plots_the_same_ndvi(cog_reader, catalog_items, truth):
+    """Landsat Collection 2 has no "nir" band, only "nir08": NDVI reads it, and equals the demo's."""
+    p = truth["points"]["clear_cut_a"]
+    rule = rule_for(cog_reader.items()[0])
+    with CogStackReader(as_landsat(catalog_items)) as landsat:
+        assert plan_read(landsat, ["ndvi", "nir"], rule).indices == {"ndvi": ("nir08", "red")}
+        series = read_series(landsat, p["lon"], p["lat"], ["ndvi", "nir"], rule)
+    expected = read_series(cog_reader, p["lon"], p["lat"], ["ndvi", "nir"], rule)
+    assert len(series.observations) == 37 and sum(o.valid for o in series.observations) > 10
+    assert [(o.datetime, o.valid, o.values) for o in series.observations] == [
+        (o.datetime, o.valid, o.values) for o in expected.observations]
 
 
 def _class_name(truth: dict, code: int) -> str:

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..stac.bands import first_present, with_substitutes
+
 Array = TypeVar("Array")
 
 #: L in the soil-adjusted vegetation index (Huete 1988).
@@ -44,7 +46,8 @@ class MissingBand(KeyError):  # noqa: N818 (public API name)
         self.band = band
         self.available = sorted(set(available))
         listed = ", ".join(self.available) if self.available else "none"
-        self.message = (f"{index.upper()} needs the '{band}' band (common name), which is not available; "
+        instead = "".join(f" or '{name}'" for name in with_substitutes(band)[1:])
+        self.message = (f"{index.upper()} needs the '{band}'{instead} band (common name), which is not available; "
                         f"available bands: {listed}")
         super().__init__(self.message)
 
@@ -71,11 +74,22 @@ def required_bands(index: str) -> tuple[str, ...]:
 
 
 def check_bands(index: str, available: Iterable[str]) -> None:
-    """Raise `MissingBand` for the first band `index` needs that is not in `available` (common names)."""
+    """Raise `MissingBand` for the first band `index` needs that is not in `available` (common names),
+    nor any band that stands in for it (Landsat's "nir08" for "nir")."""
+    available = list(available)
     have = {a.casefold() for a in available}
     for band in required_bands(index):
-        if band not in have:
+        if first_present(band, have) is None:
             raise MissingBand(index.strip().casefold(), band, available)
+
+
+def computable(index: str, available: Iterable[str]) -> bool:
+    """Whether bands with these common names are enough for `index`."""
+    try:
+        check_bands(index, available)
+    except MissingBand:
+        return False
+    return True
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:

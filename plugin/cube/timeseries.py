@@ -18,6 +18,7 @@ from typing import Any
 
 from ..analysis.indices import MissingBand, compute_index, is_index, required_bands
 from ..analysis.quality import QualityRule
+from ..stac.bands import first_present
 from .reader import NAN, PixelReader, PointOutsideCoverage, PointValues, Scene
 
 #: Per-item problems listed one by one; beyond this many they are summarised in one warning.
@@ -143,9 +144,10 @@ def plan_read(reader: PixelReader, names: Sequence[str], quality_rule: QualityRu
     for name in index_names:
         inputs = []
         for needed in required_bands(name):
-            if needed not in common:
+            band = first_present(needed, common)
+            if band is None:
                 raise MissingBand(name.casefold(), needed, common.keys())
-            inputs.append(common[needed])
+            inputs.append(band)
         indices[name] = tuple(inputs)
     read = list(bands)
     for inputs in indices.values():

@@ -17,7 +17,7 @@ from qgis.gui import QgsVertexMarker
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QLabel
 
-from ..analysis.indices import INDICES, required_bands
+from ..analysis.indices import INDICES, computable
 from ..analysis.quality import rule_for, rule_from_user
 from ..cube.cog_reader import CogStackReader
 from ..cube.layer_plan import TRUE_COLOUR
@@ -78,7 +78,7 @@ class TimeSeriesPanel(QObject):
         checked = set(combo.checkedItems())
         bands = self._available_bands()
         combo.clear()
-        names = list(bands) + sorted(i for i in INDICES if set(required_bands(i)) <= set(bands.values()))
+        names = list(bands) + sorted(i for i in INDICES if computable(i, bands.values()))
         for name in names:
             combo.addItem(name)
         keep = [n for n in names if n in checked] or ([DEFAULT_CHOICE] if DEFAULT_CHOICE in names else names[:1])

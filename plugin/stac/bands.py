@@ -23,6 +23,25 @@ _ALIASES = {
     "scene classification map": "scl",
 }
 _QUALITY_KEYS = ("scl", "qa_pixel", "cmask", "fmask", "fmask4", "qa")
+#: Common names that stand in for one a sensor lacks. Landsat's only NIR band (OLI B5, TM/ETM+ B4) is
+#: "nir08" in USGS's, Planetary Computer's and Earth Search's Collection 2 items: no band is "nir",
+#: so NDVI, false colour and every NIR index would be refused on Landsat without it.
+SUBSTITUTES = {"nir": ("nir08",)}
+
+
+def with_substitutes(common: str) -> tuple[str, ...]:
+    """``common`` and the common names that stand in for it, in order of preference."""
+    key = common.strip().casefold()
+    return (key, *SUBSTITUTES.get(key, ()))
+
+
+def first_present(common: str, available: dict[str, str] | set[str]) -> str | None:
+    """The first of :func:`with_substitutes` that ``available`` holds (common names, lower case); for a
+    dict, its value (the band name the reader knows)."""
+    for name in with_substitutes(common):
+        if name in available:
+            return available[name] if isinstance(available, dict) else name
+    return None
 
 
 @dataclass(frozen=True)
@@ -215,6 +234,11 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
     candidates, is_item = _raster_assets(item_or_collection)
     ranked = [(rank, key, asset) for key, asset in candidates
               if (rank := _matches(wanted, key, asset)) is not None]
+    for substitute in SUBSTITUTES.get(wanted, ()) if not ranked else ():
+        ranked = [(rank, key, asset) for key, asset in candidates
+                  if (rank := _matches(substitute, key, asset)) is not None]
+        if ranked:
+            break
     if not ranked:
         available = available_band_names(item_or_collection)
         listed = ", ".join(available) if available else "none"
