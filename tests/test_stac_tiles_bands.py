@@ -235,6 +235,40 @@ def test_a_common_name_shared_by_several_bands_is_refused_with_the_candidates() 
         "B06", "rededge3", "rededge3", "B04"]
 
 
+def test_copies_of_a_band_at_several_resolutions_resolve_to_the_finest() -> None:
+    """Copernicus Data Space keys each Sentinel-2 band once per resolution (B04_10m, B04_20m, B04_60m),
+    all named B04: "red" is that one band, read at 10 m; "rededge" still names three bands."""
+    def asset(key: str, band: str, common: str | None, wavelength: float, gsd: int) -> dict:
+        described = {"name": band, "eo:center_wavelength": wavelength}
+        if common:
+            described["eo:common_name"] = common
+        return {"href": f"{key}.jp2", "type": "image/jp2", "roles": ["data", "reflectance"], "gsd": gsd,
+                "bands": [described]}
+
+    assets = {}
+    for band, common, wavelength, resolutions in (("B04", "red", 0.665, (60, 20, 10)), ("B08", "nir", 0.842, (10,)),
+                                                  ("B05", "rededge", 0.704, (20, 60)),
+                                                  ("B06", "rededge", 0.740, (20, 60)),
+                                                  ("B07", "rededge", 0.783, (20, 60)), ("SCL", None, 0.0, (60, 20))):
+        for gsd in resolutions:
+            assets[f"{band}_{gsd}m"] = asset(f"{band}_{gsd}m", band, common, wavelength, gsd)
+    item = {"type": "Feature", "id": "S2C_MSIL2A_cdse", "geometry": None,
+            "properties": {"datetime": "2026-09-06T10:46:21Z"}, "assets": assets}
+    found = {name: resolve_band(item, name) for name in ("red", "B04", "nir", "SCL")}
+    assert {name: (band.asset_key, band.resolution) for name, band in found.items()} == {
+        "red": ("B04_10m", 10.0), "B04": ("B04_10m", 10.0), "nir": ("B08_10m", 10.0), "SCL": ("SCL_20m", 20.0)}
+    with pytest.raises(AmbiguousBand) as caught:
+        resolve_band(item, "rededge")
+    assert caught.value.available == ["B05_20m", "B05_60m", "B06_20m", "B06_60m", "B07_20m", "B07_60m"]
+    assert "B05_20m (B05), B05_60m (B05), B06_20m (B06)" in str(caught.value)
+    del item["assets"]["B05_60m"], item["assets"]["B06_20m"], item["assets"]["B06_60m"]
+    del item["assets"]["B07_20m"], item["assets"]["B07_60m"]
+    assert resolve_band(item, "rededge").asset_key == "B05_20m", "one rededge band left: no ambiguity"
+    item["assets"] = {"overview-red": asset("o", "B04", "red", 0.665, 320),
+                      "red-native": asset("n", "B04", "red", 0.665, 10)}
+    assert resolve_band(item, "red").asset_key == "red-native", "the finest copy, whatever the keys' order"
+
+
 def test_real_catalogs_refuse_rededge_and_resolve_its_band_ids(shared_data) -> None:
     es_items, es_collection = read_es(shared_data)
     pc_items, _ = read_pc(shared_data)

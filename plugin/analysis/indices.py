@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+# Only check_bands uses these: compute_index, which Dask workers unpickle by value, must not need any
+# other package of Cubescope (the workers do not have it).
 from ..stac.bands import first_present, with_substitutes
 
 Array = TypeVar("Array")
@@ -41,12 +43,12 @@ _TITLES = {
 class MissingBand(KeyError):  # noqa: N818 (public API name)
     """An index needs a band the data does not have; the message names it and lists what there is."""
 
-    def __init__(self, index: str, band: str, available: Iterable[str]) -> None:
+    def __init__(self, index: str, band: str, available: Iterable[str], instead: Iterable[str] = ()) -> None:
         self.index = index
         self.band = band
         self.available = sorted(set(available))
         listed = ", ".join(self.available) if self.available else "none"
-        instead = "".join(f" or '{name}'" for name in with_substitutes(band)[1:])
+        instead = "".join(f" or '{name}'" for name in instead)  # what stands in for it (Landsat's nir08)
         self.message = (f"{index.upper()} needs the '{band}'{instead} band (common name), which is not available; "
                         f"available bands: {listed}")
         super().__init__(self.message)
@@ -80,7 +82,7 @@ def check_bands(index: str, available: Iterable[str]) -> None:
     have = {a.casefold() for a in available}
     for band in required_bands(index):
         if first_present(band, have) is None:
-            raise MissingBand(index.strip().casefold(), band, available)
+            raise MissingBand(index.strip().casefold(), band, available, with_substitutes(band)[1:])
 
 
 def computable(index: str, available: Iterable[str]) -> bool:

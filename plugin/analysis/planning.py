@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..stac.bands import AmbiguousBand, BandNotFound, available_band_names, list_bands, quality_band, resolve_band
+from ..stac.bands import (
+    AmbiguousBand,
+    BandNotFound,
+    available_band_names,
+    list_bands,
+    quality_band,
+    resolve_band,
+    with_substitutes,
+)
 from ..stac.items import sort_by_date
 from . import composite
 from .blocks import COMPOSITE, STATISTICS, BandStack, BlockSpec, Layer
@@ -61,7 +69,8 @@ def _asset_key(reference: dict, name: str, for_index: str | None = None) -> str:
         return resolve_band(reference, name).asset_key
     except BandNotFound as error:
         if for_index and not isinstance(error, AmbiguousBand):
-            raise AnalysisError(str(MissingBand(for_index, name, _available(reference)))) from None
+            raise AnalysisError(str(MissingBand(for_index, name, _available(reference),
+                                                with_substitutes(name)[1:]))) from None
         raise AnalysisError(f"{error} (collection items such as {reference.get('id')})") from None
 
 

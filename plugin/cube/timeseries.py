@@ -18,7 +18,7 @@ from typing import Any
 
 from ..analysis.indices import MissingBand, compute_index, is_index, required_bands
 from ..analysis.quality import QualityRule
-from ..stac.bands import first_present
+from ..stac.bands import first_present, with_substitutes
 from .reader import NAN, PixelReader, PointOutsideCoverage, PointValues, Scene
 
 #: Per-item problems listed one by one; beyond this many they are summarised in one warning.
@@ -146,7 +146,7 @@ def plan_read(reader: PixelReader, names: Sequence[str], quality_rule: QualityRu
         for needed in required_bands(name):
             band = first_present(needed, common)
             if band is None:
-                raise MissingBand(name.casefold(), needed, common.keys())
+                raise MissingBand(name.casefold(), needed, common.keys(), with_substitutes(needed)[1:])
             inputs.append(band)
         indices[name] = tuple(inputs)
     read = list(bands)

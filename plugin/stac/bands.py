@@ -8,6 +8,7 @@ find the right asset in all of them.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -244,15 +245,33 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
         listed = ", ".join(available) if available else "none"
         raise BandNotFound(f"No band '{name}' in {_describe(item_or_collection, is_item)}; available bands: {listed}",
                            available)
-    best, key, asset = min(ranked, key=lambda r: (r[0], r[1].casefold()))
-    tied = sorted((k for rank, k, _ in ranked if rank == best), key=str.casefold)
-    band_ids = {k: _names(dict(candidates)[k])[1] or k for k in tied}
-    # Copies of one band (a COG and a JP2 of B04) share its band id: any of them will do.
-    if best == 1 and len({b.casefold() for b in band_ids.values()}) > 1:
-        listed = ", ".join(k if b.casefold() == k.casefold() else f"{k} ({b})" for k, b in band_ids.items())
-        raise AmbiguousBand(f"'{name}' is the common name of {len(tied)} bands in "
-                            f"{_describe(item_or_collection, is_item)}: {listed}; name one of them", tied)
-    return _band_info(name, key, asset, item_or_collection, is_item)
+    best = min(rank for rank, _, _ in ranked)
+    tied = {k: a for rank, k, a in ranked if rank == best}
+    bands = {k: _identity(k, a) for k, a in tied.items()}
+    if best == 1 and len(set(bands.values())) > 1:
+        keys = sorted(tied, key=str.casefold)
+        ids = {k: _names(tied[k])[1] or k for k in keys}
+        listed = ", ".join(k if ids[k].casefold() == k.casefold() else f"{k} ({ids[k]})" for k in keys)
+        raise AmbiguousBand(f"'{name}' is the common name of {len(keys)} bands in "
+                            f"{_describe(item_or_collection, is_item)}: {listed}; name one of them", keys)
+    # Copies of one band (Copernicus Data Space's B04_10m, B04_20m and B04_60m; a COG beside a JP2):
+    # the finest is the band itself, the others its resamplings.
+    infos = [_band_info(name, k, a, item_or_collection, is_item) for k, a in tied.items()]
+    return min(infos, key=lambda info: (info.resolution or math.inf, info.asset_key.casefold()))
+
+
+def _identity(key: str, asset: dict) -> str:
+    """What makes two assets the same band: its band id, else its centre wavelength, else its key
+    without a resolution suffix ("B04_20m" is B04)."""
+    _, band = _names(asset)
+    if band:
+        return band.casefold()
+    eo, _, v11 = _band_lists(asset)
+    first = (eo or v11 or [{}])[0]
+    wavelength = _number(first.get("center_wavelength") or first.get("eo:center_wavelength"))
+    if wavelength:
+        return f"{wavelength:.3f} um"
+    return re.sub(r"_\d+m$", "", key.casefold())
 
 
 def available_band_names(item_or_collection: dict) -> list[str]:
