@@ -25,8 +25,12 @@ from cubescope.plugin.analysis.engine import (
     search_periods,
 )
 from cubescope.plugin.analysis.planning import AnalysisError
+from cubescope.plugin.analysis.quality import rule_for_bands
+from cubescope.plugin.analysis.stac_metadata import variable_common_names
 from cubescope.plugin.analysis.zarr_items import cube_items
+from cubescope.plugin.cube.timeseries import plan_read, read_series
 from cubescope.plugin.cube.zarr_cube import describe_zarr
+from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
 
 SUMMER = Period(datetime(2023, 6, 1), datetime(2023, 9, 30, 23, 59, 59))
@@ -214,3 +218,68 @@ def test_a_dask_cluster_gives_the_same_zarr_composite(demo_cube, dask_cluster, t
     cluster = run(AnalysisRequest(output=str(tmp_path / "cluster.tif"), dask_scheduler=dask_cluster, **fields))
     assert np.isfinite(_read(local)).mean() > 0.9
     assert _read(cluster).tobytes() == _read(local).tobytes()
+
+
+EARTHNET_NAMES = {"blue": "s2_B02", "green": "s2_B03", "red": "s2_B04", "nir": "s2_B8A", "swir16": "s2_B11",
+                  "scl": "s2_SCL"}
+
+
+def earthnet_named(demo_cube, folder) -> str:
+    """The demo cube with its variables named as EarthNet minicubes name theirs (s2_B02 ... s2_B8A,
+    s2_SCL; their only NIR band is B8A), and without the long names, wavelengths and flag attributes
+    that would say what they are otherwise."""
+    import xarray
+
+    with xarray.open_zarr(demo_cube.zarr) as dataset:
+        renamed = dataset.rename(EARTHNET_NAMES)
+        for name in EARTHNET_NAMES.values():
+            variable = renamed[name]
+            variable.encoding.pop("chunks", None)
+            variable.encoding.pop("preferred_chunks", None)
+            for key in ("long_name", "flag_values", "flag_meanings", "center_wavelength_um", "standard_name"):
+                variable.attrs.pop(key, None)
+        target = folder / "earthnet-style.zarr"
+        renamed.to_zarr(target, consolidated=True)
+    return str(target)
+
+
+def test_an_earthnet_style_cube_names_its_bands_by_sentinel2_ids_and_composites_the_same(demo_cube, tmp_path):
+    cube = earthnet_named(demo_cube, tmp_path)
+    fields = dict(operation="composite", method="median", bands=("red", "NDVI", "NDWI"), periods=(SUMMER,))
+    demo = run(AnalysisRequest(source=str(demo_cube.zarr), collection="", output=str(tmp_path / "demo.tif"), **fields))
+    request = AnalysisRequest(source=cube, collection="", output=str(tmp_path / "earthnet.tif"), **fields)
+    job = plan(request, search_periods(request))
+    assert job.periods[0].asset_keys == ("s2_B04", "s2_B8A", "s2_B03", "s2_SCL")
+    assert job.quality.startswith("Sentinel-2 SCL") and "s2_SCL" in job.quality, "s2_SCL masks the clouds"
+    earthnet = execute(job)
+    assert np.isfinite(_read(earthnet)).mean() > 0.85
+    assert _read(earthnet).tobytes() == _read(demo).tobytes()
+
+
+def test_an_earthnet_style_cube_plots_the_same_masked_ndvi(demo_cube, truth, tmp_path):
+    cube = earthnet_named(demo_cube, tmp_path)
+    point = truth["points"]["clear_cut_a"]
+    series = {}
+    for name, url in (("demo", str(demo_cube.zarr)), ("earthnet", cube)):
+        with ZarrReader(url) as reader:
+            rule = rule_for_bands(reader.variable_attrs())
+            series[name] = read_series(reader, point["lon"], point["lat"], ["ndvi"], rule)
+            if name == "earthnet":
+                assert rule is not None and rule.band == "s2_SCL" and rule.describe().startswith("Sentinel-2 SCL")
+                assert plan_read(reader, ["ndvi"], rule).indices == {"ndvi": ("s2_B8A", "s2_B04")}
+    assert sum(o.valid for o in series["earthnet"].observations) > 10
+    assert any(not o.valid for o in series["earthnet"].observations), "cloudy dates are masked"
+    assert [(o.datetime, o.valid, o.values) for o in series["earthnet"].observations] == [
+        (o.datetime, o.valid, o.values) for o in series["demo"].observations]
+
+
+@pytest.mark.parametrize(("variables", "expected"), [
+    ({"B04": {}, "B05": {}}, {}),  # Landsat OLI numbers its bands too: B05 is its NIR, not a red edge
+    ({"B04": {}, "B05": {}, "B8A": {}}, {"B04": "red", "B05": "rededge", "B8A": "nir08"}),
+    ({"B04": {}, "SCL": {}}, {"B04": "red"}),
+    ({"s2_B04": {}, "s2_B12": {}, "era5_t2m": {}}, {"s2_B04": "red", "s2_B12": "swir22"}),
+    ({"band_1": {"common_name": "NIR"}, "red": {}, "s2_B03": {"eo:common_name": "green"}},
+     {"band_1": "nir", "red": "red", "s2_B03": "green"}),
+])
+def test_common_names_of_cube_variables(variables, expected):
+    assert variable_common_names(variables) == expected

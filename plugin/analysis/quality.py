@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..stac.bands import quality_band
+from .stac_metadata import sentinel2_id, sentinel2_numbering
 
 CLASSES = "classes"
 BITS = "bits"
@@ -218,13 +219,17 @@ def rule_from_user(band: str, clear_values: str) -> QualityRule:
 def rule_for_bands(bands: Mapping[str, Mapping[str, Any]]) -> QualityRule | None:
     """The rule of a cube whose bands (Zarr variables: name -> CF attributes) include a quality band.
 
-    A known name (scl, QA_PIXEL, CMASK, Fmask4, pixel_reliability) gives its preset; otherwise CF
+    A known name (scl, QA_PIXEL, CMASK, Fmask4, pixel_reliability; s2_SCL) gives its preset; otherwise CF
     ``flag_values``/``flag_meanings`` of a band named like a mask give a rule from the meanings.
     """
     for name in bands:
         preset = _BY_KEY.get(name.casefold())
         if preset is not None:
             return replace(preset, band=name)
+    sentinel2 = sentinel2_numbering(bands)
+    for name in bands:  # EarthNet's s2_SCL
+        if sentinel2_id(name, sentinel2) == "scl":
+            return replace(SENTINEL2_SCL, band=name)
     for name, attrs in bands.items():
         if not re.search(r"mask|quality|qa|cloud|scl|classification", name, re.IGNORECASE):
             continue

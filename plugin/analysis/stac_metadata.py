@@ -4,7 +4,7 @@ presented as to the engine. One place for the extension URLs, common names and p
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,9 +17,51 @@ _COMMON_NAMES = {"coastal", "blue", "green", "red", "yellow", "pan", "rededge", 
                  "rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
 
 
+#: Sentinel-2 band ids and their STAC common names: the three red-edge bands share one.
+SENTINEL2_COMMON_NAMES = {"b01": "coastal", "b02": "blue", "b03": "green", "b04": "red", "b05": "rededge",
+                          "b06": "rededge", "b07": "rededge", "b08": "nir", "b8a": "nir08", "b09": "nir09",
+                          "b10": "cirrus", "b11": "swir16", "b12": "swir22"}
+_SENTINEL2_PREFIX = re.compile(r"^(?:s2|sentinel[-_]?2)[-_]", re.IGNORECASE)
+
+
 def common_name(name: str) -> str | None:
     """The eo:bands common name a band named ``name`` stands for, if its name is one."""
     return name.casefold() if name.casefold() in _COMMON_NAMES else None
+
+
+def sentinel2_id(name: str, sentinel2: bool) -> str | None:
+    """The Sentinel-2 band id ("b04", "scl") a variable named ``name`` holds: "s2_B04" always (EarthNet
+    minicubes); a bare "B04" only in a cube known to be Sentinel-2's (``sentinel2``), because Landsat
+    numbers its bands otherwise (OLI's B05 is the NIR, Sentinel-2's a red edge)."""
+    stripped = _SENTINEL2_PREFIX.sub("", name)
+    if stripped == name and not sentinel2:
+        return None
+    key = stripped.casefold()
+    return key if key in SENTINEL2_COMMON_NAMES or key == "scl" else None
+
+
+def sentinel2_numbering(names: Iterable[str]) -> bool:
+    """Whether a cube's variables are numbered as Sentinel-2's bands: one has an s2_ prefix, or one is
+    B8A or SCL, which only Sentinel-2 has."""
+    names = list(names)
+    bare = {_SENTINEL2_PREFIX.sub("", n).casefold() for n in names}
+    return bool(bare & {"b8a", "scl"}) or any(_SENTINEL2_PREFIX.match(n) for n in names)
+
+
+def variable_common_names(variables: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Variable name -> STAC common name for a cube's variables (name -> attributes): a ``common_name``
+    attribute, else a name that is a common name, else a Sentinel-2 band id (bare ids count when the
+    cube has the Sentinel-2-only B8A or SCL, or names with an s2_ prefix)."""
+    sentinel2 = sentinel2_numbering(variables)
+    found = {}
+    for name, attrs in variables.items():
+        declared = attrs.get("common_name") or attrs.get("eo:common_name")
+        band_id = sentinel2_id(name, sentinel2)
+        common = (declared.casefold() if isinstance(declared, str) and declared else
+                  common_name(name) or SENTINEL2_COMMON_NAMES.get(band_id or ""))
+        if common:
+            found[name] = common
+    return found
 
 
 def iso(when: datetime) -> str:

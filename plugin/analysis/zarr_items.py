@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from .planning import AnalysisError
 from .quality import flag_classes
-from .stac_metadata import CLASSIFICATION, EXTENSIONS, common_name, iso, polygon, projection
+from .stac_metadata import (
+    CLASSIFICATION,
+    EXTENSIONS,
+    iso,
+    polygon,
+    projection,
+    sentinel2_id,
+    sentinel2_numbering,
+    variable_common_names,
+)
 
 if TYPE_CHECKING:
     from ..cube.zarr_cube import ZarrDescription, ZarrVariable
@@ -56,14 +65,15 @@ def _raster_band(variable: ZarrVariable) -> dict[str, Any]:
     return band
 
 
-def _asset(description: ZarrDescription, variable: ZarrVariable, index: int) -> dict[str, Any]:
+def _asset(description: ZarrDescription, variable: ZarrVariable, index: int, common: str | None,
+           scl: bool) -> dict[str, Any]:
     asset: dict[str, Any] = {
         "href": f'ZARR:"{description.url}":/{variable.name}:{index}',
-        "title": str(variable.attrs.get("long_name") or variable.name),
+        # A Sentinel-2 SCL under another name (EarthNet's s2_SCL) says so where the quality rule looks.
+        "title": str(variable.attrs.get("long_name") or variable.name) + (" (SCL)" if scl else ""),
         "roles": list(_ROLES),
         "raster:bands": [_raster_band(variable)],
     }
-    common = common_name(variable.name)
     if common:
         asset["eo:bands"] = [{"name": variable.name, "common_name": common}]
     classes = flag_classes(variable.attrs)
@@ -96,6 +106,9 @@ def cube_items(description: ZarrDescription, collection: str = "") -> list[dict[
     proj = projection(description.crs_wkt, description.geotransform, shape)
     bbox = list(description.bbox_lonlat) if description.bbox_lonlat else None
     name = collection or url.rstrip("/").rsplit("/", 1)[-1]
+    commons = variable_common_names({v.name: v.attrs for v in variables})
+    sentinel2 = sentinel2_numbering(v.name for v in variables)
+    scl = {v.name for v in variables if v.name.casefold() != "scl" and sentinel2_id(v.name, sentinel2) == "scl"}
     items = []
     for index, when in enumerate(description.times):
         item: dict[str, Any] = {
@@ -103,7 +116,7 @@ def cube_items(description: ZarrDescription, collection: str = "") -> list[dict[
             "id": _item_id(name, index, when), "collection": name,
             "geometry": polygon(bbox) if bbox else None,
             "properties": {"datetime": iso(when), "cubescope:zarr_index": index, **proj},
-            "assets": {v.name: _asset(description, v, index) for v in variables},
+            "assets": {v.name: _asset(description, v, index, commons.get(v.name), v.name in scl) for v in variables},
             "links": [],
         }
         if bbox:

@@ -17,14 +17,11 @@ from typing import Any
 import numpy as np
 from osgeo import osr
 
+from ..analysis.stac_metadata import variable_common_names
 from ..stac.bands import BandNotFound
 from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, Scene
 from .timeseries import iso
 from .zarr_cube import ZarrDescription, ZarrError, _describe, open_zarr_dataset
-
-#: Variable names that are STAC common names (the indices find their bands by these).
-_COMMON_NAMES = ("coastal", "blue", "green", "red", "yellow", "pan", "rededge", "rededge1", "rededge2", "rededge3",
-                 "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12")
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -102,12 +99,8 @@ class ZarrReader:
 
     def common_names(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        for name, attrs in self.variable_attrs().items():
-            common = attrs.get("common_name") or attrs.get("eo:common_name")
-            if isinstance(common, str) and common:
-                found.setdefault(common.casefold(), name)
-            elif name.casefold() in _COMMON_NAMES:
-                found.setdefault(name.casefold(), name)
+        for name, common in variable_common_names(self.variable_attrs()).items():
+            found.setdefault(common, name)
         return found
 
     def check_bands(self, names: Sequence[str]) -> None:
