@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..stac.bands import quality_band
-from .stac_metadata import sentinel2_id, sentinel2_numbering
+from .stac_metadata import sentinel2_scl
 
 CLASSES = "classes"
 BITS = "bits"
@@ -226,10 +226,9 @@ def rule_for_bands(bands: Mapping[str, Mapping[str, Any]]) -> QualityRule | None
         preset = _BY_KEY.get(name.casefold())
         if preset is not None:
             return replace(preset, band=name)
-    sentinel2 = sentinel2_numbering(bands)
-    for name in bands:  # EarthNet's s2_SCL
-        if sentinel2_id(name, sentinel2) == "scl":
-            return replace(SENTINEL2_SCL, band=name)
+    scl = sentinel2_scl(bands)  # EarthNet's s2_SCL
+    if scl is not None:
+        return replace(SENTINEL2_SCL, band=scl)
     for name, attrs in bands.items():
         if not re.search(r"mask|quality|qa|cloud|scl|classification", name, re.IGNORECASE):
             continue

@@ -48,6 +48,13 @@ def sentinel2_numbering(names: Iterable[str]) -> bool:
     return bool(bare & {"b8a", "scl"}) or any(_SENTINEL2_PREFIX.match(n) for n in names)
 
 
+def sentinel2_scl(names: Iterable[str]) -> str | None:
+    """The variable holding Sentinel-2's scene classification ("scl", EarthNet's "s2_SCL"), if any."""
+    names = list(names)
+    sentinel2 = sentinel2_numbering(names)
+    return next((n for n in names if sentinel2_id(n, sentinel2) == "scl"), None)
+
+
 def variable_common_names(variables: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Variable name -> STAC common name for a cube's variables (name -> attributes): a ``common_name``
     attribute, else a name that is a common name, else a Sentinel-2 band id (bare ids count when the

@@ -24,8 +24,7 @@ from .stac_metadata import (
     iso,
     polygon,
     projection,
-    sentinel2_id,
-    sentinel2_numbering,
+    sentinel2_scl,
     variable_common_names,
 )
 
@@ -107,8 +106,8 @@ def cube_items(description: ZarrDescription, collection: str = "") -> list[dict[
     bbox = list(description.bbox_lonlat) if description.bbox_lonlat else None
     name = collection or url.rstrip("/").rsplit("/", 1)[-1]
     commons = variable_common_names({v.name: v.attrs for v in variables})
-    sentinel2 = sentinel2_numbering(v.name for v in variables)
-    scl = {v.name for v in variables if v.name.casefold() != "scl" and sentinel2_id(v.name, sentinel2) == "scl"}
+    scl = sentinel2_scl(v.name for v in variables)
+    renamed_scl = scl if scl and scl.casefold() != "scl" else None  # "scl" itself is found by its key
     items = []
     for index, when in enumerate(description.times):
         item: dict[str, Any] = {
@@ -116,7 +115,8 @@ def cube_items(description: ZarrDescription, collection: str = "") -> list[dict[
             "id": _item_id(name, index, when), "collection": name,
             "geometry": polygon(bbox) if bbox else None,
             "properties": {"datetime": iso(when), "cubescope:zarr_index": index, **proj},
-            "assets": {v.name: _asset(description, v, index, commons.get(v.name), v.name in scl) for v in variables},
+            "assets": {v.name: _asset(description, v, index, commons.get(v.name), v.name == renamed_scl)
+                       for v in variables},
             "links": [],
         }
         if bbox:
