@@ -233,11 +233,10 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
     wanted = name.strip().casefold()
     wanted = _ALIASES.get(wanted, wanted)
     candidates, is_item = _raster_assets(item_or_collection)
-    ranked = [(rank, key, asset) for key, asset in candidates
-              if (rank := _matches(wanted, key, asset)) is not None]
-    for substitute in SUBSTITUTES.get(wanted, ()) if not ranked else ():
+    ranked: list[tuple[int, str, dict]] = []
+    for looked_for in with_substitutes(wanted):  # a stand-in only when nothing matches the name itself
         ranked = [(rank, key, asset) for key, asset in candidates
-                  if (rank := _matches(substitute, key, asset)) is not None]
+                  if (rank := _matches(looked_for, key, asset)) is not None]
         if ranked:
             break
     if not ranked:
