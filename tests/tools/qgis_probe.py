@@ -50,37 +50,32 @@ def state() -> dict:
     }
 
 
-def wait_for_demo_collections() -> list:
-    """The dock lists the demo catalog once its background task is done; wait for that, bounded."""
-    plugin = qgis.utils.plugins["cubescope"]
+def wait_until(done) -> None:
+    """Let QGIS run until ``done()`` is true, at most WAIT_DEMO_S seconds."""
     loop = QEventLoop()
     deadline = QTimer()
     deadline.setSingleShot(True)
     deadline.timeout.connect(loop.quit)
     poll = QTimer()
-    poll.timeout.connect(lambda: plugin.dock.collection_ids() and loop.quit())
+    poll.timeout.connect(lambda: done() and loop.quit())
     deadline.start(int(WAIT_DEMO_S * 1000))
-    poll.start(100)
-    if not plugin.dock.collection_ids():
+    poll.start(50)
+    if not done():
         loop.exec_()
     poll.stop()
+
+
+def wait_for_demo_collections() -> list:
+    """The dock lists the demo catalog once its background task is done; wait for that, bounded."""
+    plugin = qgis.utils.plugins["cubescope"]
+    wait_until(plugin.dock.collection_ids)
     return plugin.dock.collection_ids()
 
 
 def wait_for_tasks() -> int:
     """Wait (bounded) until QGIS has no task running, letting their reports arrive; the count left."""
     manager = QgsApplication.taskManager()
-    loop = QEventLoop()
-    deadline = QTimer()
-    deadline.setSingleShot(True)
-    deadline.timeout.connect(loop.quit)
-    poll = QTimer()
-    poll.timeout.connect(lambda: manager.countActiveTasks() == 0 and loop.quit())
-    deadline.start(int(WAIT_DEMO_S * 1000))
-    poll.start(50)
-    if manager.countActiveTasks():
-        loop.exec_()
-    poll.stop()
+    wait_until(lambda: manager.countActiveTasks() == 0)
     QgsApplication.processEvents()
     return manager.countActiveTasks()
 
