@@ -9,7 +9,7 @@ from chip_requests import TILE_A
 from cut_catalog import catalog_with_cut_red, open_files_under
 from demo_dock import WAIT_MS
 from osgeo import gdal
-from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle
+from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsStyle
 from qgis.PyQt.QtCore import QDateTime
 
 from cubescope.plugin.gui.browse_panel import WGS84
@@ -59,6 +59,44 @@ def test_ndvi_difference_uses_a_diverging_ramp_centred_on_zero(dock, qtbot, tmp_
     assert renderer.type() == "singlebandpseudocolor"
     assert renderer.classificationMin() == pytest.approx(-renderer.classificationMax())
     assert renderer.classificationMin() < -0.3, "the clear-cut's NDVI drop is in the range"
+    QgsProject.instance().removeAllMapLayers()
+
+
+def _run_over(dock, qtbot, start: str, end: str):
+    dock.form.startAEdit.setDateTime(QDateTime.fromString(start, "yyyy-MM-dd"))
+    dock.form.endAEdit.setDateTime(QDateTime.fromString(end, "yyyy-MM-dd"))
+    with qtbot.waitSignal(dock.analysis.finished, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+    return blocker.args[0]
+
+
+def _first_colour(renderer) -> str:
+    return renderer.shader().rasterShaderFunction().colorRampItemList()[0].color.name()
+
+
+def test_a_composite_asked_blue_first_shows_in_true_colour(dock, qtbot, tmp_path):
+    """Bands asked in the sensor's order (blue, green, red, nir): red is drawn from band 3, not band 1,
+    stretched over the reflectances (not 0-65535)."""
+    setup(dock, "composite", "median", "blue,green,red,nir", tmp_path / "natural.tif")
+    renderer = _run_over(dock, qtbot, "2023-06-01", "2023-08-31").renderer()
+    assert (renderer.type(), renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == \
+        ("multibandcolor", 3, 2, 1)
+    stretch = renderer.redContrastEnhancement()
+    assert 0 < stretch.minimumValue() < stretch.maximumValue() < 1
+    QgsProject.instance().removeAllMapLayers()
+
+
+@pytest.mark.parametrize(("statistic", "ramp", "centred"), [("slope", "RdBu", True), ("mean", "RdYlGn", False),
+                                                             ("std", "Viridis", False)])
+def test_ndvi_statistics_are_styled_by_what_they_measure(dock, qtbot, tmp_path, statistic, ramp, centred):
+    """A trend on a diverging ramp centred on zero (the clear-cut's loss against the growth elsewhere),
+    the mean NDVI red to green like a composite of it, a spread on viridis."""
+    setup(dock, "statistics", statistic, "ndvi", tmp_path / f"{statistic}.tif")
+    renderer = _run_over(dock, qtbot, "2023-01-01", "2024-12-31").renderer()
+    assert renderer.type() == "singlebandpseudocolor"
+    assert _first_colour(renderer) == QgsStyle.defaultStyle().colorRamp(ramp).color(0).name()
+    low, high = renderer.classificationMin(), renderer.classificationMax()
+    assert (low == pytest.approx(-high)) == centred and low < high
     QgsProject.instance().removeAllMapLayers()
 
 

@@ -92,6 +92,27 @@ def test_output_is_a_cog_with_descriptions_nodata_overviews_and_metadata(demo_cu
     assert "scl" in meta["CUBESCOPE_QUALITY"] and len(meta["CUBESCOPE_DATES"].split(",")) == 11
 
 
+def _colours(path: Path) -> list[str]:
+    dataset = gdal.Open(str(path))
+    return [gdal.GetColorInterpretationName(dataset.GetRasterBand(i).GetColorInterpretation())
+            for i in range(1, dataset.RasterCount + 1)]
+
+
+def test_a_true_colour_composite_says_which_band_is_red_green_and_blue(demo_cube, tmp_path):
+    """Asked in the sensor's order (and by band id), the bands carry their colour, so that QGIS and
+    GDAL show a true-colour image; nir, the index and the extra bands carry none."""
+    out = tmp_path / "natural.tif"
+    run(_request(demo_cube, out, bands=("B02", "green", "red", "nir", "ndvi"), extent=WEST, extra_bands=True))
+    assert _colours(out) == ["Blue", "Green", "Red"] + ["Undefined"] * 4  # nir, NDVI, CLEAROB, TOTALOB
+
+
+@pytest.mark.parametrize("bands", [("nir", "red", "green"), ("red", "green", "ndvi")])
+def test_a_false_colour_or_partial_composite_keeps_the_bands_uncoloured(demo_cube, tmp_path, bands):
+    out = tmp_path / "false.tif"
+    run(_request(demo_cube, out, bands=bands, extent=WEST))
+    assert "Red" not in _colours(out) and "Blue" not in _colours(out)
+
+
 def test_an_empty_period_says_so(demo_cube, tmp_path):
     request = _request(demo_cube, tmp_path / "x.tif", periods=(Period(datetime(2022, 1, 1), datetime(2022, 12, 31)),))
     with pytest.raises(EmptyPeriod, match="No items of demo-s2-l2a between 2022-01-01 and 2022-12-31"):

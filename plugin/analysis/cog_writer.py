@@ -34,6 +34,8 @@ _COPY_CONFIG = {**_WRITE_CONFIG, "GTIFF_DIRECT_IO": "YES"}
 #: Deflate level 1 without predictor: on float32 reflectance the higher levels and the floating-point
 #: predictor gain 0-2 % of size for 50 % more time (measured on the benchmark's composites).
 COG_OPTIONS = ("COMPRESS=DEFLATE", "LEVEL=1", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS")
+#: The true-colour channels a result band can be (planning.colour_roles).
+_COLOUR_INTERPRETATIONS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
 
 
 def overview_factors(width: int, height: int, block: int) -> list[int]:
@@ -115,8 +117,8 @@ class CogWriter:
 
     def __init__(self, target: Path | str, grid: OutputGrid, band_names: Sequence[str],
                  metadata: Mapping[str, str] | None = None, nodata: float = float("nan"),
-                 overview_resampling: str = "AVERAGE", band_metadata: Sequence[Mapping[str, str]] | None = None
-                 ) -> None:
+                 overview_resampling: str = "AVERAGE", band_metadata: Sequence[Mapping[str, str]] | None = None,
+                 colours: Sequence[str | None] = ()) -> None:
         self.target = Path(target).absolute()
         if self.target.is_dir():
             raise WriteError(f"The output {self.target} is a directory; give a file name ending in .tif")
@@ -152,6 +154,9 @@ class CogWriter:
                 band.SetNoDataValue(nodata)
                 if band_metadata and number <= len(band_metadata):
                     band.SetMetadata({k: str(v) for k, v in band_metadata[number - 1].items()})
+                colour = colours[number - 1] if number <= len(colours) else None
+                if colour:
+                    band.SetColorInterpretation(_COLOUR_INTERPRETATIONS[colour])
             if self._own_overviews and dataset.BuildOverviews("NONE", self._factors) != 0:
                 self._own_overviews = False
             self._dataset = dataset

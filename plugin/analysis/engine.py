@@ -27,7 +27,7 @@ from .executor import CONNECT_TIMEOUT_S, Canceled, SchedulerUnreachable, block_r
 from .graph import ReadFailed
 from .grid import MAX_PIXELS, OutputGrid, human_size, transform_bounds
 from .load import touching
-from .planning import AnalysisError, EmptyPeriod, PeriodPlan, plan_periods
+from .planning import AnalysisError, EmptyPeriod, PeriodPlan, colour_roles, plan_periods
 from .zarr_items import cube_items, in_period
 
 COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP = "composite", "difference", "statistics"
@@ -182,6 +182,8 @@ class JobPlan:
     quality: str = "none"
     signer: Callable[[str], str] | None = None
     """Signs asset hrefs (Planetary Computer, BDC) before GDAL opens them."""
+    colours: tuple[str | None, ...] = ()
+    """Per output band its true-colour channel ("red", "green", "blue") or None."""
 
     @property
     def volume(self) -> VolumeEstimate:
@@ -285,8 +287,9 @@ def plan(request: AnalysisRequest, items_per_period: list[list[dict]]) -> JobPla
     if request.connection.kind == SourceKind.ZARR and request.max_cloud is not None:
         warnings.append("A Zarr cube has no cloud cover per date: the cloud limit is not applied "
                         "(the quality mask still is)")
+    colours = colour_roles(periods[0].items[0], list(first.layers)) if request.operation == COMPOSITE_OP else ()
     return JobPlan(request=request, grid=grid, periods=periods, output_names=names, chunk=chunk,
-                   gdal_options=options, warnings=warnings, quality=quality)
+                   gdal_options=options, warnings=warnings, quality=quality, colours=colours)
 
 
 def auto_chunk(bytes_per_pixel_stack: int, budget: int = 64 * 1024 * 1024) -> int:
@@ -352,7 +355,8 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
             graph.order_scenes(runner, job.periods, datasets, canceled, lambda f: report(share[0] * f))
         result = graph.result_array(job.periods, datasets, subtract=request.operation == DIFFERENCE_OP)
         overviews = "NEAREST" if "PROVENANCE" in job.output_names else "AVERAGE"
-        with CogWriter(request.output, grid, job.output_names, _metadata(job), overview_resampling=overviews) as out:
+        with CogWriter(request.output, grid, job.output_names, _metadata(job), overview_resampling=overviews,
+                       colours=job.colours) as out:
             with graph.reading_errors():
                 runner.run(graph.block_tasks(result), lambda key, block: out.write(block, *key), canceled,
                            lambda done, total: report(share[0] + (share[1] - share[0]) * done / total))

@@ -91,6 +91,24 @@ def resolve_layers(reference: dict, names: tuple[str, ...]) -> list[Layer]:
     return layers
 
 
+#: The common names a true-colour image is made of, in the order of its channels.
+TRUE_COLOUR = ("red", "green", "blue")
+
+
+def colour_roles(reference: dict, layers: list[Layer]) -> tuple[str | None, ...]:
+    """Per result band "red", "green", "blue" or None: the true-colour channel it is. All None unless
+    the three are there as bands (not indices): then any viewer shows them as a true-colour image,
+    whatever order they were asked in, while a false-colour choice (nir, red, green) keeps its order."""
+    roles: list[str | None] = []
+    for layer in layers:
+        try:
+            common = (resolve_band(reference, layer.name).common_name or "").casefold() if layer.var else ""
+        except BandNotFound:
+            common = ""
+        roles.append(common if common in TRUE_COLOUR and common not in roles else None)
+    return tuple(roles) if set(TRUE_COLOUR) <= set(roles) else (None,) * len(layers)
+
+
 def resolve_quality(request: AnalysisRequest, reference: dict) -> tuple[QualityRule | None, str | None, list[str]]:
     """(rule, quality asset key, warnings) for the request's quality settings."""
     wanted = request.quality_band.strip()

@@ -14,27 +14,22 @@ from pathlib import Path
 
 from qgis.core import (
     QgsApplication,
-    QgsColorRampShader,
     QgsCoordinateReferenceSystem,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRasterBandStats,
     QgsRasterLayer,
-    QgsRasterShader,
-    QgsSingleBandPseudoColorRenderer,
-    QgsStyle,
 )
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
 
 from .. import settings
 from ..analysis import composite, engine, statistics
-from ..analysis.indices import is_index
 from ..log import log
 from ..qt_dates import utc_day
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import catalog_fetcher
 from . import cube_products as products
+from .result_style import style_result
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
@@ -267,7 +262,7 @@ class AnalysisPanel(QObject):
         if not layer.isValid():
             self._fail(self.tr("The result {path} cannot be opened").format(path=path))
             return
-        style(layer, request)
+        style_result(layer, request.operation, request.bands, request.statistic)
         QgsProject.instance().addMapLayer(layer)
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
         log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
@@ -306,32 +301,3 @@ class AnalysisPanel(QObject):
         to update (they are deleted with the dock)."""
         self.cancel()
         self._task = None
-
-
-def style(layer: QgsRasterLayer, request: engine.AnalysisRequest) -> None:
-    """Differences on a diverging ramp centred on zero; indices and statistics on a sequential one;
-    a composite of three or more reflectance bands stays as RGB."""
-    single_index = len(request.bands) == 1 and is_index(request.bands[0])
-    if request.operation == engine.COMPOSITE_OP and not single_index:
-        return
-    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
-    if request.operation == engine.DIFFERENCE_OP:
-        bound = max(abs(stats.minimumValue), abs(stats.maximumValue)) or 1.0
-        low, high, ramp_name, invert = -bound, bound, "RdBu", False
-    else:
-        low, high = stats.minimumValue, stats.maximumValue
-        ramp_name, invert = ("RdYlGn", False) if single_index and request.operation == engine.COMPOSITE_OP \
-            else ("Viridis", False)
-    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
-    if ramp is None:
-        return
-    if invert:
-        ramp.invert()
-    shader_function = QgsColorRampShader(low, high, ramp)
-    shader_function.classifyColorRamp(9)
-    shader = QgsRasterShader()
-    shader.setRasterShaderFunction(shader_function)
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
-    renderer.setClassificationMin(low)
-    renderer.setClassificationMax(high)
-    layer.setRenderer(renderer)

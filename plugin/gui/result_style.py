@@ -1,0 +1,94 @@
+"""The style an analysis result gets when it is loaded, from the dock or from the Processing toolbox.
+
+Differences and trends on a diverging ramp centred on zero, an index's composite or mean on a
+red-yellow-green ramp, other statistics on viridis, a true-colour composite as red, green and blue
+whatever order its bands were asked in. The range comes from a sample of the raster (its overviews),
+so styling a large result does not read it whole on the main thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsMultiBandColorRenderer,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRaster,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsRectangle,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+
+from ..analysis.indices import is_index
+
+#: Pixels sampled for the ramp's range (QGIS's own default for a layer's statistics).
+SAMPLE_SIZE = 250_000
+#: Statistics whose values are the index's own values, shown like a composite of it.
+_LEVELS = {"mean", "median", "min", "max"}
+
+
+def style_result(layer: QgsRasterLayer, operation: str, bands: Sequence[str], statistic: str = "") -> None:
+    """Style ``layer``, the result of ``operation`` ("composite", "difference", "statistics") of
+    ``bands`` (band and index names as asked), ``statistic`` for statistics."""
+    single_index = len(bands) == 1 and is_index(bands[0])
+    if operation == "composite" and not single_index:
+        _true_colour(layer)
+        return
+    if operation == "difference" or (operation == "statistics" and statistic == "slope"):
+        _pseudocolour(layer, "RdBu", centred=True)
+    elif single_index and (operation == "composite" or statistic in _LEVELS):
+        _pseudocolour(layer, "RdYlGn")
+    else:
+        _pseudocolour(layer, "Viridis")
+
+
+def _true_colour(layer: QgsRasterLayer) -> None:
+    """Red, green and blue from the bands' colour interpretation (see planning.colour_roles); a
+    composite without the three keeps QGIS's default (bands 1, 2, 3: a false colour as asked)."""
+    provider = layer.dataProvider()
+    found = {provider.colorInterpretation(band): band for band in range(1, layer.bandCount() + 1)}
+    channels = [found.get(colour) for colour in (QgsRaster.RedBand, QgsRaster.GreenBand, QgsRaster.BlueBand)]
+    if None in channels:
+        return
+    layer.setRenderer(QgsMultiBandColorRenderer(provider, *channels))
+    layer.setDefaultContrastEnhancement()  # the user's stretch (Settings › Rendering), as for any image
+
+
+def _pseudocolour(layer: QgsRasterLayer, ramp_name: str, centred: bool = False) -> None:
+    provider = layer.dataProvider()
+    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max, QgsRectangle(),
+                                    SAMPLE_SIZE)
+    low, high = stats.minimumValue, stats.maximumValue
+    if centred:
+        bound = max(abs(low), abs(high)) or 1.0
+        low, high = -bound, bound
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
+    if ramp is None:
+        return
+    function = QgsColorRampShader(low, high, ramp)
+    function.classifyColorRamp(9)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(function)
+    renderer = QgsSingleBandPseudoColorRenderer(provider, 1, shader)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(high)
+    layer.setRenderer(renderer)
+
+
+class ResultStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles a Processing result once the toolbox has loaded it, as the dock styles its own."""
+
+    def __init__(self, operation: str, bands: Sequence[str], statistic: str = "") -> None:
+        super().__init__()
+        self.operation, self.bands, self.statistic = operation, tuple(bands), statistic
+
+    def postProcessLayer(self, layer, context: QgsProcessingContext,  # noqa: N802 (QGIS name)
+                         feedback: QgsProcessingFeedback) -> None:
+        if isinstance(layer, QgsRasterLayer) and layer.isValid():
+            style_result(layer, self.operation, self.bands, self.statistic)
