@@ -84,11 +84,25 @@ def _pseudocolour(layer: QgsRasterLayer, ramp_name: str, centred: bool = False) 
 class ResultStyler(QgsProcessingLayerPostProcessorInterface):
     """Styles a Processing result once the toolbox has loaded it, as the dock styles its own."""
 
+    #: The stylers waiting for their layer, by output path. QGIS keeps only the C++ side of a
+    #: post-processor: without a Python reference the override is collected and QGIS calls the empty
+    #: base method (measured: the layer stayed grey).
+    _waiting: dict[str, ResultStyler] = {}
+
     def __init__(self, operation: str, bands: Sequence[str], statistic: str = "") -> None:
         super().__init__()
         self.operation, self.bands, self.statistic = operation, tuple(bands), statistic
 
+    @classmethod
+    def for_output(cls, output: str, operation: str, bands: Sequence[str], statistic: str = "") -> ResultStyler:
+        """A styler kept alive until the layer at ``output`` is loaded (a later run to the same path
+        replaces it, so the waiting ones stay as many as the outputs)."""
+        styler = cls._waiting[output] = cls(operation, bands, statistic)
+        return styler
+
     def postProcessLayer(self, layer, context: QgsProcessingContext,  # noqa: N802 (QGIS name)
                          feedback: QgsProcessingFeedback) -> None:
+        for output in [k for k, styler in self._waiting.items() if styler is self]:
+            del self._waiting[output]
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
             style_result(layer, self.operation, self.bands, self.statistic)

@@ -156,8 +156,9 @@ def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, c
     return fields
 
 
-def run_analysis(fields: dict[str, Any], feedback: Any) -> dict[str, str]:
-    """Build the request, run the engine with the feedback, and answer {OUTPUT: path}."""
+def run_analysis(fields: dict[str, Any], feedback: Any, context: Any = None) -> dict[str, str]:
+    """Build the request, run the engine with the feedback, and answer {OUTPUT: path}; a result the
+    toolbox loads gets the dock's style (diverging difference, true colour...) once loaded."""
     try:
         import dask  # noqa: F401
         import odc.stac  # noqa: F401
@@ -179,4 +180,9 @@ def run_analysis(fields: dict[str, Any], feedback: Any) -> dict[str, str]:
         raise QgsProcessingException("Cancelled: nothing was written") from None
     except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:
         raise QgsProcessingException(str(error)) from error
+    if context is not None and context.willLoadLayerOnCompletion(request.output):
+        from ..gui.result_style import ResultStyler
+
+        context.layerToLoadOnCompletionDetails(request.output).setPostProcessor(
+            ResultStyler.for_output(request.output, request.operation, request.bands, request.statistic))
     return {OUTPUT: str(path)}

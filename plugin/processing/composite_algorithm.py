@@ -62,4 +62,4 @@ class CompositeAlgorithm(QgsProcessingAlgorithm):
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
             extra_bands=self.parameterAsBoolean(parameters, self.EXTRA_BANDS, context),
         )
-        return common.run_analysis(fields, feedback)
+        return common.run_analysis(fields, feedback, context)

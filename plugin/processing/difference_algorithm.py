@@ -56,4 +56,4 @@ class DifferenceAlgorithm(QgsProcessingAlgorithm):
             ),
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
         )
-        return common.run_analysis(fields, feedback)
+        return common.run_analysis(fields, feedback, context)

@@ -53,4 +53,4 @@ class TemporalStatsAlgorithm(QgsProcessingAlgorithm):
                             common.date_parameter(self, parameters, self.END, context, end_of_day=True)),),
             statistic=STATISTICS[self.parameterAsEnum(parameters, self.STATISTIC, context)],
         )
-        return common.run_analysis(fields, feedback)
+        return common.run_analysis(fields, feedback, context)
