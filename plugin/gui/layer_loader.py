@@ -114,15 +114,15 @@ def style(layer: QgsRasterLayer, plan: LayerPlan) -> None:
         setters = (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
                    renderer.setBlueContrastEnhancement)
         for band, setter in enumerate(setters, start=1):
-            setter(_enhancement(provider.dataType(band), plan.stretch[band - 1] if plan.stretch else None))
+            setter(contrast_enhancement(provider.dataType(band), plan.stretch[band - 1] if plan.stretch else None))
         layer.setRenderer(renderer)
     elif plan.stretch:
         renderer = QgsSingleBandGrayRenderer(provider, 1)
-        renderer.setContrastEnhancement(_enhancement(provider.dataType(1), plan.stretch[0]))
+        renderer.setContrastEnhancement(contrast_enhancement(provider.dataType(1), plan.stretch[0]))
         layer.setRenderer(renderer)
 
 
-def _enhancement(data_type, stretch: tuple[float, float] | None) -> QgsContrastEnhancement:
+def contrast_enhancement(data_type, stretch: tuple[float, float] | None) -> QgsContrastEnhancement:
     enhancement = QgsContrastEnhancement(data_type)
     enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
     if stretch:

@@ -2,8 +2,8 @@
 
 Differences and trends on a diverging ramp centred on zero, an index's composite or mean on a
 red-yellow-green ramp, other statistics on viridis, a true-colour composite as red, green and blue
-whatever order its bands were asked in. The range comes from a sample of the raster (its overviews),
-so styling a large result does not read it whole on the main thread.
+whatever order its bands were asked in. Ranges and stretches come from a sample of the raster (its
+overviews), so styling a large result does not read it whole on the main thread.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from qgis.core import (
 )
 
 from ..analysis.indices import is_index
+from ..cube.vrt import colour_stretch, percentile_stretch
+from ..stac.hrefs import GdalSource
+from .layer_loader import contrast_enhancement
 
 #: Pixels sampled for the ramp's range (QGIS's own default for a layer's statistics).
 SAMPLE_SIZE = 250_000
@@ -38,7 +41,7 @@ def style_result(layer: QgsRasterLayer, operation: str, bands: Sequence[str], st
     ``bands`` (band and index names as asked), ``statistic`` for statistics."""
     single_index = len(bands) == 1 and is_index(bands[0])
     if operation == "composite" and not single_index:
-        _true_colour(layer)
+        _colour(layer)
         return
     if operation == "difference" or (operation == "statistics" and statistic == "slope"):
         _pseudocolour(layer, "RdBu", centred=True)
@@ -48,16 +51,28 @@ def style_result(layer: QgsRasterLayer, operation: str, bands: Sequence[str], st
         _pseudocolour(layer, "Viridis")
 
 
-def _true_colour(layer: QgsRasterLayer) -> None:
-    """Red, green and blue from the bands' colour interpretation (see planning.colour_roles); a
-    composite without the three keeps QGIS's default (bands 1, 2, 3: a false colour as asked)."""
+def _colour(layer: QgsRasterLayer) -> None:
+    """Red, green and blue from the bands' colour interpretation (see planning.colour_roles), else
+    bands 1, 2, 3 (a false colour, in the order asked), on one stretch for the three: stretched each to
+    its own range, a dark forest (lowest in every band) turns black, as in the Browse tab's images."""
     provider = layer.dataProvider()
+    if layer.bandCount() < 3:
+        return
     found = {provider.colorInterpretation(band): band for band in range(1, layer.bandCount() + 1)}
     channels = [found.get(colour) for colour in (QgsRaster.RedBand, QgsRaster.GreenBand, QgsRaster.BlueBand)]
     if None in channels:
+        channels = [1, 2, 3]
+    renderer = QgsMultiBandColorRenderer(provider, *channels)
+    layer.setRenderer(renderer)
+    try:  # an overview of a local COG: one small read
+        stretch = colour_stretch([percentile_stretch(GdalSource(layer.source()), band) for band in channels])
+    except (OSError, RuntimeError, ValueError):  # no valid pixel: the user's default stretch
+        layer.setDefaultContrastEnhancement()
         return
-    layer.setRenderer(QgsMultiBandColorRenderer(provider, *channels))
-    layer.setDefaultContrastEnhancement()  # the user's stretch (Settings › Rendering), as for any image
+    setters = (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+               renderer.setBlueContrastEnhancement)
+    for band, setter, limits in zip(channels, setters, stretch):
+        setter(contrast_enhancement(provider.dataType(band), limits))
 
 
 def _pseudocolour(layer: QgsRasterLayer, ramp_name: str, centred: bool = False) -> None:
