@@ -269,6 +269,22 @@ def test_copies_of_a_band_at_several_resolutions_resolve_to_the_finest() -> None
     assert resolve_band(item, "red").asset_key == "red-native", "the finest copy, whatever the keys' order"
 
 
+def test_of_two_copies_at_one_resolution_the_cog_is_read() -> None:
+    """A JPEG 2000 original keyed before its COG copy (as "B04" sorts before "B04-cog"): the COG is
+    read, by ranges; without a COG, the JPEG 2000 still is."""
+    def asset(href: str, media: str) -> dict:
+        return {"href": href, "type": media, "roles": ["data"], "gsd": 10,
+                "eo:bands": [{"name": "B04", "common_name": "red"}]}
+
+    item = {"type": "Feature", "id": "two-formats", "geometry": None, "properties": {"datetime": "2024-06-01T10:00:00Z"},
+            "assets": {"B04": asset("b04.jp2", "image/jp2"),
+                       "B04-cog": asset("b04.tif", "image/tiff; application=geotiff; profile=cloud-optimized")}}
+    assert [resolve_band(item, name).href for name in ("red", "B04-cog")] == ["b04.tif", "b04.tif"]
+    assert resolve_band(item, "B04").href == "b04.jp2", "an asset key asked for is that asset"
+    del item["assets"]["B04-cog"]
+    assert resolve_band(item, "red").href == "b04.jp2"
+
+
 def test_real_catalogs_refuse_rededge_and_resolve_its_band_ids(shared_data) -> None:
     es_items, es_collection = read_es(shared_data)
     pc_items, _ = read_pc(shared_data)

@@ -253,10 +253,20 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
         listed = ", ".join(k if ids[k].casefold() == k.casefold() else f"{k} ({ids[k]})" for k in keys)
         raise AmbiguousBand(f"'{name}' is the common name of {len(keys)} bands in "
                             f"{_describe(item_or_collection, is_item)}: {listed}; name one of them", keys)
-    # Copies of one band (Copernicus Data Space's B04_10m, B04_20m and B04_60m; a COG beside a JP2):
-    # the finest is the band itself, the others its resamplings.
-    infos = [_band_info(name, k, a, item_or_collection, is_item) for k, a in tied.items()]
-    return min(infos, key=lambda info: (info.resolution or math.inf, info.asset_key.casefold()))
+    # Copies of one band (Copernicus Data Space's B04_10m, B04_20m and B04_60m; Earth Search's red COG
+    # beside its red-jp2): the finest is the band itself, the others its resamplings; of two copies at
+    # one resolution the COG, which GDAL reads by ranges, not a JPEG 2000 it must decode whole.
+    infos = {k: _band_info(name, k, a, item_or_collection, is_item) for k, a in tied.items()}
+    best_key = min(infos, key=lambda k: (infos[k].resolution or math.inf, _format_rank(tied[k]), k.casefold()))
+    return infos[best_key]
+
+
+def _format_rank(asset: dict) -> int:
+    """0 for a Cloud-Optimized GeoTIFF, 1 for another GeoTIFF or an unknown type, 2 for other formats."""
+    media = str(asset.get("type") or "").casefold()
+    if "cloud-optimized" in media:
+        return 0
+    return 1 if not media or "tiff" in media else 2
 
 
 def _identity(key: str, asset: dict) -> str:
