@@ -276,8 +276,8 @@ def test_of_two_copies_at_one_resolution_the_cog_is_read() -> None:
         return {"href": href, "type": media, "roles": ["data"], "gsd": 10,
                 "eo:bands": [{"name": "B04", "common_name": "red"}]}
 
-    item = {"type": "Feature", "id": "two-formats", "geometry": None, "properties": {"datetime": "2024-06-01T10:00:00Z"},
-            "assets": {"B04": asset("b04.jp2", "image/jp2"),
+    item = {"type": "Feature", "id": "two-formats", "geometry": None,
+            "properties": {"datetime": "2024-06-01T10:00:00Z"}, "assets": {"B04": asset("b04.jp2", "image/jp2"),
                        "B04-cog": asset("b04.tif", "image/tiff; application=geotiff; profile=cloud-optimized")}}
     assert [resolve_band(item, name).href for name in ("red", "B04-cog")] == ["b04.tif", "b04.tif"]
     assert resolve_band(item, "B04").href == "b04.jp2", "an asset key asked for is that asset"
