@@ -9,7 +9,13 @@ from chip_requests import TILE_A
 from cut_catalog import catalog_with_cut_red, open_files_under
 from demo_dock import WAIT_MS
 from osgeo import gdal
-from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsStyle
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsLayerTreeRegistryBridge,
+    QgsProject,
+    QgsRectangle,
+    QgsStyle,
+)
 from qgis.PyQt.QtCore import QDateTime
 
 from cubescope.plugin.gui.browse_panel import WGS84
@@ -78,7 +84,17 @@ def test_a_composite_asked_blue_first_shows_in_true_colour(dock, qtbot, tmp_path
     """Bands asked in the sensor's order (blue, green, red, nir): red is drawn from band 3, not band 1,
     the three on one stretch over the reflectances (each on its own, the dark forest turns black)."""
     setup(dock, "composite", "median", "blue,green,red,nir", tmp_path / "natural.tif")
-    renderer = _run_over(dock, qtbot, "2023-06-01", "2023-08-31").renderer()
+    # The desktop inserts new layers into the selected group: here a loaded scene's date group.
+    root = QgsProject.instance().layerTreeRoot()
+    scene_group = root.insertGroup(0, "MGRS-34TGR").addGroup("2023-07-13")
+    bridge = QgsProject.instance().layerTreeRegistryBridge()
+    bridge.setLayerInsertionPoint(QgsLayerTreeRegistryBridge.InsertionPoint(scene_group, 0))
+    try:
+        layer = _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
+    finally:
+        bridge.setLayerInsertionPoint(QgsLayerTreeRegistryBridge.InsertionPoint(root, 0))
+    assert root.children()[0].layerId() == layer.id() and scene_group.children() == [], "on top, not in the scene"
+    renderer = layer.renderer()
     assert (renderer.type(), renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == \
         ("multibandcolor", 3, 2, 1)
     stretches = {(e.minimumValue(), e.maximumValue()) for e in (

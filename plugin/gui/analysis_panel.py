@@ -263,7 +263,10 @@ class AnalysisPanel(QObject):
             self._fail(self.tr("The result {path} cannot be opened").format(path=path))
             return
         style_result(layer, request.operation, request.bands, request.statistic)
-        QgsProject.instance().addMapLayer(layer)
+        # On top of the layer tree, over the imagery, never inside the tile/date group of a loaded
+        # scene that happens to be selected (where QGIS would insert it).
+        QgsProject.instance().addMapLayer(layer, False)
+        QgsProject.instance().layerTreeRoot().insertLayer(0, layer)
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
         log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
         self.finished.emit(layer)

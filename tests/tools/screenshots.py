@@ -103,6 +103,22 @@ def analysis_difference(dock) -> None:
     iface.mapCanvas().setExtent(iface.mapCanvas().mapSettings().layerExtentToOutputExtent(layer, layer.extent()))
 
 
+def analysis_true_colour(dock) -> None:
+    """A median composite of summer 2023 asked in the sensor's band order (blue, green, red, nir),
+    shown in true colour, over the same extent as the difference (which it replaces on the map)."""
+    project = QgsProject.instance()
+    project.removeMapLayers([lid for lid, lay in project.mapLayers().items() if lay.name().startswith("cubescope-")])
+    form = dock.form
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
+    form.methodCombo.setCurrentIndex(form.methodCombo.findData("median"))
+    form.analysisBandsEdit.setText("blue,green,red,nir")
+    form.startAEdit.setDateTime(QDateTime.fromString("2023-06-01", "yyyy-MM-dd"))
+    form.endAEdit.setDateTime(QDateTime.fromString("2023-08-31", "yyyy-MM-dd"))
+    form.runAnalysisButton.click()
+    (layer,) = wait_signal(dock.analysis.finished, 180)
+    iface.mapCanvas().setExtent(iface.mapCanvas().mapSettings().layerExtentToOutputExtent(layer, layer.extent()))
+
+
 def analysis_cube_form(dock) -> None:
     """The same tab set up for a regular 16-day cube (the options a cube adds)."""
     form = dock.form
@@ -163,6 +179,10 @@ def main() -> None:
     settle(2000)
     iface.mainWindow().grab().save(str(OUT / "qgis-dock-analysis.png"))
     plugin.dock.grab().save(str(OUT / "dock-analysis.png"))
+    analysis_true_colour(plugin.dock)
+    iface.mapCanvas().refresh()
+    settle(2000)
+    iface.mainWindow().grab().save(str(OUT / "qgis-dock-analysis-composite.png"))
     analysis_cube_form(plugin.dock)
     settle(500)
     plugin.dock.grab().save(str(OUT / "dock-analysis-cube.png"))
