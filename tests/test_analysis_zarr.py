@@ -7,6 +7,8 @@ has statistics known in advance, on its own grid and reprojected.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import warnings
 from datetime import datetime
 
@@ -254,6 +256,9 @@ def test_an_earthnet_style_cube_names_its_bands_by_sentinel2_ids_and_composites_
     earthnet = execute(job)
     assert np.isfinite(_read(earthnet)).mean() > 0.85
     assert _read(earthnet).tobytes() == _read(demo).tobytes()
+    natural = replace(request, bands=("s2_B02", "s2_B03", "s2_B04", "s2_B8A"))
+    assert plan(natural, search_periods(natural)).colours == ("blue", "green", "red", None), \
+        "its band ids make a true-colour composite"
 
 
 def test_an_earthnet_style_cube_plots_the_same_masked_ndvi(demo_cube, truth, tmp_path):
