@@ -7,9 +7,8 @@ has statistics known in advance, on its own grid and reprojected.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import warnings
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
