@@ -118,6 +118,24 @@ def test_ndvi_statistics_are_styled_by_what_they_measure(dock, qtbot, tmp_path, 
     QgsProject.instance().removeAllMapLayers()
 
 
+@pytest.mark.parametrize(("crs", "resolution", "suffix"), [("EPSG:3035", 20.0, " m"), ("EPSG:4326", 0.0002, " °")])
+def test_a_chosen_crs_and_resolution_make_the_output_grid(dock, qtbot, tmp_path, crs, resolution, suffix):
+    """The CRS row (not set: native) and a resolution in its units: degrees need the decimals that
+    metres do not, or 0.0002 would round to 0 (native)."""
+    setup(dock, "composite", "median", "ndvi", tmp_path / "grid.tif")
+    widget = dock.form.analysisCrsWidget
+    assert not widget.crs().isValid() and dock.analysis.request().crs == "", "native unless chosen"
+    widget.setCrs(QgsCoordinateReferenceSystem(crs))
+    dock.form.resolutionSpin.setValue(resolution)
+    assert dock.form.resolutionSpin.suffix() == suffix
+    _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
+    dataset = gdal.Open(str(tmp_path / "grid.tif"))
+    assert dataset.GetSpatialRef().GetAuthorityCode(None) == crs.split(":")[1]
+    transform = dataset.GetGeoTransform()
+    assert (transform[1], -transform[5]) == pytest.approx((resolution, resolution))
+    QgsProject.instance().removeAllMapLayers()
+
+
 def test_an_empty_period_is_explained(dock, qtbot, tmp_path):
     setup(dock, "composite", "median", "red", tmp_path / "none.tif")
     dock.form.startAEdit.setDateTime(QDateTime.fromString("2020-01-01", "yyyy-MM-dd"))

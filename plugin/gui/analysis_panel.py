@@ -18,13 +18,15 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
+    QgsUnitTypes,
 )
-from qgis.gui import QgsFileWidget
+from qgis.gui import QgsFileWidget, QgsProjectionSelectionWidget
 from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
 
 from .. import settings
 from ..analysis import composite, engine, statistics
 from ..log import log
+from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import catalog_fetcher
@@ -84,6 +86,12 @@ class AnalysisPanel(QObject):
         if canvas is not None:
             form.analysisExtentBox.setMapCanvas(canvas)
         form.resolutionSpin.setClearValue(0.0)
+        # Not set: the data's own CRS and pixel grid, as the Processing algorithms' empty TARGET_CRS.
+        form.analysisCrsWidget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        form.analysisCrsWidget.setNotSetText(self.tr("native (the data's own)"))
+        form.analysisCrsWidget.setCrs(QgsCoordinateReferenceSystem())
+        form.analysisCrsWidget.crsChanged.connect(self._crs_changed)
+        self._crs_changed(form.analysisCrsWidget.crs())
         form.daskEdit.setText(settings.dask_scheduler())
         form.analysisProgress.hide()
         form.estimateButton.clicked.connect(self.estimate)
@@ -91,6 +99,14 @@ class AnalysisPanel(QObject):
         form.cancelAnalysisButton.clicked.connect(self.cancel)
         form.collectionList.selectionModel().currentChanged.connect(lambda *_: self._collection_changed())
         self._operation_changed()
+
+    def _crs_changed(self, crs: QgsCoordinateReferenceSystem) -> None:
+        """Resolution in the chosen CRS's units: degrees need decimals that metres do not."""
+        spin = self.form.resolutionSpin
+        geographic = crs.isValid() and crs.isGeographic()
+        spin.setDecimals(8 if geographic else 2)
+        spin.setSingleStep(0.0001 if geographic else 10.0)
+        spin.setSuffix(" °" if geographic else " m" if crs.isValid() and _in_metres(crs) else self.tr(" (CRS units)"))
 
     def _operation_changed(self) -> None:
         operation = self.form.operationCombo.currentData()
@@ -186,6 +202,7 @@ class AnalysisPanel(QObject):
             extent=None if extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
                                                   extent.xMaximum(), extent.yMaximum()),
             resolution=self.form.resolutionSpin.value(),
+            crs=crs_text(self.form.analysisCrsWidget.crs()),
             max_cloud=None if cloud >= 100 else float(cloud),
             dask_scheduler=self.form.daskEdit.text().strip(),
             credentials=tuple(sorted(access.credentials.items())),
@@ -304,3 +321,8 @@ class AnalysisPanel(QObject):
         to update (they are deleted with the dock)."""
         self.cancel()
         self._task = None
+
+
+def _in_metres(crs: QgsCoordinateReferenceSystem) -> bool:
+    return crs.mapUnits() == QgsUnitTypes.DistanceMeters
+

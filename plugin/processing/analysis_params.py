@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterCrs,
@@ -23,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
 
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
@@ -102,13 +102,6 @@ def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: st
     if day is None:
         raise QgsProcessingException(f"{name} is required (a date such as 2023-06-30)")
     return day
-
-
-def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
-    if not crs.isValid():
-        return ""
-    return crs.authid() if crs.authid().upper().startswith("EPSG:") else crs.toWkt(
-        QgsCoordinateReferenceSystem.WKT_PREFERRED)
 
 
 def _scheduler(text: str) -> str:

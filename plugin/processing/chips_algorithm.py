@@ -21,7 +21,8 @@ from qgis.core import (
 )
 
 from .. import vector_features
-from .analysis_params import add_scheduler_parameter, crs_text, date_parameter, scheduler_parameter
+from ..qgis_crs import crs_text
+from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 MODES = ("composite", "dates", "forecast")
 FORMATS = ("zarr", "npz")

@@ -16,7 +16,8 @@ from qgis.core import (
 )
 
 from ..analysis.minicube import MAX_SIDE
-from .analysis_params import add_scheduler_parameter, crs_text, date_parameter, scheduler_parameter
+from ..qgis_crs import crs_text
+from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 FORMATS = ("netcdf", "zarr")
 
