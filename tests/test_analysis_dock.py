@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 from chip_requests import TILE_A
@@ -133,6 +135,21 @@ def test_a_chosen_crs_and_resolution_make_the_output_grid(dock, qtbot, tmp_path,
     assert dataset.GetSpatialRef().GetAuthorityCode(None) == crs.split(":")[1]
     transform = dataset.GetGeoTransform()
     assert (transform[1], -transform[5]) == pytest.approx((resolution, resolution))
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_result_without_a_chosen_file_is_named_by_what_it_holds(dock, qtbot, tmp_path):
+    """Written to the temporary folder, named for the layer tree by its bands, method and period (two
+    runs over different periods read apart); a file the user named keeps its name."""
+    setup(dock, "composite", "median", "ndvi", "")
+    layer = _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
+    name, written = layer.name(), Path(layer.source())
+    QgsProject.instance().removeAllMapLayers()
+    written.unlink()
+    assert name == "ndvi median 2023-06-01/2023-08-31"
+    assert written.parent == Path(tempfile.gettempdir()) and written.name.startswith("cubescope-composite-")
+    setup(dock, "statistics", "slope", "ndvi", tmp_path / "my-trend.tif")
+    assert _run_over(dock, qtbot, "2023-01-01", "2024-12-31").name() == "my-trend"
     QgsProject.instance().removeAllMapLayers()
 
 

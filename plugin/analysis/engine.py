@@ -136,6 +136,17 @@ class AnalysisRequest:
             raise ValueError(f"The maximum cloud cover must be between 0 and 100 %, got {self.max_cloud!r}")
 
     @property
+    def title(self) -> str:
+        """What the result is, for a layer name: "NDVI median 2023-06-01/2023-08-31",
+        "NDVI median difference 2024-05-01/2024-07-31 − 2023-06-01/2023-09-30", "NDVI std 2023-…"."""
+        what = ",".join(self.bands)
+        if self.operation == STATISTICS_OP:
+            return f"{what} {self.statistic} {self.periods[0].label}"
+        if self.operation == DIFFERENCE_OP:
+            return f"{what} {self.method} difference {self.periods[1].label} − {self.periods[0].label}"
+        return f"{what} {self.method} {self.periods[0].label}"
+
+    @property
     def connection(self) -> Source:
         if isinstance(self.source, Source):
             return self.source

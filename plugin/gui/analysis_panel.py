@@ -34,6 +34,8 @@ from . import cube_products as products
 from .result_style import style_result
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+#: How the results written where the user chose no file begin (in the temporary folder).
+DEFAULT_PREFIX = "cubescope-"
 OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
                     engine.STATISTICS_OP: "Per-pixel time statistics"}
 
@@ -188,7 +190,7 @@ class AnalysisPanel(QObject):
         name = collection.id.removesuffix(".zarr")  # a Zarr cube's "collection" is its store's name
         output = self.form.outputFile.filePath().strip() or (
             products.default_output(product, self.form.formatCombo.currentData(), collection.id) if product else
-            str(Path(tempfile.gettempdir()) / f"cubescope-{operation}-{name}-{stamp}.tif"))
+            str(Path(tempfile.gettempdir()) / f"{DEFAULT_PREFIX}{operation}-{name}-{stamp}.tif"))
         method = self.form.methodCombo.currentData()
         extent = self.form.analysisExtentBox.outputExtent()
         access = self.browse.access.of(self.browse.source)
@@ -275,7 +277,10 @@ class AnalysisPanel(QObject):
         self.estimated.emit(volume)
 
     def _ran(self, request, path) -> None:
-        layer = QgsRasterLayer(str(path), Path(path).stem, "gdal")
+        # A file the user named keeps its name; a default one is named by what it holds, so that
+        # several runs read apart in the layer tree.
+        name = request.title if _is_default_output(Path(path)) else Path(path).stem
+        layer = QgsRasterLayer(str(path), name, "gdal")
         if not layer.isValid():
             self._fail(self.tr("The result {path} cannot be opened").format(path=path))
             return
@@ -326,3 +331,6 @@ class AnalysisPanel(QObject):
 def _in_metres(crs: QgsCoordinateReferenceSystem) -> bool:
     return crs.mapUnits() == QgsUnitTypes.DistanceMeters
 
+
+def _is_default_output(path: Path) -> bool:
+    return path.parent == Path(tempfile.gettempdir()).absolute() and path.name.startswith(DEFAULT_PREFIX)

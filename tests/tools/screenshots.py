@@ -107,7 +107,7 @@ def analysis_true_colour(dock) -> None:
     """A median composite of summer 2023 asked in the sensor's band order (blue, green, red, nir),
     shown in true colour, over the same extent as the difference (which it replaces on the map)."""
     project = QgsProject.instance()
-    project.removeMapLayers([lid for lid, lay in project.mapLayers().items() if lay.name().startswith("cubescope-")])
+    project.removeMapLayers([lid for lid, lay in project.mapLayers().items() if "difference" in lay.name()])
     form = dock.form
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
     form.methodCombo.setCurrentIndex(form.methodCombo.findData("median"))
