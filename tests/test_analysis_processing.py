@@ -132,16 +132,18 @@ def toolbox(qgis_app):
     Processing.deinitialize()
 
 
-@pytest.mark.parametrize(("algorithm", "arguments", "expected"), [
+@pytest.mark.parametrize(("algorithm", "arguments", "output", "expected", "name"), [
     ("difference", {"BANDS": "NDVI", "START_A": "2023-05-01", "END_A": "2023-09-30", "START_B": "2024-05-01",
-                    "END_B": "2024-07-31", "METHOD": 0}, "centred"),
+                    "END_B": "2024-07-31", "METHOD": 0}, "TEMPORARY_OUTPUT", "centred",
+     "NDVI median difference 2024-05-01/2024-07-31 − 2023-05-01/2023-09-30"),
     ("composite", {"BANDS": "blue,green,red", "START": "2023-06-01", "END": "2023-08-31", "METHOD": 0},
-     (3, 2, 1)),
+     "natural.tif", (3, 2, 1), "blue,green,red median 2023-06-01/2023-08-31"),
 ])
 def test_a_result_the_toolbox_loads_is_styled_as_in_the_dock(toolbox, demo_cube, tmp_path, algorithm, arguments,
-                                                            expected):
+                                                            output, expected, name):
     """Run as the toolbox runs it (the output to be loaded into the project), then loaded by QGIS's own
-    Processing post-processing: the difference on a ramp centred on zero, the composite in true colour."""
+    Processing post-processing: the difference on a ramp centred on zero, the composite in true colour,
+    each named by what it holds rather than "Output (Cloud-Optimized GeoTIFF)", as Processing names them."""
     from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis.core import (
         QgsApplication,
@@ -157,17 +159,18 @@ def test_a_result_the_toolbox_loads_is_styled_as_in_the_dock(toolbox, demo_cube,
     QgsApplication.processingRegistry().addProvider(provider)
     try:
         alg = QgsApplication.processingRegistry().createAlgorithmById(f"cubescope:{algorithm}")
-        out = tmp_path / f"{algorithm}.tif"
+        out = output if output == "TEMPORARY_OUTPUT" else str(tmp_path / output)
         context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
         context.setProject(QgsProject.instance())
         parameters = {"SOURCE": str(demo_cube.catalog), "COLLECTION": "demo-s2-l2a", "EXTENT": TILE,
-                      "OUTPUT": QgsProcessingOutputLayerDefinition(str(out), QgsProject.instance()), **arguments}
+                      "OUTPUT": QgsProcessingOutputLayerDefinition(out, QgsProject.instance()), **arguments}
         results, ok = alg.run(parameters, context, feedback)
-        assert ok and results["OUTPUT"] == str(out)
+        assert ok and Path(results["OUTPUT"]).is_file()
         handleAlgorithmResults(alg, context, feedback)
     finally:
         QgsApplication.processingRegistry().removeProvider(provider)
-    [layer] = [lay for lay in QgsProject.instance().mapLayers().values() if lay.source() == str(out)]
+    [layer] = [lay for lay in QgsProject.instance().mapLayers().values() if lay.source() == results["OUTPUT"]]
+    assert layer.name() == name
     renderer = layer.renderer()
     if expected == "centred":
         assert renderer.type() == "singlebandpseudocolor"

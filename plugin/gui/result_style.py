@@ -9,6 +9,7 @@ overviews), so styling a large result does not read it whole on the main thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from qgis.core import (
     QgsColorRampShader,
@@ -29,6 +30,9 @@ from ..analysis.indices import is_index
 from ..cube.vrt import colour_stretch, percentile_stretch
 from ..stac.hrefs import GdalSource
 from .layer_loader import contrast_enhancement
+
+if TYPE_CHECKING:
+    from ..analysis.engine import AnalysisRequest
 
 #: Pixels sampled for the ramp's range (QGIS's own default for a layer's statistics).
 SAMPLE_SIZE = 250_000
@@ -97,22 +101,25 @@ def _pseudocolour(layer: QgsRasterLayer, ramp_name: str, centred: bool = False) 
 
 
 class ResultStyler(QgsProcessingLayerPostProcessorInterface):
-    """Styles a Processing result once the toolbox has loaded it, as the dock styles its own."""
+    """Styles a Processing result once the toolbox has loaded it, as the dock styles its own, and names
+    it by what it holds where Processing named it after the output parameter."""
 
     #: The stylers waiting for their layer, by output path. QGIS keeps only the C++ side of a
     #: post-processor: without a Python reference the override is collected and QGIS calls the empty
     #: base method (measured: the layer stayed grey).
     _waiting: dict[str, ResultStyler] = {}
 
-    def __init__(self, operation: str, bands: Sequence[str], statistic: str = "") -> None:
+    def __init__(self, request: AnalysisRequest, placeholder: str = "") -> None:
         super().__init__()
-        self.operation, self.bands, self.statistic = operation, tuple(bands), statistic
+        self.operation, self.bands, self.statistic = request.operation, request.bands, request.statistic
+        self.title, self.placeholder = request.title, placeholder
 
     @classmethod
-    def for_output(cls, output: str, operation: str, bands: Sequence[str], statistic: str = "") -> ResultStyler:
+    def for_output(cls, output: str, request: AnalysisRequest, placeholder: str = "") -> ResultStyler:
         """A styler kept alive until the layer at ``output`` is loaded (a later run to the same path
-        replaces it, so the waiting ones stay as many as the outputs)."""
-        styler = cls._waiting[output] = cls(operation, bands, statistic)
+        replaces it, so the waiting ones stay as many as the outputs); a layer named ``placeholder``
+        is renamed to the request's title."""
+        styler = cls._waiting[output] = cls(request, placeholder)
         return styler
 
     def postProcessLayer(self, layer, context: QgsProcessingContext,  # noqa: N802 (QGIS name)
@@ -121,3 +128,5 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
             del self._waiting[output]
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
             style_result(layer, self.operation, self.bands, self.statistic)
+        if self.placeholder and layer.name() == self.placeholder:
+            layer.setName(self.title)

@@ -28,6 +28,8 @@ from ..qt_dates import utc_day
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
 RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
 QUALITY_BAND, CLEAR_VALUES, DASK_SCHEDULER, OUTPUT = "QUALITY_BAND", "CLEAR_VALUES", "DASK_SCHEDULER", "OUTPUT"
+#: Also the name Processing gives a temporary output's layer, which the result's title replaces.
+OUTPUT_DESCRIPTION = "Output (Cloud-Optimized GeoTIFF)"
 
 COMMON_HELP = (
     "<p><b>Source</b>: a STAC API URL, a static catalog's catalog.json (URL or local path), or a Zarr "
@@ -80,7 +82,7 @@ def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
     algorithm.addParameter(QgsProcessingParameterString(
         CLEAR_VALUES, "Clear values (e.g. 4,5,6) or masked bits (bits:1,3)", optional=True))
     add_scheduler_parameter(algorithm)
-    algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Output (Cloud-Optimized GeoTIFF)"))
+    algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, OUTPUT_DESCRIPTION))
 
 
 def add_scheduler_parameter(algorithm: QgsProcessingAlgorithm) -> None:
@@ -177,5 +179,5 @@ def run_analysis(fields: dict[str, Any], feedback: Any, context: Any = None) -> 
         from ..gui.result_style import ResultStyler
 
         context.layerToLoadOnCompletionDetails(request.output).setPostProcessor(
-            ResultStyler.for_output(request.output, request.operation, request.bands, request.statistic))
+            ResultStyler.for_output(request.output, request, placeholder=OUTPUT_DESCRIPTION))
     return {OUTPUT: str(path)}
