@@ -7,7 +7,6 @@ raster the pure engine writes for the same request in this process.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,70 +110,3 @@ def test_bad_input_is_reported_in_the_users_words(home, demo_cube, tmp_path):
     assert "NBR needs the 'swir22' band" in done.stdout + done.stderr
     assert list(tmp_path.iterdir()) == []
 
-
-@pytest.fixture()
-def toolbox(qgis_app):
-    """QGIS's own Processing framework (the toolbox's post-processing of results) in this process."""
-    import sys
-
-    from qgis.core import QgsApplication
-
-    plugins = str(Path(QgsApplication.pkgDataPath()) / "python" / "plugins")
-    if plugins not in sys.path:
-        sys.path.append(plugins)
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    yield
-    from qgis.core import QgsProject
-
-    QgsProject.instance().removeAllMapLayers()
-    Processing.deinitialize()
-
-
-@pytest.mark.parametrize(("algorithm", "arguments", "output", "expected", "name"), [
-    ("difference", {"BANDS": "NDVI", "START_A": "2023-05-01", "END_A": "2023-09-30", "START_B": "2024-05-01",
-                    "END_B": "2024-07-31", "METHOD": 0}, "TEMPORARY_OUTPUT", "centred",
-     "NDVI median difference 2024-05-01/2024-07-31 − 2023-05-01/2023-09-30"),
-    ("composite", {"BANDS": "blue,green,red", "START": "2023-06-01", "END": "2023-08-31", "METHOD": 0},
-     "natural.tif", (3, 2, 1), "blue,green,red median 2023-06-01/2023-08-31"),
-])
-def test_a_result_the_toolbox_loads_is_styled_as_in_the_dock(toolbox, demo_cube, tmp_path, algorithm, arguments,
-                                                            output, expected, name):
-    """Run as the toolbox runs it (the output to be loaded into the project), then loaded by QGIS's own
-    Processing post-processing: the difference on a ramp centred on zero, the composite in true colour,
-    each named by what it holds rather than "Output (Cloud-Optimized GeoTIFF)", as Processing names them."""
-    from processing.gui.Postprocessing import handleAlgorithmResults
-    from qgis.core import (
-        QgsApplication,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingOutputLayerDefinition,
-        QgsProject,
-    )
-
-    from cubescope.plugin.processing.provider import CubescopeProvider
-
-    provider = CubescopeProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    try:
-        alg = QgsApplication.processingRegistry().createAlgorithmById(f"cubescope:{algorithm}")
-        out = output if output == "TEMPORARY_OUTPUT" else str(tmp_path / output)
-        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-        context.setProject(QgsProject.instance())
-        parameters = {"SOURCE": str(demo_cube.catalog), "COLLECTION": "demo-s2-l2a", "EXTENT": TILE,
-                      "OUTPUT": QgsProcessingOutputLayerDefinition(out, QgsProject.instance()), **arguments}
-        results, ok = alg.run(parameters, context, feedback)
-        assert ok and Path(results["OUTPUT"]).is_file()
-        handleAlgorithmResults(alg, context, feedback)
-    finally:
-        QgsApplication.processingRegistry().removeProvider(provider)
-    [layer] = [lay for lay in QgsProject.instance().mapLayers().values() if lay.source() == results["OUTPUT"]]
-    assert layer.name() == name
-    renderer = layer.renderer()
-    if expected == "centred":
-        assert renderer.type() == "singlebandpseudocolor"
-        low, high = renderer.classificationMin(), renderer.classificationMax()
-        assert low == pytest.approx(-high) and low < -0.3, "the clear-cut's NDVI drop is in the range"
-    else:
-        assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == expected

@@ -54,3 +54,5 @@ def test_missing_packages_are_named_and_the_demo_still_works(fresh_install_repor
     assert fresh_install_report["demo_collections"] == DEMO_COLLECTIONS
     warnings = [m["message"] for m in fresh_install_report["log"] if m["tag"] == "Cubescope"]
     assert all("Optional Python packages missing" in w for w in warnings)
+    for run in fresh_install_report["toolbox"].values():
+        assert "need odc-stac and dask, which are missing here" in run.get("error", ""), run

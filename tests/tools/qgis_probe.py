@@ -1,6 +1,7 @@
 """Run inside the real QGIS desktop (``qgis --code tests/tools/qgis_probe.py``) with a real iface.
 
-Records what Cubescope added to QGIS after start-up, after a reload (started while a composite runs,
+Records what Cubescope added to QGIS after start-up, two analyses run and loaded by the Processing
+toolbox's runner, what it added after a reload (started while a composite runs,
 as a user reloading the plugin mid-run) and after an unload, the log messages those produced, and
 whether the dock listed the demo catalog; writes it all as JSON to $CUBESCOPE_PROBE_REPORT and quits
 QGIS. The tests read the JSON; this script asserts nothing itself.
@@ -90,6 +91,42 @@ def start_composite(plugin) -> list:
     return [task.description() for task in QgsApplication.taskManager().activeTasks()]
 
 
+def toolbox_run(plugin, algorithm: str, parameters: dict) -> dict:
+    """``algorithm`` on the demo catalog from the Processing toolbox's own runner, its result loaded
+    into the project: the layer's name and style as a user sees them, or the error Processing raised."""
+    import processing
+    from qgis.core import QgsProject
+
+    parameters = {"SOURCE": str(plugin.dock.demo_cube.catalog), "COLLECTION": "demo-s2-l2a", "METHOD": 0,
+                  "EXTENT": "732320,734880,5041600,5044160 [EPSG:32634]", **parameters}
+    try:
+        results = processing.runAndLoadResults(f"cubescope:{algorithm}", parameters)
+    except Exception as error:  # noqa: BLE001 (recorded for the tests)
+        return {"error": str(error)}
+    [layer] = [lay for lay in QgsProject.instance().mapLayers().values()
+               if results["OUTPUT"] in (lay.id(), lay.source())]
+    renderer = layer.renderer()
+    found = {"name": layer.name(), "renderer": renderer.type()}
+    if renderer.type() == "singlebandpseudocolor":
+        found.update(low=renderer.classificationMin(), high=renderer.classificationMax())
+    elif renderer.type() == "multibandcolor":
+        found["rgb"] = [renderer.redBand(), renderer.greenBand(), renderer.blueBand()]
+    QgsProject.instance().removeMapLayer(layer)
+    return found
+
+
+def toolbox_runs(plugin) -> dict:
+    """An NDVI difference to a temporary file and a true-colour composite to a named one."""
+    return {
+        "difference": toolbox_run(plugin, "difference", {
+            "BANDS": "NDVI", "START_A": "2023-05-01", "END_A": "2023-09-30", "START_B": "2024-05-01",
+            "END_B": "2024-07-31", "OUTPUT": "TEMPORARY_OUTPUT"}),
+        "composite": toolbox_run(plugin, "composite", {
+            "BANDS": "blue,green,red", "START": "2023-06-01", "END": "2023-08-31",
+            "OUTPUT": os.path.join(os.path.dirname(REPORT), "natural.tif")}),
+    }
+
+
 def probe() -> None:
     QgsApplication.messageLog().messageReceived.connect(on_message)
     module = sys.modules.get("cubescope")
@@ -99,6 +136,7 @@ def probe() -> None:
     plugin = qgis.utils.plugins.get("cubescope")
     report["demo_status"] = plugin.dock.form.sourceStatus.text() if plugin else ""
     report["demo_root"] = plugin.dock.demo_cube and str(plugin.dock.demo_cube.root)
+    report["toolbox"] = toolbox_runs(plugin) if plugin else {}
     report["running_at_reload"] = start_composite(plugin) if plugin else []
     qgis.utils.reloadPlugin("cubescope")
     report["after_reload"] = state()
