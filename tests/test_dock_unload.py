@@ -10,8 +10,8 @@ import threading
 
 import pytest
 from demo_dock import S2, WAIT_MS, search
-from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY
-from qgis.PyQt.QtCore import QCoreApplication, QEvent, Qt
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsTask
+from qgis.PyQt.QtCore import QCoreApplication, QEvent, Qt, QThreadPool
 
 from cubescope.plugin.gui.dock import CubescopeDock
 
@@ -84,3 +84,57 @@ def unload_mid_task(dock, qtbot, tmp_path, start) -> None:
     # A read still running once its task has ended would run on under QGIS quitting (a crash in GDAL).
     assert threads_reading() == []
     QCoreApplication.processEvents()  # the tasks' queued reports arrive here
+
+
+class _Blocker(QgsTask):
+    """Holds one of the task manager's threads until released (bounded), so that the next task waits."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__("blocker", QgsTask.Flags())
+        self.release, self.started = release, threading.Event()
+
+    def run(self) -> bool:
+        self.started.set()
+        return self.release.wait(WAIT_MS / 1000)
+
+
+def start_series_only(dock, qtbot, tmp_path) -> None:
+    dock.form.seriesBandsCombo.setCheckedItems(["ndvi"])
+    dock.timeseries.pick(QgsPointXY(24.0, 45.5), WGS84)
+
+
+@pytest.mark.parametrize("start", [start_analysis, start_series_only], ids=lambda f: f.__name__)
+def test_unloading_while_a_task_still_waits_for_a_thread_reports_nothing(qgis_app, qgis_canvas, qtbot, tmp_path,
+                                                                        demo_cube, start):
+    """Every thread busy, the dock's task waits in the queue when the plugin unloads: QGIS reports such
+    a task's cancel at once, from within cancel(), which must find it already forgotten (before: a
+    "Cancelled" warning in the log on every reload)."""
+    dock = CubescopeDock(None, qgis_canvas)
+    dock.browse.workdir = tmp_path / "vrt"
+    dock.show()
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_demo_cube(demo_cube.root)
+    search(dock, qtbot)
+    manager = QgsApplication.taskManager()
+    release = threading.Event()
+    blockers = [_Blocker(release) for _ in range(QThreadPool.globalInstance().maxThreadCount())]
+    logged: list[str] = []
+    record = lambda message, tag, level: tag == "Cubescope" and logged.append(message)  # noqa: E731
+    QgsApplication.messageLog().messageReceived.connect(record)
+    try:
+        for blocker in blockers:
+            manager.addTask(blocker)
+        qtbot.waitUntil(lambda: all(b.started.is_set() for b in blockers), timeout=WAIT_MS)
+        start(dock, qtbot, tmp_path)
+        waiting = [t.status() for t in manager.activeTasks() if t.description().startswith("Cubescope")]
+        assert waiting == [QgsTask.Queued], "the dock's task waits for a thread"
+        dock.cancel_tasks()
+    finally:
+        release.set()
+        QgsApplication.messageLog().messageReceived.disconnect(record)
+    qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=WAIT_MS)
+    QCoreApplication.processEvents()
+    assert logged == []
+    dock.setParent(None)
+    dock.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)

@@ -108,7 +108,8 @@ class AnalysisPanel(QObject):
         geographic = crs.isValid() and crs.isGeographic()
         spin.setDecimals(8 if geographic else 2)
         spin.setSingleStep(0.0001 if geographic else 10.0)
-        spin.setSuffix(" °" if geographic else " m" if crs.isValid() and _in_metres(crs) else self.tr(" (CRS units)"))
+        metres = crs.isValid() and crs.mapUnits() == QgsUnitTypes.DistanceMeters
+        spin.setSuffix(" °" if geographic else " m" if metres else self.tr(" (CRS units)"))
 
     def _operation_changed(self) -> None:
         operation = self.form.operationCombo.currentData()
@@ -284,7 +285,7 @@ class AnalysisPanel(QObject):
         if not layer.isValid():
             self._fail(self.tr("The result {path} cannot be opened").format(path=path))
             return
-        style_result(layer, request.operation, request.bands, request.statistic)
+        style_result(layer, request)
         # On top of the layer tree, over the imagery, never inside the tile/date group of a loaded
         # scene that happens to be selected (where QGIS would insert it).
         QgsProject.instance().addMapLayer(layer, False)
@@ -315,21 +316,22 @@ class AnalysisPanel(QObject):
 
     def cancel(self) -> None:
         """The Cancel button: the task ends and reports "Cancelled" in the tab."""
-        if self._task is not None:
-            try:
-                self._task.cancel()
-            except RuntimeError:
-                pass
+        _cancel(self._task)
 
     def close(self) -> None:
-        """The plugin unloads: cancel the task and forget it, so that its late report finds no widget
-        to update (they are deleted with the dock)."""
-        self.cancel()
-        self._task = None
+        """The plugin unloads: forget the task, then cancel it, so that its report finds no widget to
+        update (they are deleted with the dock). Forgotten first: a task still queued reports its
+        cancel at once, from within cancel()."""
+        task, self._task = self._task, None
+        _cancel(task)
 
 
-def _in_metres(crs: QgsCoordinateReferenceSystem) -> bool:
-    return crs.mapUnits() == QgsUnitTypes.DistanceMeters
+def _cancel(task: CallTask | None) -> None:
+    if task is not None:
+        try:
+            task.cancel()
+        except RuntimeError:  # the C++ task finished and was deleted already
+            pass
 
 
 def _is_default_output(path: Path) -> bool:

@@ -8,7 +8,6 @@ overviews), so styling a large result does not read it whole on the main thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from qgis.core import (
@@ -40,9 +39,9 @@ SAMPLE_SIZE = 250_000
 _LEVELS = {"mean", "median", "min", "max"}
 
 
-def style_result(layer: QgsRasterLayer, operation: str, bands: Sequence[str], statistic: str = "") -> None:
-    """Style ``layer``, the result of ``operation`` ("composite", "difference", "statistics") of
-    ``bands`` (band and index names as asked), ``statistic`` for statistics."""
+def style_result(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
+    """Style ``layer``, the result of ``request``."""
+    operation, bands, statistic = request.operation, request.bands, request.statistic
     single_index = len(bands) == 1 and is_index(bands[0])
     if operation == "composite" and not single_index:
         _colour(layer)
@@ -111,8 +110,7 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
 
     def __init__(self, request: AnalysisRequest, placeholder: str = "") -> None:
         super().__init__()
-        self.operation, self.bands, self.statistic = request.operation, request.bands, request.statistic
-        self.title, self.placeholder = request.title, placeholder
+        self.request, self.placeholder = request, placeholder
 
     @classmethod
     def for_output(cls, output: str, request: AnalysisRequest, placeholder: str = "") -> ResultStyler:
@@ -127,6 +125,6 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
         for output in [k for k, styler in self._waiting.items() if styler is self]:
             del self._waiting[output]
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
-            style_result(layer, self.operation, self.bands, self.statistic)
+            style_result(layer, self.request)
         if self.placeholder and layer.name() == self.placeholder:
-            layer.setName(self.title)
+            layer.setName(self.request.title)

@@ -204,12 +204,13 @@ class TimeSeriesPanel(QObject):
         self.series_failed.emit(message)
 
     def _cancel(self) -> None:
-        if self._task is not None:
+        # Forgotten before it is cancelled: a task still queued reports its cancel from within cancel().
+        task, self._task = self._task, None
+        if task is not None:
             try:
-                self._task.cancel()
+                task.cancel()
             except RuntimeError:
                 pass
-            self._task = None
 
     # -- markers, clear, export -------------------------------------------------------------------------
     def _add_marker(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
