@@ -140,7 +140,8 @@ def test_a_chosen_crs_and_resolution_make_the_output_grid(dock, qtbot, tmp_path,
 
 def test_a_result_without_a_chosen_file_is_named_by_what_it_holds(dock, qtbot, tmp_path):
     """Written to the temporary folder, named for the layer tree by its bands, method and period (two
-    runs over different periods read apart); a file the user named keeps its name."""
+    runs over different periods read apart); a file the user named keeps its name, and a second run
+    into it replaces its layer."""
     setup(dock, "composite", "median", "ndvi", "")
     layer = _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
     name, written = layer.name(), Path(layer.source())
@@ -150,6 +151,11 @@ def test_a_result_without_a_chosen_file_is_named_by_what_it_holds(dock, qtbot, t
     assert written.parent == Path(tempfile.gettempdir()) and written.name.startswith("cubescope-composite-")
     setup(dock, "statistics", "slope", "ndvi", tmp_path / "my-trend.tif")
     assert _run_over(dock, qtbot, "2023-01-01", "2024-12-31").name() == "my-trend"
+    # Run again into the same file: its layer is replaced, not doubled by one showing the old pixels.
+    dock.form.methodCombo.setCurrentIndex(dock.form.methodCombo.findData("count"))
+    again = _run_over(dock, qtbot, "2023-01-01", "2024-12-31")
+    assert [lay.id() for lay in QgsProject.instance().mapLayers().values()] == [again.id()]
+    assert gdal.Open(str(tmp_path / "my-trend.tif")).GetMetadataItem("CUBESCOPE_STATISTIC") == "count"
     QgsProject.instance().removeAllMapLayers()
 
 

@@ -286,10 +286,15 @@ class AnalysisPanel(QObject):
             self._fail(self.tr("The result {path} cannot be opened").format(path=path))
             return
         style_result(layer, request)
+        project = QgsProject.instance()
+        # A run written over an earlier result replaces its layer, which would show the old pixels
+        # (GDAL keeps the replaced file open) under the same name.
+        project.removeMapLayers([old.id() for old in project.mapLayers().values()
+                                 if old.source() == layer.source() and old is not layer])
         # On top of the layer tree, over the imagery, never inside the tile/date group of a loaded
         # scene that happens to be selected (where QGIS would insert it).
-        QgsProject.instance().addMapLayer(layer, False)
-        QgsProject.instance().layerTreeRoot().insertLayer(0, layer)
+        project.addMapLayer(layer, False)
+        project.layerTreeRoot().insertLayer(0, layer)
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
         log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
         self.finished.emit(layer)
