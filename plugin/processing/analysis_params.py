@@ -96,6 +96,14 @@ def scheduler_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, con
     return _scheduler(algorithm.parameterAsString(parameters, DASK_SCHEDULER, context))
 
 
+def period_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, start: str, end: str, context: Any):
+    """The engine's Period from a start and an end date parameter, the end day included whole."""
+    from ..analysis.engine import Period
+
+    return Period(date_parameter(algorithm, parameters, start, context),
+                  date_parameter(algorithm, parameters, end, context, end_of_day=True))
+
+
 def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: Any,
                    end_of_day: bool = False) -> datetime:
     """A required date parameter as 00:00:00 (or 23:59:59) UTC of that day."""

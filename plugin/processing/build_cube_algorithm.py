@@ -78,7 +78,7 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
                 f"Building a cube needs odc-stac, dask and zarr, which are missing here ({error}); install them "
                 "from the message Cubescope shows at startup, or with pip") from error
         from ..analysis.cube_builder import CubeRequest, build_cube
-        from ..analysis.engine import AnalysisRequest, Canceled, Period
+        from ..analysis.engine import AnalysisRequest, Canceled
         from ..network import qgis_fetcher
         from ..stac.http import HttpError
 
@@ -88,8 +88,7 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="composite", output=output,
-            periods=(Period(common.date_parameter(self, parameters, self.START, context),
-                            common.date_parameter(self, parameters, self.END, context, end_of_day=True)),),
+            periods=(common.period_parameter(self, parameters, self.START, self.END, context),),
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
             extra_bands=self.parameterAsBoolean(parameters, self.EXTRA_BANDS, context),
         )

@@ -52,13 +52,10 @@ class CompositeAlgorithm(QgsProcessingAlgorithm):
         common.add_common_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
-        from ..analysis.engine import Period
-
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="composite",
-            periods=(Period(common.date_parameter(self, parameters, self.START, context),
-                            common.date_parameter(self, parameters, self.END, context, end_of_day=True)),),
+            periods=(common.period_parameter(self, parameters, self.START, self.END, context),),
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
             extra_bands=self.parameterAsBoolean(parameters, self.EXTRA_BANDS, context),
         )

@@ -43,16 +43,12 @@ class DifferenceAlgorithm(QgsProcessingAlgorithm):
         common.add_common_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
-        from ..analysis.engine import Period
-
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="difference",
             periods=(
-                Period(common.date_parameter(self, parameters, self.START_A, context),
-                       common.date_parameter(self, parameters, self.END_A, context, end_of_day=True)),
-                Period(common.date_parameter(self, parameters, self.START_B, context),
-                       common.date_parameter(self, parameters, self.END_B, context, end_of_day=True)),
+                common.period_parameter(self, parameters, self.START_A, self.END_A, context),
+                common.period_parameter(self, parameters, self.START_B, self.END_B, context),
             ),
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
         )

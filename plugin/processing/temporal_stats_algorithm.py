@@ -44,13 +44,10 @@ class TemporalStatsAlgorithm(QgsProcessingAlgorithm):
         common.add_common_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
-        from ..analysis.engine import Period
-
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="statistics",
-            periods=(Period(common.date_parameter(self, parameters, self.START, context),
-                            common.date_parameter(self, parameters, self.END, context, end_of_day=True)),),
+            periods=(common.period_parameter(self, parameters, self.START, self.END, context),),
             statistic=STATISTICS[self.parameterAsEnum(parameters, self.STATISTIC, context)],
         )
         return common.run_analysis(fields, feedback, context)
