@@ -3,6 +3,7 @@ nothing behind, and a real Dask cluster giving the very same bytes as local thre
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +113,29 @@ def test_a_false_colour_or_partial_composite_keeps_the_bands_uncoloured(demo_cub
     out = tmp_path / "false.tif"
     run(_request(demo_cube, out, bands=bands, extent=WEST))
     assert "Red" not in _colours(out) and "Blue" not in _colours(out)
+
+
+@pytest.mark.parametrize("api", ["stac_api_light", "stac_api_full"])
+def test_a_composite_from_a_stac_api_reading_cogs_over_http_equals_the_local_one(demo_cube, tmp_path, request, api):
+    """The everyday deployment: items searched on a STAC API (rustac; stac-fastapi-pgstac), COGs read over
+    HTTP by ranges from nginx. Same items after the cloud limit, same dates, same bytes as from the
+    catalog on disk."""
+    server = request.getfixturevalue(api)
+    fields = dict(bands=("red", "nir", "NDVI"), extent=WEST, max_cloud=40.0)
+    local = run(_request(demo_cube, tmp_path / "local.tif", **fields))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        remote = run(_request(demo_cube, tmp_path / "api.tif", source=server.url, **fields))
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == [], "connections closed"
+    meta_local, meta_remote = gdal.Open(str(local)).GetMetadata(), gdal.Open(str(remote)).GetMetadata()
+    assert meta_remote["CUBESCOPE_SOURCE"] == server.url
+    assert (meta_remote["CUBESCOPE_ITEMS"], meta_remote["CUBESCOPE_DATES"]) == \
+        (meta_local["CUBESCOPE_ITEMS"], meta_local["CUBESCOPE_DATES"])
+    assert 0 < len(meta_remote["CUBESCOPE_DATES"].split(",")) < 11, "the cloud limit left some dates out"
+    assert _read(remote).tobytes() == _read(local).tobytes()
+    served = (request.getfixturevalue("nginx_server").tmp / "access.log").read_text()
+    assert " 206 " in served and "/red.tif" in served, "the pixels came from nginx, by ranges"
 
 
 def test_an_empty_period_says_so(demo_cube, tmp_path):

@@ -195,12 +195,12 @@ def run(request: ChipRequest, fetch: Fetcher | None = None, progress: Callable[[
     """Cut, filter, split and write the chips on the request's Dask scheduler or with local threads;
     returns where they went and what was skipped. SchedulerUnreachable (an OSError) within the request's
     timeout when the scheduler does not answer; InterruptedError when cancelled."""
-    from ..stac.http import local_fetcher, requests_fetcher
+    from ..stac.http import fetcher_for_call
 
-    fetcher = fetch or (local_fetcher() if "://" not in request.source else requests_fetcher())
     report, say = progress or (lambda _p: None), log or (lambda _m: None)
     try:
-        with block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
+        with fetcher_for_call(fetch, local_only="://" not in request.source) as fetcher, \
+                block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
             return _run(request, fetcher, runner, report, is_canceled, say)
     except Canceled:
         raise InterruptedError("Cancelled") from None

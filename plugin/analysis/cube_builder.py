@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stac.http import Fetcher
+from ..stac.http import Fetcher, fetcher_for_call
 from ..stac.items import ItemError, item_datetime
 from ..stac.signing import signer_for
 from . import composite, graph
@@ -48,7 +48,6 @@ from .engine import (
     Canceled,
     JobPlan,
     Period,
-    _default_fetcher,
     explain_empty,
     plan,
     search_items,
@@ -67,13 +66,13 @@ def build_cube(cube: CubeRequest, progress: Callable[[float], None] | None = Non
     request = cube.request
     if not cube.periods:
         raise CubeError("The timeline has no period between the start and the end")
-    fetch = fetch or _default_fetcher()
     whole = request.periods[0]
-    items = search_items(request, whole, fetch, canceled)
-    if not items:
-        explain_empty(request, whole, fetch)
-    signer = signer_for(request.connection, fetch, request.token or None)
-    return build_from_items(cube, items, progress, canceled, log, signer)
+    with fetcher_for_call(fetch) as fetch:  # the signer may fetch a token while the cube is built
+        items = search_items(request, whole, fetch, canceled)
+        if not items:
+            explain_empty(request, whole, fetch)
+        signer = signer_for(request.connection, fetch, request.token or None)
+        return build_from_items(cube, items, progress, canceled, log, signer)
 
 
 def build_from_items(cube: CubeRequest, items: Sequence[dict], progress: Callable[[float], None] | None = None,

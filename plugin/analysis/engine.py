@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..stac.catalog_client import CatalogClient, SearchQuery
-from ..stac.http import Fetcher
+from ..stac.http import Fetcher, fetcher_for_call
 from ..stac.items import item_datetime
 from ..stac.signing import signer_for
 from ..stac.sources import Source, SourceKind, guess_kind
@@ -233,12 +233,12 @@ def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None
     if request.connection.kind == SourceKind.ZARR:
         found = in_period(cube if cube is not None else zarr_cube_items(request, fetch), period.start, period.end)
         return touching(found, _bbox_lonlat(request))
-    client = CatalogClient(request.connection, fetch or _default_fetcher())
     query = SearchQuery(collections=(request.collection,), bbox=_bbox_lonlat(request), start=period.start,
                         end=period.end, max_cloud=request.max_cloud, max_items=request.max_items)
     items: list[dict] = []
-    for page in client.search(query, is_canceled=is_canceled):
-        items.extend(page.items)
+    with fetcher_for_call(fetch) as fetch:
+        for page in CatalogClient(request.connection, fetch).search(query, is_canceled=is_canceled):
+            items.extend(page.items)
     if is_canceled():
         raise Canceled("Cancelled")
     return items
@@ -265,12 +265,6 @@ def explain_empty(request: AnalysisRequest, period: Period, fetch: Fetcher | Non
                 f"{request.collection} {span}{cloud}; there are items elsewhere: move or enlarge the extent")
     raise EmptyPeriod(f"No items of {request.collection} {span}{cloud}: choose another period"
                       + (" or a higher cloud limit" if cloud else ""))
-
-
-def _default_fetcher() -> Fetcher:
-    from ..stac.http import requests_fetcher
-
-    return requests_fetcher()
 
 
 def _bbox_lonlat(request: AnalysisRequest) -> tuple[float, float, float, float] | None:
@@ -319,15 +313,16 @@ def search_periods(request: AnalysisRequest, fetch: Fetcher | None = None,
                    is_canceled: Callable[[], bool] = lambda: False,
                    log: Callable[[str], None] | None = None) -> list[list[dict]]:
     """The items of every period; EmptyPeriod (saying why) when a period has none."""
-    cube = zarr_cube_items(request, fetch) if request.connection.kind == SourceKind.ZARR else None
-    found = []
-    for period in request.periods:
-        items = search_items(request, period, fetch, is_canceled, cube)
-        if not items:
-            explain_empty(request, period, fetch, cube)
-        if log is not None:
-            log(f"Period {period.label}: {len(items)} items")
-        found.append(items)
+    with fetcher_for_call(fetch) as fetch:
+        cube = zarr_cube_items(request, fetch) if request.connection.kind == SourceKind.ZARR else None
+        found = []
+        for period in request.periods:
+            items = search_items(request, period, fetch, is_canceled, cube)
+            if not items:
+                explain_empty(request, period, fetch, cube)
+            if log is not None:
+                log(f"Period {period.label}: {len(items)} items")
+            found.append(items)
     return found
 
 
@@ -338,14 +333,15 @@ def run(request: AnalysisRequest, progress: Progress | None = None,
     canceled = is_canceled or (lambda: False)
     report = progress or (lambda _percent: None)
     say = log or (lambda _message: None)
-    items = search_periods(request, fetch, canceled, say)
-    report(4.0)
-    job = plan(request, items)
-    job.signer = signer_for(request.connection, fetch or _default_fetcher(), request.token or None)
-    for warning in job.warnings:
-        say(f"Warning: {warning}")
-    say(job.volume.describe())
-    return execute(job, lambda p: report(5.0 + 0.95 * p), canceled, say)
+    with fetcher_for_call(fetch) as fetch:  # the signer may fetch a token while the blocks run
+        items = search_periods(request, fetch, canceled, say)
+        report(4.0)
+        job = plan(request, items)
+        job.signer = signer_for(request.connection, fetch, request.token or None)
+        for warning in job.warnings:
+            say(f"Warning: {warning}")
+        say(job.volume.describe())
+        return execute(job, lambda p: report(5.0 + 0.95 * p), canceled, say)
 
 
 def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,

@@ -320,55 +320,56 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
 
     Only the searches happen here; every variable is a dask array of BLOCK x BLOCK blocks (all cadence
     steps in each) that :func:`.minicube_store.write` computes block by block, or ``.compute()`` all at once."""
-    from ..stac.http import local_fetcher, requests_fetcher
+    from ..stac.http import fetcher_for_call
 
-    fetcher = fetch or (local_fetcher() if all("://" not in s.url for s in request.sources) else requests_fetcher())
     report, say = progress or (lambda _p: None), log or (lambda _m: None)
     grid = minicube_grid(request)
     cadence = Cadence.parse(request.cadence)
     edges = None if cadence.native else cadence.edges(request.start, request.end)
     bbox = grid_bbox_lonlat(grid)
     variables: dict[str, Any] = {}
-    for n, spec in enumerate(request.sources):
-        if is_canceled():
-            raise InterruptedError("Cancelled")
-        if spec.is_zarr:
-            for name, band in zip(spec.names, spec.sources):
-                data = load_zarr_variable(spec.url, band, grid, request.start, request.end, block=BLOCK,
-                                          fetch=fetch)
-                static = spec.aggregation == STATIC or "time" not in data.dims
-                data = static_layer(data) if static and "time" in data.dims else (
-                    data if static else resample_time(data, spec.aggregation, edges))
-                data.attrs.update(source_url=spec.url, source_collection="", source_variable=band,
-                                  resampling="linear interpolation after transforming the grid's coordinates",
-                                  aggregation="static" if static else spec.aggregation)
-                variables[_unique(name, variables)] = data
-            say(f"{spec.url}: {', '.join(spec.bands)}")
-        else:
-            items = [] if spec.aggregation == STATIC else search(
-                spec.url, spec.collection, bbox, request.start, request.end, fetcher)
-            static = spec.aggregation == STATIC or (
-                bool(items) and not any((i.get("properties") or {}).get("datetime") for i in items))
-            if not items:
-                items = search(spec.url, spec.collection, bbox, None, None, fetcher, max_items=200)
-                static = True
-                if len(group_by_solar_day(items, grid_longitude(grid))) > 1 and spec.aggregation != STATIC:
-                    raise MinicubeError(f"No items of {spec.collection} between {request.start:%Y-%m-%d} and "
-                                        f"{request.end:%Y-%m-%d} over the minicube")
-            if not items:
-                raise MinicubeError(f"No items of {spec.collection} touch the minicube "
-                                    f"(lon {bbox[0]:.4f} to {bbox[2]:.4f}, lat {bbox[1]:.4f} to {bbox[3]:.4f})")
-            loaded, provenance = load_stac_bands(items, spec.sources, grid)
-            for name, band, prov in zip(spec.names, spec.sources, provenance):
-                data = loaded[band]
-                how = "static" if static else ("first" if prov["categorical"] and spec.aggregation in (
-                    "mean", "sum", "median") else spec.aggregation)
-                data = static_layer(data) if static else resample_time(data, how, edges)
-                data.attrs.update(source_url=spec.url, source_collection=spec.collection, aggregation=how,
-                                  source_band=band, source_items=len(items), **prov)
-                variables[_unique(name, variables)] = data
-            say(f"{spec.collection}: {len(items)} items, {', '.join(spec.bands)}")
-        report(100.0 * (n + 1) / len(request.sources))
+    local = all("://" not in s.url for s in request.sources)
+    with fetcher_for_call(fetch, local_only=local) as fetcher:  # for the searches only
+        for n, spec in enumerate(request.sources):
+            if is_canceled():
+                raise InterruptedError("Cancelled")
+            if spec.is_zarr:
+                for name, band in zip(spec.names, spec.sources):
+                    data = load_zarr_variable(spec.url, band, grid, request.start, request.end, block=BLOCK,
+                                              fetch=fetch)
+                    static = spec.aggregation == STATIC or "time" not in data.dims
+                    data = static_layer(data) if static and "time" in data.dims else (
+                        data if static else resample_time(data, spec.aggregation, edges))
+                    data.attrs.update(source_url=spec.url, source_collection="", source_variable=band,
+                                      resampling="linear interpolation after transforming the grid's coordinates",
+                                      aggregation="static" if static else spec.aggregation)
+                    variables[_unique(name, variables)] = data
+                say(f"{spec.url}: {', '.join(spec.bands)}")
+            else:
+                items = [] if spec.aggregation == STATIC else search(
+                    spec.url, spec.collection, bbox, request.start, request.end, fetcher)
+                static = spec.aggregation == STATIC or (
+                    bool(items) and not any((i.get("properties") or {}).get("datetime") for i in items))
+                if not items:
+                    items = search(spec.url, spec.collection, bbox, None, None, fetcher, max_items=200)
+                    static = True
+                    if len(group_by_solar_day(items, grid_longitude(grid))) > 1 and spec.aggregation != STATIC:
+                        raise MinicubeError(f"No items of {spec.collection} between {request.start:%Y-%m-%d} and "
+                                            f"{request.end:%Y-%m-%d} over the minicube")
+                if not items:
+                    raise MinicubeError(f"No items of {spec.collection} touch the minicube "
+                                        f"(lon {bbox[0]:.4f} to {bbox[2]:.4f}, lat {bbox[1]:.4f} to {bbox[3]:.4f})")
+                loaded, provenance = load_stac_bands(items, spec.sources, grid)
+                for name, band, prov in zip(spec.names, spec.sources, provenance):
+                    data = loaded[band]
+                    how = "static" if static else ("first" if prov["categorical"] and spec.aggregation in (
+                        "mean", "sum", "median") else spec.aggregation)
+                    data = static_layer(data) if static else resample_time(data, how, edges)
+                    data.attrs.update(source_url=spec.url, source_collection=spec.collection, aggregation=how,
+                                      source_band=band, source_items=len(items), **prov)
+                    variables[_unique(name, variables)] = data
+                say(f"{spec.collection}: {len(items)} items, {', '.join(spec.bands)}")
+            report(100.0 * (n + 1) / len(request.sources))
     return _assemble(variables, grid, request, cadence)
 
 

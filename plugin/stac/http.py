@@ -12,7 +12,8 @@ import html
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -308,6 +309,19 @@ class RequestsFetcher:
 def requests_fetcher(headers: Mapping[str, str] | None = None, session: Any = None) -> RequestsFetcher:
     """A `requests`-based Fetcher that also reads local paths and file:// URLs (see RequestsFetcher)."""
     return RequestsFetcher(headers, session)
+
+
+@contextmanager
+def fetcher_for_call(fetch: Fetcher | None, local_only: bool = False) -> Iterator[Fetcher]:
+    """``fetch`` when the caller gave one (QGIS's, in the plugin); else one for this call only: local
+    files when ``local_only``, else a requests session whose connections are closed after the call."""
+    if fetch is not None:
+        yield fetch
+    elif local_only:
+        yield local_fetcher()
+    else:
+        with requests_fetcher() as own:
+            yield own
 
 
 def _root_cause(error: BaseException) -> str:
