@@ -122,8 +122,10 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context: QgsProcessingContext,  # noqa: N802 (QGIS name)
                          feedback: QgsProcessingFeedback) -> None:
-        for output in [k for k, styler in self._waiting.items() if styler is self]:
-            del self._waiting[output]
+        # A copy first: another algorithm's run may add its styler meanwhile, from a worker thread.
+        for output, styler in list(self._waiting.items()):
+            if styler is self:
+                self._waiting.pop(output, None)
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
             style_result(layer, self.request)
         if self.placeholder and layer.name() == self.placeholder:
