@@ -212,6 +212,19 @@ def test_an_absurd_resolution_is_refused_with_the_size(demo_cube, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_crs_without_an_epsg_code_is_named_not_spelled_out_in_messages(demo_cube, tmp_path):
+    """Mollweide (ESRI:54009) reaches the engine as WKT, as the dock and the algorithms pass any CRS
+    without an EPSG code: the estimate and the refusal name it, they do not print 700 characters."""
+    from pyproj import CRS
+
+    mollweide = CRS.from_user_input("ESRI:54009").to_wkt()
+    volume = estimate(_request(demo_cube, tmp_path / "x.tif", crs=mollweide, resolution=20.0))
+    assert "(World_Mollweide (ESRI:54009))" in volume.describe() and "PROJCRS" not in volume.describe()
+    with pytest.raises(GridTooLarge) as refused:
+        run(_request(demo_cube, tmp_path / "x.tif", crs=mollweide, resolution=0.001))
+    assert "in World_Mollweide (ESRI:54009);" in str(refused.value) and "PROJCRS" not in str(refused.value)
+
+
 def test_an_unreachable_scheduler_fails_fast_and_clearly(demo_cube, tmp_path, unused_port):
     request = _request(demo_cube, tmp_path / "x.tif", dask_scheduler=f"127.0.0.1:{unused_port}",
                        scheduler_timeout=2.0)

@@ -25,7 +25,7 @@ from . import composite, graph, statistics
 from .cog_writer import CogWriter
 from .executor import CONNECT_TIMEOUT_S, Canceled, SchedulerUnreachable, block_runner
 from .graph import ReadFailed
-from .grid import MAX_PIXELS, OutputGrid, human_size, transform_bounds
+from .grid import MAX_PIXELS, OutputGrid, crs_label, human_size, transform_bounds
 from .load import touching
 from .planning import AnalysisError, EmptyPeriod, PeriodPlan, colour_roles, plan_periods
 from .zarr_items import cube_items, in_period
@@ -176,7 +176,7 @@ class VolumeEstimate:
 
     def describe(self) -> str:
         return (f"{self.items} items on {self.dates} dates; {self.width:,} x {self.height:,} px at "
-                f"{self.resolution:g} ({self.crs}); reads {human_size(self.bytes_read)} of "
+                f"{self.resolution:g} ({crs_label(self.crs)}); reads {human_size(self.bytes_read)} of "
                 f"{', '.join(self.bands_read)}; writes {len(self.output_bands)} band(s), "
                 f"{human_size(self.bytes_written)} before compression")
 

@@ -34,8 +34,24 @@ class GridTooLarge(GridError):  # noqa: N818 (public API name)
         size = width * height * bands * 4
         super().__init__(
             f"The output would be {width:,} x {height:,} pixels x {bands} band(s) "
-            f"({_human(size)} as float32) at a resolution of {resolution:g} in {crs}; the limit is "
-            f"{limit:,} pixels per band. Use a coarser resolution or a smaller extent.")
+            f"({_human(size)} as float32) at a resolution of {resolution:g} in {crs_label(crs)}; the limit "
+            f"is {limit:,} pixels per band. Use a coarser resolution or a smaller extent.")
+
+
+def crs_label(crs: str) -> str:
+    """A CRS as a message names it: a code ("EPSG:32634") as it is; a WKT by its name and code,
+    "World_Mollweide (ESRI:54009)", never the whole of it."""
+    if len(crs) <= 40:
+        return crs
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError:
+        return f"{crs[:40]}…"
+    code = parsed.to_authority()
+    return f"{parsed.name} ({code[0]}:{code[1]})" if code else parsed.name
 
 
 def _human(size: float) -> str:
@@ -202,7 +218,7 @@ def items_bounds(items: Sequence[dict], crs: str) -> Bounds | None:
 def _equivalent_resolution(size: float, native: str, target: str, native_bounds: Bounds | None) -> float:
     """The pixel size in ``target`` units of a ``size`` pixel of ``native`` at the data's centre."""
     if native_bounds is None:
-        raise GridError(f"Give a resolution in the units of {target}")
+        raise GridError(f"Give a resolution in the units of {crs_label(target)}")
     cx, cy = (native_bounds[0] + native_bounds[2]) / 2, (native_bounds[1] + native_bounds[3]) / 2
     a = transform_point(cx, cy, native, target)
     b = transform_point(cx + size, cy, native, target)
@@ -257,8 +273,8 @@ def output_grid(
     if data is not None:
         clipped = (max(wanted[0], data[0]), max(wanted[1], data[1]), min(wanted[2], data[2]), min(wanted[3], data[3]))
         if not (clipped[2] > clipped[0] and clipped[3] > clipped[1]):
-            raise GridError(f"The extent {tuple(round(v, 6) for v in wanted)} in {target} does not touch the "
-                            f"items' footprints {tuple(round(v, 6) for v in data)}")
+            raise GridError(f"The extent {tuple(round(v, 6) for v in wanted)} in {crs_label(target)} does not "
+                            f"touch the items' footprints {tuple(round(v, 6) for v in data)}")
         wanted = clipped
     snapped = snap(wanted, size, corner)
     width = round((snapped[2] - snapped[0]) / size)
