@@ -9,7 +9,7 @@ feedback's progress and cancel, STAC requests through QGIS's network stack.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -25,10 +25,13 @@ from qgis.core import (
 from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
 
+if TYPE_CHECKING:
+    from ..analysis.engine import Period
+
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
 RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
 QUALITY_BAND, CLEAR_VALUES, DASK_SCHEDULER, OUTPUT = "QUALITY_BAND", "CLEAR_VALUES", "DASK_SCHEDULER", "OUTPUT"
-#: Also the name Processing gives a temporary output's layer, which the result's title replaces.
+#: Also the name Processing gives the loaded result's layer (QGIS 3.22), which its title replaces.
 OUTPUT_DESCRIPTION = "Output (Cloud-Optimized GeoTIFF)"
 
 COMMON_HELP = (
@@ -96,7 +99,8 @@ def scheduler_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, con
     return _scheduler(algorithm.parameterAsString(parameters, DASK_SCHEDULER, context))
 
 
-def period_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, start: str, end: str, context: Any):
+def period_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, start: str, end: str,
+                     context: Any) -> Period:
     """The engine's Period from a start and an end date parameter, the end day included whole."""
     from ..analysis.engine import Period
 
@@ -159,7 +163,7 @@ def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, c
     return fields
 
 
-def run_analysis(fields: dict[str, Any], feedback: Any, context: Any = None) -> dict[str, str]:
+def run_analysis(fields: dict[str, Any], feedback: Any, context: Any) -> dict[str, str]:
     """Build the request, run the engine with the feedback, and answer {OUTPUT: path}; a result the
     toolbox loads gets the dock's style (diverging difference, true colour...) once loaded."""
     try:
@@ -183,7 +187,7 @@ def run_analysis(fields: dict[str, Any], feedback: Any, context: Any = None) -> 
         raise QgsProcessingException("Cancelled: nothing was written") from None
     except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:
         raise QgsProcessingException(str(error)) from error
-    if context is not None and context.willLoadLayerOnCompletion(request.output):
+    if context.willLoadLayerOnCompletion(request.output):
         from ..gui.result_style import ResultStyler
 
         context.layerToLoadOnCompletionDetails(request.output).setPostProcessor(
