@@ -309,6 +309,19 @@ def test_cancelling_midway_leaves_nothing(demo_cube, tmp_path):
     assert _files(out_dir) == []
 
 
+def test_cancelling_while_the_cog_is_copied_stops_the_copy_and_leaves_nothing(demo_cube, tmp_path):
+    """The COG copy after the blocks (80-100 %) compresses every tile again, seconds for a large
+    result: a cancel then stops it at GDAL's next progress step instead of waiting for the end."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen: list[float] = []
+    request = _request(demo_cube, out_dir / "x.tif", chunk_size=256, resolution=2.5)  # 1024 x 1024 px
+    with pytest.raises(Canceled):
+        run(request, progress=seen.append, is_canceled=lambda: bool(seen) and seen[-1] > 81)
+    assert 81 < seen[-1] < 100, "stopped within the copy, before it completed"
+    assert _files(out_dir) == []
+
+
 def test_a_folder_removed_midway_fails_and_leaves_no_file(demo_cube, tmp_path):
     """A real write failure: the output folder disappears while blocks are being written."""
     out_dir = tmp_path / "out"

@@ -11,6 +11,7 @@ import pytest
 from osgeo import gdal
 
 from cubescope.plugin.analysis.cog_writer import CogWriter, halve, overview_factors
+from cubescope.plugin.analysis.executor import Canceled
 from cubescope.plugin.analysis.grid import OutputGrid
 
 
@@ -77,3 +78,17 @@ def test_blocks_off_the_overview_grid_fall_back_to_gdal(tmp_path):
     for level in range(reference.GetOverviewCount()):
         np.testing.assert_allclose(ours.GetOverview(level).ReadAsArray(), reference.GetOverview(level).ReadAsArray(),
                                    rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("resampling", ["AVERAGE", "NEAREST"])  # overviews copied, or made by GDAL in a .ovr.tmp
+def test_a_cancel_during_the_copy_stops_it_and_removes_every_temporary_file(tmp_path, resampling):
+    grid = OutputGrid("EPSG:32634", 10.0, (0.0, 0.0, 10240.0, 10240.0))
+    data = _raster(2, 1024, 1024, seed=5)
+    fractions: list[float] = []
+    with CogWriter(tmp_path / "x.tif", grid, ["a", "b"], overview_resampling=resampling) as writer:
+        for row in range(0, 1024, 256):
+            writer.write(data[:, row:row + 256, :], row, 0)
+        with pytest.raises(Canceled):
+            writer.finish(fractions.append, lambda: bool(fractions) and fractions[-1] > 0.3)
+    assert 0.3 < fractions[-1] < 1.0, "stopped midway"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

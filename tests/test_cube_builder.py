@@ -227,6 +227,17 @@ def test_an_interrupted_build_resumes_to_the_same_cube(demo_cube, built, tmp_pat
     assert json.loads((out / PROGRESS_FILE).read_text())["complete"] is True
 
 
+def test_a_cancel_between_the_band_files_of_a_period_leaves_none_of_them(demo_cube, tmp_path):
+    """A period's bands are copied into COGs one after the other: cancelled once the first is in
+    place, the period keeps none of its files, and it is not recorded as done."""
+    out = tmp_path / "cube"
+    folder = out / "demo-s2-l2a-median-p1m" / "demo-s2-l2a-median-p1m_2023-03-01"
+    with pytest.raises(Canceled, match="after 0 of 4 periods"):
+        build_cube(_cube(demo_cube, out, COG_STAC), is_canceled=lambda: (folder / "red.tif").exists())
+    assert list(folder.iterdir()) == []
+    assert json.loads((out / PROGRESS_FILE).read_text())["done"] == []
+
+
 def test_an_output_holding_another_cube_is_refused(demo_cube, built):
     with pytest.raises(CubeError, match=r"another cube .*method"):
         build_cube(_cube(demo_cube, built[ZARR], method="mean"))

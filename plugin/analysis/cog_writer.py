@@ -24,6 +24,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..cube.gdal_env import gdal_config
+from .executor import Canceled
 from .grid import OutputGrid
 
 #: Written with every result: no .aux.xml beside temporary files, multi-threaded deflate.
@@ -174,6 +175,11 @@ class CogWriter:
         return self._own_overviews
 
     @property
+    def finished(self) -> bool:
+        """True once the COG is in place at the target."""
+        return self._finished
+
+    @property
     def temporary_files(self) -> tuple[Path, Path]:
         return self._staging, self._cog
 
@@ -213,8 +219,15 @@ class CogWriter:
                     return failed
         return 0
 
-    def finish(self, progress: Callable[[float], None] | None = None) -> Path:
-        """Copy the staged raster into a COG and rename it onto the target; returns the target."""
+    def finish(self, progress: Callable[[float], None] | None = None,
+               is_canceled: Callable[[], bool] | None = None) -> Path:
+        """Copy the staged raster into a COG and rename it onto the target; returns the target.
+
+        The copy compresses every tile again (seconds for a large result), so ``is_canceled`` is
+        asked at each of GDAL's progress steps: turning true stops the copy, removes both temporary
+        files and raises :class:`.executor.Canceled`.
+        """
+        canceled = is_canceled or (lambda: False)
         if self._dataset is None:
             raise WriteError("The writer is closed")
         try:
@@ -233,7 +246,7 @@ class CogWriter:
                 def callback(fraction: float, _message: str, _data: object) -> int:
                     if progress is not None:
                         progress(fraction)
-                    return 1
+                    return 0 if canceled() else 1  # 0 makes GDAL stop the copy
 
                 overviews = "FORCE_USE_EXISTING" if self._own_overviews else "IGNORE_EXISTING"
                 options = [*COG_OPTIONS, f"BLOCKSIZE={self._block}", f"OVERVIEWS={overviews}",
@@ -241,6 +254,9 @@ class CogWriter:
                 copy = gdal.GetDriverByName("COG").CreateCopy(str(self._cog), source, strict=0,
                                                                options=options, callback=callback)
                 source = None
+                if canceled():
+                    copy = None
+                    raise Canceled("Cancelled")
                 if copy is None or errors.messages:
                     copy = None
                     raise WriteError(f"Cannot write the COG {self._cog}: {_reason(errors)}")

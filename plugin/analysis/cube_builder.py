@@ -125,7 +125,8 @@ def _build_periods(cube: CubeRequest, buckets: list[list[dict]], grid: OutputGri
                 else:
                     job.signer = signer
                     _compute(runner, job, sink, canceled, lambda f, s=share: report(s[0] + s[1] * 0.9 * f))
-                sink.finish_period(number, job, lambda f, s=share: report(s[0] + s[1] * (0.9 + 0.1 * f)))
+                sink.finish_period(number, job, lambda f, s=share: report(s[0] + s[1] * (0.9 + 0.1 * f)),
+                                   canceled)
             except Canceled:
                 sink.abort_period()
                 raise Canceled(_stopped(done, periods)) from None

@@ -104,7 +104,8 @@ class _Sink:
     def write(self, block: np.ndarray, row: int, col: int) -> None:
         raise NotImplementedError
 
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
+    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None],
+                      canceled: Callable[[], bool]) -> None:
         """Everything of the period is on disk when this returns."""
 
     def abort_period(self) -> None:
@@ -217,7 +218,8 @@ class _ZarrSink(_Sink):
                 self.abort_period()
                 raise WriteError(f"Cannot write to {self.path}: {error}") from error
 
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
+    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None],
+                      canceled: Callable[[], bool]) -> None:
         self._wait()
 
     def abort_period(self) -> None:
@@ -306,17 +308,21 @@ class _StacSink(_Sink):
         for number, writer in enumerate(self.writers):
             writer.write(block[number:number + 1], row, col)
 
-    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None]) -> None:
+    def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None],
+                      canceled: Callable[[], bool]) -> None:
         for count, writer in enumerate(self.writers):
-            writer.finish(lambda f, c=count: progress((c + f) / len(self.writers)))
+            writer.finish(lambda f, c=count: progress((c + f) / len(self.writers)), canceled)
         self.writers = []
         _write_json(self.folder(number) / f"{self.item_id(number)}.json", self._item(number, job))
         self.done = self.done | {number}
         self._write_catalog()
 
     def abort_period(self) -> None:
-        for writer in self.writers:
-            writer.abort()
+        for writer in self.writers:  # the period's bands already copied go too: its files are all or none
+            if writer.finished:
+                writer.target.unlink(missing_ok=True)
+            else:
+                writer.abort()
         self.writers = []
 
     def _bbox(self) -> list[float]:

@@ -369,7 +369,7 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
                            lambda done, total: report(share[0] + (share[1] - share[0]) * done / total))
             if canceled():
                 raise Canceled("Cancelled")
-            path = out.finish(lambda fraction: report(share[1] + (100 - share[1]) * fraction))
+            path = out.finish(lambda fraction: report(share[1] + (100 - share[1]) * fraction), canceled)
     report(100.0)
     say(f"Wrote {path}")
     return path
