@@ -21,7 +21,7 @@ from osgeo import gdal
 from pyproj import Transformer
 
 from cubescope.plugin.analysis import chunk_loader
-from cubescope.plugin.analysis.executor import in_every_thread
+from cubescope.plugin.analysis.executor import Canceled, block_runner, in_every_thread, run_stop
 from cubescope.plugin.analysis.graph import ReadFailed, reading_errors
 from cubescope.plugin.analysis.grid import OutputGrid
 from cubescope.plugin.analysis.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy
@@ -166,3 +166,22 @@ def test_in_every_thread_runs_once_in_each_thread_of_the_pool(started):
         list(pool.map(lambda _: threading.current_thread().name, range(started)))
         in_every_thread(pool, 3, lambda: ran.append(threading.current_thread().name))
         assert sorted(ran) == sorted(f"every_{n}" for n in range(3))
+
+
+def test_a_cancelled_run_stops_the_blocks_it_is_computing():
+    """A cancel drops the queued blocks and sets the run's stop event, which a block still computing
+    sees (the chunk loader looks at it before each time slice)."""
+    started = threading.Event()
+    seen: list[bool] = []
+
+    @dask.delayed
+    def block() -> int:
+        started.set()
+        stop = run_stop()
+        seen.append(stop is not None and stop.wait(30))
+        return 0
+
+    with block_runner(threads=1) as runner, pytest.raises(Canceled):
+        runner.run([((0, 0), block())], lambda _key, _value: None, started.is_set)
+    assert seen == [True]
+    assert run_stop() is None, "outside a run's block thread there is no stop event"

@@ -11,6 +11,7 @@ still read them.
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from osgeo import gdal
 from pyproj import Transformer
 
 from cubescope.plugin.analysis import graph
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, ReadFailed, execute, plan
+from cubescope.plugin.analysis.engine import AnalysisRequest, Canceled, Period, ReadFailed, execute, plan
+from cubescope.plugin.analysis.executor import _compute_local
 from cubescope.plugin.demo.raster_io import Georef, write_cog
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 512, 32634
@@ -94,13 +96,16 @@ def cloudy(tmp_path_factory):
     server.stop()
 
 
-def _run(server, items, out: Path, **kwargs) -> np.ndarray:
+def _request(server, out: Path, **kwargs) -> AnalysisRequest:
     fields = dict(source=server.url, collection="cloudy", operation="composite", bands=("red", "nir"),
                   periods=(Period(datetime(2023, 1, 1), datetime(2023, 12, 31)),), output=str(out),
                   extent=(X0, Y0 - SIZE * RES, X0 + SIZE * RES, Y0), extent_crs=f"EPSG:{EPSG}",
                   quality_band="scl", clear_values=",".join(map(str, CLEAR)), chunk_size=256)
-    request = AnalysisRequest(**{**fields, **kwargs})
-    job = plan(request, [items])
+    return AnalysisRequest(**{**fields, **kwargs})
+
+
+def _run(server, items, out: Path, **kwargs) -> np.ndarray:
+    job = plan(_request(server, out, **kwargs), [items])
     assert job.grid.width == job.grid.height == SIZE and job.chunk == 256
     pixels = gdal.Open(str(execute(job))).ReadAsArray()
     return pixels[None] if pixels.ndim == 2 else pixels  # (bands, y, x) for one band too
@@ -193,3 +198,24 @@ def test_a_missing_remote_file_fails_naming_it_and_leaves_nothing(cloudy, tmp_pa
     with pytest.raises(ReadFailed, match=r"127\.0\.0\.1:\d+/d3/missing-red\.tif"):
         _run(server, broken, tmp_path / "broken.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_block_of_a_stopped_run_fetches_nothing_more(cloudy, tmp_path):
+    """Remote slices cost round trips: once its run is cancelled or failed (the runner sets the run's
+    stop event), a block still computing gives up before its next time slice instead of reading on."""
+    server, items, truth = cloudy
+    job = plan(_request(server, tmp_path / "unused.tif"), [items])
+    datasets = graph.load_periods(job.periods, job.grid, job.chunk, "nearest", job.gdal_options)
+    (_, first), *_ = graph.block_tasks(graph.result_array(job.periods, datasets))
+    stop = threading.Event()
+    stop.set()
+    start = _log_length(server)
+    with pytest.raises(Canceled):
+        _compute_local(first, stop)
+    assert _fetched(server, start) == []
+    block = _compute_local(first, threading.Event())  # the same block of a run still going: read
+    assert "/d0/red.tif" in _fetched(server, start)
+    values, valid = _valid(truth, "red")
+    with np.errstate(all="ignore"):
+        reference = np.nanmedian(np.where(valid, values, np.nan), axis=0)[:256, :256]
+    np.testing.assert_array_equal(block[0], reference.astype(np.float32))

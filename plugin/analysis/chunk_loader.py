@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .executor import ByValue
+from .executor import ByValue, Canceled, run_stop
 from .reader import (
     _GDT,
     CubescopeReader,
@@ -271,6 +271,7 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     opened: a cloudy date costs its quality band only.
     """
     chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
+    stop = run_stop()
     keep = None if keep is None else np.asarray(keep, dtype=bool).reshape(-1)
     todo = [t for t in range(len(sources)) if keep is None or keep[t]]
     if len(todo) < len(sources):
@@ -280,11 +281,12 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
         if read_hyperslabs(layers, gbox, cfg, chunk, _gdal_options(env), _fill_value(chunk.dtype, cfg)):
             return chunk
     if REMOTE_READERS > 1 and len(todo) > 1 and any(is_remote(src.uri) for layer in sources for src in layer):
-        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env)
+        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env, stop)
         return chunk
     try:
         with _config(_gdal_options(env)):
             for t in todo:
+                _check(stop)
                 _fill_slice(sources[t], gbox, cfg, chunk[t], env, token)
     except BaseException:
         release()  # a failed load does not go on; its files are closed here, in this thread
@@ -292,8 +294,15 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     return chunk
 
 
+def _check(stop: threading.Event | None) -> None:
+    """Canceled once the run this block belongs to has stopped (:func:`.executor.run_stop`)."""
+    if stop is not None and stop.is_set():
+        raise Canceled("Cancelled")
+
+
 def _read_slice(t: int, slice_sources: Sequence[Any], gbox: Any, cfg: Any, chunk: np.ndarray,
-                env: Mapping[str, Any], token: str) -> None:
+                env: Mapping[str, Any], token: str, stop: threading.Event | None) -> None:
+    _check(stop)
     try:
         with _config(_gdal_options(env)):
             _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
@@ -302,13 +311,15 @@ def _read_slice(t: int, slice_sources: Sequence[Any], gbox: Any, cfg: Any, chunk
 
 
 def _read_concurrently(work: Sequence[tuple[int, Sequence[Any]]], gbox: Any, cfg: Any, chunk: np.ndarray,
-                       env: Mapping[str, Any]) -> None:
+                       env: Mapping[str, Any], stop: threading.Event | None) -> None:
     """The time slices in ``work`` read by the shared reader threads, each into its own part of
     ``chunk``; every slice opens and closes its own files, so no GDAL dataset outlives the call or
-    changes threads. The first failure stops the slices not yet started and is raised here."""
+    changes threads. The first failure stops the slices not yet started and is raised here; so does
+    the run's ``stop`` (each remote slice costs round trips: a cancel should not wait for them)."""
     token = uuid.uuid4().hex
     run_together(reader_pool("read", REMOTE_READERS),
-                 [partial(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token) for t, slice_sources in work])
+                 [partial(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token, stop)
+                  for t, slice_sources in work])
 
 
 def _slices_to_read(quality: np.ndarray, wanted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

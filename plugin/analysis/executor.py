@@ -30,7 +30,29 @@ class SchedulerUnreachable(ConnectionError):  # noqa: N818 (public API name)
     """The Dask scheduler did not answer; the message says where and what to try."""
 
 
-def _compute_local(task: Any) -> Any:
+#: Attribute of a block thread holding its run's stop event (on the thread object, not in a module
+#: global: the analysis modules travel to Dask workers pickled by value; there it is absent).
+STOP_ATTRIBUTE = "_cubescope_stop"
+
+
+def run_stop() -> threading.Event | None:
+    """The stop event of the local run computing this thread's block (None elsewhere): set once the
+    run is cancelled or failed, so that a block still reading gives up (:mod:`.chunk_loader` looks
+    before each time slice) instead of reading on for a result nobody takes."""
+    return getattr(threading.current_thread(), STOP_ATTRIBUTE, None)
+
+
+def _compute_local(task: Any, stop: threading.Event | None = None) -> Any:
+    """One block with ``stop`` as this thread's stop event (:func:`run_stop`)."""
+    thread = threading.current_thread()
+    setattr(thread, STOP_ATTRIBUTE, stop)
+    try:
+        return _compute_block(task)
+    finally:
+        setattr(thread, STOP_ATTRIBUTE, None)
+
+
+def _compute_block(task: Any) -> Any:
     """One block with dask's synchronous scheduler, inside one rasterio environment.
 
     odc-stac enters a rasterio ``Env`` around every read; with an outer one already active these
@@ -112,6 +134,7 @@ class BlockRunner:
         pending: dict[Future, Any] = {}
         queue = list(tasks)
         done_count = 0
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="cubescope-block") as pool:
             try:
                 while queue or pending:
@@ -119,7 +142,7 @@ class BlockRunner:
                         raise Canceled("Cancelled")
                     while queue and len(pending) < limit:
                         key, task = queue.pop(0)
-                        pending[pool.submit(_compute_local, task)] = key
+                        pending[pool.submit(_compute_local, task, stop)] = key
                     finished, _ = wait(list(pending), timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in finished:
                         key = pending.pop(future)
@@ -128,6 +151,7 @@ class BlockRunner:
                         if progress is not None:
                             progress(done_count, len(tasks))
             finally:
+                stop.set()  # cancelled or failed: the blocks still running stop reading (run_stop)
                 for future in pending:
                     future.cancel()
                 # The loads keep their files open in these threads for the next block. Closed here, by
