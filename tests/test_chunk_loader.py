@@ -21,7 +21,7 @@ from osgeo import gdal
 from pyproj import Transformer
 
 from cubescope.plugin.analysis import chunk_loader
-from cubescope.plugin.analysis.executor import Canceled, block_runner, in_every_thread, run_stop
+from cubescope.plugin.analysis.executor import Canceled, block_runner, block_state, in_every_thread
 from cubescope.plugin.analysis.graph import ReadFailed, reading_errors
 from cubescope.plugin.analysis.grid import OutputGrid
 from cubescope.plugin.analysis.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy
@@ -177,11 +177,36 @@ def test_a_cancelled_run_stops_the_blocks_it_is_computing():
     @dask.delayed
     def block() -> int:
         started.set()
-        stop = run_stop()
-        seen.append(stop is not None and stop.wait(30))
+        state = block_state()
+        seen.append(state is not None and state.stop.wait(30))
         return 0
 
     with block_runner(threads=1) as runner, pytest.raises(Canceled):
         runner.run([((0, 0), block())], lambda _key, _value: None, started.is_set)
     assert seen == [True]
-    assert run_stop() is None, "outside a run's block thread there is no stop event"
+    assert block_state() is None, "outside a run's block thread there is no block state"
+
+
+def test_progress_moves_with_the_slices_a_block_has_read():
+    """Between two finished blocks the progress counts the slices the blocks in flight have read: over
+    a slow link one block takes seconds, and a bar standing still reads as a hang."""
+    reported: list[float] = []
+    halfway = threading.Event()
+
+    def progress(done: float, total: int) -> None:
+        reported.append(done / total)
+        if 0 < done < 1:
+            halfway.set()
+
+    @dask.delayed
+    def block() -> int:
+        state = block_state()
+        assert state is not None
+        state.read()  # one of its four slices
+        assert halfway.wait(30), "the runner reported no progress within the block"
+        state.read(3)
+        return 0
+
+    with block_runner(threads=1) as runner:
+        runner.run([((0, 0), block())], lambda _key, _value: None, progress=progress, reads_per_block=4)
+    assert reported == [0.25, 1.0]

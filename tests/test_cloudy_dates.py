@@ -22,7 +22,7 @@ from pyproj import Transformer
 
 from cubescope.plugin.analysis import graph
 from cubescope.plugin.analysis.engine import AnalysisRequest, Canceled, Period, ReadFailed, execute, plan
-from cubescope.plugin.analysis.executor import _compute_local
+from cubescope.plugin.analysis.executor import BlockState, _compute_local
 from cubescope.plugin.demo.raster_io import Georef, write_cog
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 512, 32634
@@ -200,21 +200,28 @@ def test_a_missing_remote_file_fails_naming_it_and_leaves_nothing(cloudy, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_block_of_a_stopped_run_fetches_nothing_more(cloudy, tmp_path):
+def test_a_block_of_a_stopped_run_fetches_nothing_more_and_a_running_one_counts_its_reads(cloudy, tmp_path):
     """Remote slices cost round trips: once its run is cancelled or failed (the runner sets the run's
-    stop event), a block still computing gives up before its next time slice instead of reading on."""
+    stop event), a block still computing gives up before its next time slice instead of reading on.
+    A block of a run still going reads, counting the slices it read (the runner's progress)."""
     server, items, truth = cloudy
     job = plan(_request(server, tmp_path / "unused.tif"), [items])
     datasets = graph.load_periods(job.periods, job.grid, job.chunk, "nearest", job.gdal_options)
     (_, first), *_ = graph.block_tasks(graph.result_array(job.periods, datasets))
-    stop = threading.Event()
-    stop.set()
+    stopped = BlockState(threading.Event())
+    stopped.stop.set()
     start = _log_length(server)
     with pytest.raises(Canceled):
-        _compute_local(first, stop)
-    assert _fetched(server, start) == []
-    block = _compute_local(first, threading.Event())  # the same block of a run still going: read
+        _compute_local(first, stopped)
+    assert _fetched(server, start) == [] and stopped.reads == 0
+
+    running = BlockState(threading.Event())
+    block = _compute_local(first, running)
     assert "/d0/red.tif" in _fetched(server, start)
+    # The north-west block: 6 SCL slices; red and nir on the 3 dates with a clear pixel there (date 1
+    # is cloudy everywhere, date 2 over this block, date 4 in shadow but for one south-eastern pixel).
+    assert running.reads == 6 + 2 * 3
+    assert graph.reads_per_block(job.periods) == 6 * 3
     values, valid = _valid(truth, "red")
     with np.errstate(all="ignore"):
         reference = np.nanmedian(np.where(valid, values, np.nan), axis=0)[:256, :256]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .executor import ByValue, Canceled, run_stop
+from .executor import BlockState, ByValue, Canceled, block_state
 from .reader import (
     _GDT,
     CubescopeReader,
@@ -271,54 +271,63 @@ def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mappi
     opened: a cloudy date costs its quality band only.
     """
     chunk = np.empty((len(sources), *gbox.shape.yx), dtype=cfg.dtype)
-    stop = run_stop()
+    state = block_state()
     keep = None if keep is None else np.asarray(keep, dtype=bool).reshape(-1)
     todo = [t for t in range(len(sources)) if keep is None or keep[t]]
     if len(todo) < len(sources):
         chunk[~keep] = _fill_value(chunk.dtype, cfg)
     if ZARR_HYPERSLABS and any(src.uri.startswith("ZARR:") for t in todo for src in sources[t]):
         layers = {t: [src for src in sources[t] if not _apart(src, gbox)] for t in todo}
+        _check(state)
         if read_hyperslabs(layers, gbox, cfg, chunk, _gdal_options(env), _fill_value(chunk.dtype, cfg)):
+            _count(state, len(todo))
             return chunk
     if REMOTE_READERS > 1 and len(todo) > 1 and any(is_remote(src.uri) for layer in sources for src in layer):
-        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env, stop)
+        _read_concurrently([(t, sources[t]) for t in todo], gbox, cfg, chunk, env, state)
         return chunk
     try:
         with _config(_gdal_options(env)):
             for t in todo:
-                _check(stop)
+                _check(state)
                 _fill_slice(sources[t], gbox, cfg, chunk[t], env, token)
+                _count(state)
     except BaseException:
         release()  # a failed load does not go on; its files are closed here, in this thread
         raise
     return chunk
 
 
-def _check(stop: threading.Event | None) -> None:
-    """Canceled once the run this block belongs to has stopped (:func:`.executor.run_stop`)."""
-    if stop is not None and stop.is_set():
+def _check(state: BlockState | None) -> None:
+    """Canceled once the run this block belongs to has stopped (:class:`.executor.BlockState`)."""
+    if state is not None and state.stop.is_set():
         raise Canceled("Cancelled")
 
 
+def _count(state: BlockState | None, slices: int = 1) -> None:
+    if state is not None:
+        state.read(slices)
+
+
 def _read_slice(t: int, slice_sources: Sequence[Any], gbox: Any, cfg: Any, chunk: np.ndarray,
-                env: Mapping[str, Any], token: str, stop: threading.Event | None) -> None:
-    _check(stop)
+                env: Mapping[str, Any], token: str, state: BlockState | None) -> None:
+    _check(state)
     try:
         with _config(_gdal_options(env)):
             _fill_slice(slice_sources, gbox, cfg, chunk[t], env, token)
+        _count(state)
     finally:
         release()  # the files of this slice are closed here, in the thread that opened them
 
 
 def _read_concurrently(work: Sequence[tuple[int, Sequence[Any]]], gbox: Any, cfg: Any, chunk: np.ndarray,
-                       env: Mapping[str, Any], stop: threading.Event | None) -> None:
+                       env: Mapping[str, Any], state: BlockState | None) -> None:
     """The time slices in ``work`` read by the shared reader threads, each into its own part of
     ``chunk``; every slice opens and closes its own files, so no GDAL dataset outlives the call or
     changes threads. The first failure stops the slices not yet started and is raised here; so does
-    the run's ``stop`` (each remote slice costs round trips: a cancel should not wait for them)."""
+    the run's stop (each remote slice costs round trips: a cancel should not wait for them)."""
     token = uuid.uuid4().hex
     run_together(reader_pool("read", REMOTE_READERS),
-                 [partial(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token, stop)
+                 [partial(_read_slice, t, slice_sources, gbox, cfg, chunk, env, token, state)
                   for t, slice_sources in work])
 
 

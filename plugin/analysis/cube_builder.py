@@ -193,7 +193,7 @@ def _compute(runner: BlockRunner, job: JobPlan, sink: _Sink, canceled: Callable[
     result = graph.result_array(job.periods, datasets)
     with graph.reading_errors():
         runner.run(graph.block_tasks(result), lambda key, block: sink.write(block, *key), canceled,
-                   lambda done, total: progress(0.1 + 0.9 * done / total))
+                   lambda done, total: progress(0.1 + 0.9 * done / total), graph.reads_per_block(job.periods))
     if canceled():
         raise Canceled("Cancelled")
 

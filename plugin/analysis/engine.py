@@ -366,7 +366,8 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
                        colours=job.colours) as out:
             with graph.reading_errors():
                 runner.run(graph.block_tasks(result), lambda key, block: out.write(block, *key), canceled,
-                           lambda done, total: report(share[0] + (share[1] - share[0]) * done / total))
+                           lambda done, total: report(share[0] + (share[1] - share[0]) * done / total),
+                           graph.reads_per_block(job.periods))
             if canceled():
                 raise Canceled("Cancelled")
             path = out.finish(lambda fraction: report(share[1] + (100 - share[1]) * fraction), canceled)

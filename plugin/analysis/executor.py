@@ -30,26 +30,44 @@ class SchedulerUnreachable(ConnectionError):  # noqa: N818 (public API name)
     """The Dask scheduler did not answer; the message says where and what to try."""
 
 
-#: Attribute of a block thread holding its run's stop event (on the thread object, not in a module
+#: Attribute of a block thread holding its :class:`BlockState` (on the thread object, not in a module
 #: global: the analysis modules travel to Dask workers pickled by value; there it is absent).
-STOP_ATTRIBUTE = "_cubescope_stop"
+STATE_ATTRIBUTE = "_cubescope_block"
 
 
-def run_stop() -> threading.Event | None:
-    """The stop event of the local run computing this thread's block (None elsewhere): set once the
-    run is cancelled or failed, so that a block still reading gives up (:mod:`.chunk_loader` looks
-    before each time slice) instead of reading on for a result nobody takes."""
-    return getattr(threading.current_thread(), STOP_ATTRIBUTE, None)
+class BlockState:
+    """What a block computing in a local run shares with the runner: the run's stop event, set once
+    the run is cancelled or failed (a block still reading gives up before its next time slice
+    instead of reading on for a result nobody takes), and the time slices it has read so far (the
+    runner's progress between two finished blocks: over a slow link one block takes seconds)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._reads = 0
+        self._lock = threading.Lock()  # the chunk loader's reader threads count for the block
+
+    @property
+    def reads(self) -> int:
+        return self._reads
+
+    def read(self, slices: int = 1) -> None:
+        with self._lock:
+            self._reads += slices
 
 
-def _compute_local(task: Any, stop: threading.Event | None = None) -> Any:
-    """One block with ``stop`` as this thread's stop event (:func:`run_stop`)."""
+def block_state() -> BlockState | None:
+    """The state of the block this thread computes in a local run (None elsewhere)."""
+    return getattr(threading.current_thread(), STATE_ATTRIBUTE, None)
+
+
+def _compute_local(task: Any, state: BlockState | None = None) -> Any:
+    """One block with ``state`` as this thread's :func:`block_state`."""
     thread = threading.current_thread()
-    setattr(thread, STOP_ATTRIBUTE, stop)
+    setattr(thread, STATE_ATTRIBUTE, state)
     try:
         return _compute_block(task)
     finally:
-        setattr(thread, STOP_ATTRIBUTE, None)
+        setattr(thread, STATE_ATTRIBUTE, None)
 
 
 def _compute_block(task: Any) -> Any:
@@ -118,22 +136,27 @@ class BlockRunner:
         tasks: Sequence[tuple[Any, Any]],
         consume: Callable[[Any, Any], None],
         is_canceled: Callable[[], bool] = lambda: False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[float, int], None] | None = None,
+        reads_per_block: int = 0,
     ) -> None:
         """Compute every ``(key, delayed)`` and call ``consume(key, result)`` in this thread.
 
-        Raises :class:`Canceled` when ``is_canceled()`` turns true, after dropping what is queued.
+        ``progress(done, total)`` follows the finished blocks; locally, given how many time slices a
+        block reads (``reads_per_block``), ``done`` also counts the blocks in flight by the slices
+        they have read. Raises :class:`Canceled` when ``is_canceled()`` turns true, after dropping
+        what is queued.
         """
         if self.client is not None:
             self._run_distributed(tasks, consume, is_canceled, progress)
         else:
-            self._run_local(tasks, consume, is_canceled, progress)
+            self._run_local(tasks, consume, is_canceled, progress, reads_per_block)
 
-    def _run_local(self, tasks, consume, is_canceled, progress) -> None:
+    def _run_local(self, tasks, consume, is_canceled, progress, reads_per_block) -> None:
         limit = self.threads * 2
-        pending: dict[Future, Any] = {}
+        pending: dict[Future, tuple[Any, BlockState]] = {}
         queue = list(tasks)
         done_count = 0
+        shown = 0.0
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="cubescope-block") as pool:
             try:
@@ -142,16 +165,21 @@ class BlockRunner:
                         raise Canceled("Cancelled")
                     while queue and len(pending) < limit:
                         key, task = queue.pop(0)
-                        pending[pool.submit(_compute_local, task, stop)] = key
+                        state = BlockState(stop)
+                        pending[pool.submit(_compute_local, task, state)] = (key, state)
                     finished, _ = wait(list(pending), timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        key = pending.pop(future)
+                        key, _state = pending.pop(future)
                         consume(key, future.result())
                         done_count += 1
-                        if progress is not None:
-                            progress(done_count, len(tasks))
+                    if progress is not None:
+                        in_flight = sum(min(state.reads / reads_per_block, 0.99) for _key, state in pending.values()
+                                        ) if reads_per_block > 0 else 0.0
+                        if done_count + in_flight > shown:
+                            shown = done_count + in_flight
+                            progress(shown, len(tasks))
             finally:
-                stop.set()  # cancelled or failed: the blocks still running stop reading (run_stop)
+                stop.set()  # cancelled or failed: the blocks still running stop reading (BlockState)
                 for future in pending:
                     future.cancel()
                 # The loads keep their files open in these threads for the next block. Closed here, by

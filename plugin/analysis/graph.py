@@ -85,6 +85,12 @@ def load_periods(periods: Sequence[PeriodPlan], grid: OutputGrid, chunk: int, re
     return datasets
 
 
+def reads_per_block(periods: Sequence[PeriodPlan]) -> int:
+    """The time slices a block reads at most: every loaded variable of every date of every period
+    (fewer when cloudy dates are left unread); the runner's progress within a block."""
+    return sum(len(period.slices) * len(period.asset_keys) for period in periods)
+
+
 def _stacks(spec: BlockSpec, dataset: Any, variables: tuple[str, ...]) -> list[Any]:
     return [arg for var in variables for arg in (dataset[var].data, "tyx")]
 
