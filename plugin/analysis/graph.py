@@ -146,5 +146,6 @@ def order_scenes(runner: BlockRunner, periods: Sequence[PeriodPlan], datasets: S
 
         with reading_errors():
             runner.run(block_tasks(counts), add, is_canceled,
-                       lambda done, count, n=number: progress((n + done / count) / len(periods)))
+                       lambda done, count, n=number: progress((n + done / count) / len(periods)),
+                       len(period.slices) * len(variables))
         period.spec = replace(period.spec, order=tuple(int(i) for i in composite.scene_order(total)))
