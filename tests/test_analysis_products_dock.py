@@ -48,7 +48,12 @@ def run(dock, qtbot):
 def test_only_the_chosen_products_widgets_show(dock):
     form = dock.form
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
-    assert form.productBox.isHidden()
+    assert form.productBox.isHidden() and not form.extraBandsCheck.isHidden()
+    form.extraBandsCheck.setChecked(True)
+    for operation in ("statistics", "difference", "chips"):  # no extra bands there: not shown ticked
+        form.operationCombo.setCurrentIndex(form.operationCombo.findData(operation))
+        assert form.extraBandsCheck.isHidden(), operation
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("chips"))
     assert not form.productBox.isHidden() and not form.chipSizeSpin.isHidden()
     assert form.periodLengthEdit.isHidden() and form.extraSourcesEdit.isHidden()

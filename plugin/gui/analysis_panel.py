@@ -128,7 +128,9 @@ class AnalysisPanel(QObject):
         for widget in (self.form.startBEdit, self.form.endBEdit):
             widget.setVisible(difference)
         self.form.periodALabel.setText(self.tr("Period A") if difference else self.tr("Period"))
-        self.form.extraBandsCheck.setEnabled(operation in (engine.COMPOSITE_OP, products.BUILDCUBE))
+        # Hidden, not greyed, where it does not apply: a greyed box still shows its tick, which read as
+        # "extra bands on" for a difference or a statistic.
+        self.form.extraBandsCheck.setVisible(operation in (engine.COMPOSITE_OP, products.BUILDCUBE))
         self.form.estimateButton.setEnabled(product in (None, products.BUILDCUBE))
         self.form.productBox.setVisible(product is not None)
         for used_by, names in products.ROWS.values():
