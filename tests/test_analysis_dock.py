@@ -18,7 +18,7 @@ from qgis.core import (
     QgsRectangle,
     QgsStyle,
 )
-from qgis.PyQt.QtCore import QDateTime
+from qgis.PyQt.QtCore import QDateTime, Qt
 
 from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.stac.sources import Source, SourceKind
@@ -48,6 +48,7 @@ def test_estimate_then_composite(dock, qtbot, tmp_path):
         dock.form.runAnalysisButton.click()
     layer = blocker.args[0]
     assert layer.isValid() and layer.bandCount() == 3
+    assert _time_range(layer) == ("2023-06-01T00:00:00Z", "2023-08-31T23:59:59Z"), "plays in its period"
     dataset = gdal.Open(str(tmp_path / "median.tif"))
     assert dataset.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
     assert [dataset.GetRasterBand(i + 1).GetDescription() for i in range(3)] == ["red median", "green median",
@@ -67,7 +68,17 @@ def test_ndvi_difference_uses_a_diverging_ramp_centred_on_zero(dock, qtbot, tmp_
     assert renderer.type() == "singlebandpseudocolor"
     assert renderer.classificationMin() == pytest.approx(-renderer.classificationMax())
     assert renderer.classificationMin() < -0.3, "the clear-cut's NDVI drop is in the range"
+    assert _time_range(layer) == ("2023-06-01T00:00:00Z", "2024-07-31T23:59:59Z"), "from A's start to B's end"
     QgsProject.instance().removeAllMapLayers()
+
+
+def _time_range(layer) -> tuple[str, str] | None:
+    """The layer's time for the temporal controller, as ISO strings (None when it has none)."""
+    temporal = layer.temporalProperties()
+    if not temporal.isActive():
+        return None
+    span = temporal.fixedTemporalRange()
+    return span.begin().toUTC().toString(Qt.ISODate), span.end().toUTC().toString(Qt.ISODate)
 
 
 def _run_over(dock, qtbot, start: str, end: str):

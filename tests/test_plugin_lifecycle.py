@@ -49,7 +49,8 @@ def test_reload_leaves_no_duplicates(probe_report):
 def test_results_run_from_the_toolbox_are_named_and_styled_as_from_the_dock(probe_report):
     """processing.runAndLoadResults, the toolbox's own runner, in the desktop: each loaded layer is named
     by what it holds, not "Output (Cloud-Optimized GeoTIFF)"; the difference on a ramp centred on zero
-    that takes in the clear-cut's drop, the composite asked blue first in true colour."""
+    that takes in the clear-cut's drop, the composite asked blue first in true colour; each with its
+    period as its time for the temporal controller."""
     difference, composite = probe_report["toolbox"]["difference"], probe_report["toolbox"]["composite"]
     assert difference.get("name") == "NDVI median difference 2024-05-01/2024-07-31 − 2023-05-01/2023-09-30", \
         difference
@@ -57,6 +58,8 @@ def test_results_run_from_the_toolbox_are_named_and_styled_as_from_the_dock(prob
     assert difference["low"] == pytest.approx(-difference["high"]) and difference["low"] < -0.3
     assert composite.get("name") == "blue,green,red median 2023-06-01/2023-08-31", composite
     assert composite["renderer"] == "multibandcolor" and composite["rgb"] == [3, 2, 1]
+    assert composite["time"] == ["2023-06-01 00:00:00", "2023-08-31 23:59:59"], "plays in its period"
+    assert difference["time"] == ["2023-05-01 00:00:00", "2024-07-31 23:59:59"]
 
 
 def test_a_reload_mid_composite_cancels_it_and_leaves_no_file(probe_report):

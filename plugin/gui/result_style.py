@@ -1,5 +1,7 @@
 """The style an analysis result gets when it is loaded, from the dock or from the Processing toolbox.
 
+Its time: the period it summarises (a difference: from period A's start to period B's end), so that
+with QGIS's temporal controller it shows while the slider is in that period, as the scenes do.
 Differences and trends on a diverging ramp centred on zero, an index's composite or mean on a
 red-yellow-green ramp, other statistics on viridis, a true-colour composite as red, green and blue
 whatever order its bands were asked in. Ranges and stretches come from a sample of the raster (its
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from qgis.core import (
     QgsColorRampShader,
+    QgsDateTimeRange,
     QgsMultiBandColorRenderer,
     QgsProcessingContext,
     QgsProcessingFeedback,
@@ -19,6 +22,7 @@ from qgis.core import (
     QgsRaster,
     QgsRasterBandStats,
     QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
     QgsRasterShader,
     QgsRectangle,
     QgsSingleBandPseudoColorRenderer,
@@ -28,7 +32,7 @@ from qgis.core import (
 from ..analysis.indices import is_index
 from ..cube.vrt import colour_stretch, percentile_stretch
 from ..stac.hrefs import GdalSource
-from .layer_loader import contrast_enhancement
+from .layer_loader import contrast_enhancement, qdatetime
 
 if TYPE_CHECKING:
     from ..analysis.engine import AnalysisRequest
@@ -40,7 +44,8 @@ _LEVELS = {"mean", "median", "min", "max"}
 
 
 def style_result(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
-    """Style ``layer``, the result of ``request``."""
+    """Style ``layer``, the result of ``request``, and give it the request's time range."""
+    _set_time(layer, request)
     operation, bands, statistic = request.operation, request.bands, request.statistic
     single_index = len(bands) == 1 and is_index(bands[0])
     if operation == "composite" and not single_index:
@@ -52,6 +57,16 @@ def style_result(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
         _pseudocolour(layer, "RdYlGn")
     else:
         _pseudocolour(layer, "Viridis")
+
+
+def _set_time(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
+    """The periods' span (their ends are the last second included), for the temporal controller."""
+    temporal = layer.temporalProperties()
+    temporal.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    start = min(period.start for period in request.periods)
+    end = max(period.end for period in request.periods)
+    temporal.setFixedTemporalRange(QgsDateTimeRange(qdatetime(start), qdatetime(end), True, True))
+    temporal.setIsActive(True)
 
 
 def _colour(layer: QgsRasterLayer) -> None:

@@ -106,7 +106,11 @@ def toolbox_run(plugin, algorithm: str, parameters: dict) -> dict:
     [layer] = [lay for lay in QgsProject.instance().mapLayers().values()
                if results["OUTPUT"] in (lay.id(), lay.source())]
     renderer = layer.renderer()
-    found = {"name": layer.name(), "renderer": renderer.type()}
+    temporal = layer.temporalProperties()
+    span = temporal.fixedTemporalRange()
+    found = {"name": layer.name(), "renderer": renderer.type(),
+             "time": [t.toUTC().toString("yyyy-MM-dd hh:mm:ss") for t in (span.begin(), span.end())]
+             if temporal.isActive() else None}
     if renderer.type() == "singlebandpseudocolor":
         found.update(low=renderer.classificationMin(), high=renderer.classificationMax())
     elif renderer.type() == "multibandcolor":
