@@ -6,6 +6,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from chip_requests import TILE_A
 from cut_catalog import catalog_with_cut_red, open_files_under
@@ -231,3 +232,35 @@ def test_a_cog_failing_midway_is_named_and_leaves_nothing(dock, qtbot, demo_cube
     assert dock.form.analysisStatus.text() == message and dock.form.runAnalysisButton.isEnabled()
     assert list((tmp_path / "out").iterdir()) == []
     assert open_files_under(tmp_path / "stac") == []
+
+
+def _bands_by_name(path: Path) -> dict:
+    dataset = gdal.Open(str(path))
+    return {dataset.GetRasterBand(n).GetDescription(): dataset.GetRasterBand(n).ReadAsArray()
+            for n in range(1, dataset.RasterCount + 1)}
+
+
+def test_the_mask_row_chooses_which_observations_count(dock, qtbot, tmp_path):
+    """Empty: the collection's own rule (the demo's SCL), so clouds are left out; "none": every
+    observation counts as clear; a mistyped mask is reported before any task starts."""
+    setup(dock, "composite", "median", "red", tmp_path / "scl.tif")
+    dock.form.extraBandsCheck.setChecked(True)
+    dock.form.analysisMaskEdit.setText("")
+    _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
+    by_scl = _bands_by_name(tmp_path / "scl.tif")
+    assert (by_scl["CLEAROB"] < by_scl["TOTALOB"]).any(), "the SCL masks some observations here"
+    dock.form.outputFile.setFilePath(str(tmp_path / "all.tif"))
+    dock.form.analysisMaskEdit.setText("none")
+    _run_over(dock, qtbot, "2023-06-01", "2023-08-31")
+    unmasked = _bands_by_name(tmp_path / "all.tif")
+    assert np.array_equal(unmasked["CLEAROB"], unmasked["TOTALOB"])
+    assert np.array_equal(unmasked["TOTALOB"], by_scl["TOTALOB"])
+    dock.form.outputFile.setFilePath(str(tmp_path / "typo.tif"))
+    dock.form.analysisMaskEdit.setText("scl: 4,5,six")
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+    assert blocker.args[0] == "Mask: Not an integer or range in quality values: 'six' (expected e.g. \"4,5,6\")"
+    assert not (tmp_path / "typo.tif").exists() and dock.form.runAnalysisButton.isEnabled()
+    dock.form.analysisMaskEdit.setText("")
+    dock.form.extraBandsCheck.setChecked(False)
+    QgsProject.instance().removeAllMapLayers()

@@ -27,6 +27,7 @@ from cubescope.plugin.analysis.quality import (
     LANDSAT_C2_QA_PIXEL,
     SENTINEL2_SCL,
     QualityRule,
+    mask_fields,
     parse_values,
     rule_for,
     rule_for_bands,
@@ -183,3 +184,18 @@ def test_rules_from_what_the_user_typed():
     with pytest.raises(ValueError, match=r"Bit positions must be 0\.\.63"):
         QualityRule(band="qa", kind=BITS, mask_bits=(64,))
     assert "clear where scl is one of 4, 5, 6, 7, 11" in SENTINEL2_SCL.describe()
+
+
+@pytest.mark.parametrize(("typed", "fields"), [
+    ("", ("", "")), ("  none ", ("none", "")), ("scl", ("scl", "")), ("scl: 4, 5,6", ("scl", "4, 5,6")),
+    ("QA_PIXEL: bits:1,3,4", ("QA_PIXEL", "bits:1,3,4")), (": 4,5", ("", "4,5"))])
+def test_the_mask_typed_in_the_dock_becomes_the_requests_quality_fields(typed, fields):
+    assert mask_fields(typed) == fields
+
+
+@pytest.mark.parametrize(("typed", "message"), [("scl: 4,four", "Not an integer or range in quality values: 'four'"),
+                                                 ("scl:", "No values after 'scl:'"),
+                                                 ("QA_PIXEL: bits:", "No quality values given")])
+def test_a_mistyped_mask_says_what_is_wrong(typed, message):
+    with pytest.raises(ValueError, match=message):
+        mask_fields(typed)

@@ -216,6 +216,20 @@ def rule_from_user(band: str, clear_values: str) -> QualityRule:
     return QualityRule(band=band, kind=CLASSES, clear_values=parse_values(text), name=f"{band} classes {text}")
 
 
+def mask_fields(text: str) -> tuple[str, str]:
+    """(quality band, clear values) of a mask as typed in the dock: "" (the collection's own rule),
+    "none" (no mask), "scl" (a band whose rule is known), "scl: 4,5,6" (clear classes) or
+    "QA_PIXEL: bits:1,3,4" (masked bits). The values are checked here, so a typo is reported before
+    any request is sent; ValueError says what is wrong."""
+    band, _, values = text.strip().partition(":")
+    band, values = band.strip(), values.strip()
+    if values:
+        rule_from_user(band or "quality", values)  # no band: the collection's quality band, with these values
+    elif text.strip().endswith(":"):
+        raise ValueError(f"No values after '{band}:' (expected e.g. \"{band or 'scl'}: 4,5,6\")")
+    return band, values
+
+
 def rule_for_bands(bands: Mapping[str, Mapping[str, Any]]) -> QualityRule | None:
     """The rule of a cube whose bands (Zarr variables: name -> CF attributes) include a quality band.
 

@@ -25,6 +25,7 @@ from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
 
 from .. import settings
 from ..analysis import composite, engine, statistics
+from ..analysis.quality import mask_fields
 from ..log import log
 from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
@@ -198,6 +199,10 @@ class AnalysisPanel(QObject):
         extent = self.form.analysisExtentBox.outputExtent()
         access = self.browse.access.of(self.browse.source)
         cloud = self.form.analysisCloudSpin.value()
+        try:
+            quality_band, clear_values = mask_fields(self.form.analysisMaskEdit.text())
+        except ValueError as error:
+            raise ValueError(self.tr("Mask: {error}").format(error=error)) from None
         return engine.AnalysisRequest(
             source=source, collection=collection.id, operation=operation, bands=bands, periods=tuple(periods),
             output=output,
@@ -209,6 +214,7 @@ class AnalysisPanel(QObject):
             resolution=self.form.resolutionSpin.value(),
             crs=crs_text(self.form.analysisCrsWidget.crs()),
             max_cloud=None if cloud >= 100 else float(cloud),
+            quality_band=quality_band, clear_values=clear_values,
             dask_scheduler=self.form.daskEdit.text().strip(),
             credentials=tuple(sorted(access.credentials.items())),
             auth_headers=tuple(access.headers.items()),
