@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from cubescope.plugin.analysis.quality import (
     rule_for,
     rule_for_bands,
     rule_from_user,
+    user_rule,
 )
 from cubescope.plugin.demo.truth import load_truth
 
@@ -199,3 +201,16 @@ def test_the_mask_typed_in_the_dock_becomes_the_requests_quality_fields(typed, f
 def test_a_mistyped_mask_says_what_is_wrong(typed, message):
     with pytest.raises(ValueError, match=message):
         mask_fields(typed)
+
+
+
+def test_the_rule_of_a_typed_mask_against_the_collections_own():
+    scl = replace(SENTINEL2_SCL, band="scl")
+    assert user_rule("", scl) is scl and user_rule("SCL", scl) is scl and user_rule("", None) is None
+    assert user_rule("none", scl) is None
+    assert user_rule(": 4,5", scl) == rule_from_user("scl", "4,5"), "no band: the collection's, with these values"
+    assert user_rule("QA: bits:1", None).mask_bits == (1,)
+    with pytest.raises(ValueError, match="No rule is known for the quality band 'cloud_mask'"):
+        user_rule("cloud_mask", scl)
+    with pytest.raises(ValueError, match="No quality band found"):
+        user_rule(": 4,5", None)

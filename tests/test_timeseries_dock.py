@@ -85,10 +85,16 @@ def test_a_user_quality_rule_replaces_the_metadata_one(dock, qtbot, truth):
     with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
         dock.show_picked_point(point, WGS84)
     assert all(o.valid for o in blocker.args[0].observations if o.has_data)
+    dock.form.qualityEdit.setText("none")  # the same, as in the Analysis tab
+    with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+        dock.show_picked_point(point, WGS84)
+    unmasked = blocker.args[0].observations
+    assert len(unmasked) == len(by_metadata.observations) and all(o.valid for o in unmasked if o.has_data)
     dock.form.qualityEdit.setText("scl: four")
     with qtbot.waitSignal(dock.timeseries.series_failed, timeout=WAIT_MS) as blocker:
         dock.show_picked_point(point, WGS84)
     assert blocker.args[0].startswith("Mask:")
+    dock.form.qualityEdit.setText("")
 
 
 def test_clicking_an_observation_opens_that_date_in_true_colour(dock, qtbot, truth):

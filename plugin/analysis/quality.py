@@ -230,6 +230,22 @@ def mask_fields(text: str) -> tuple[str, str]:
     return band, values
 
 
+def user_rule(text: str, detected: QualityRule | None) -> QualityRule | None:
+    """The rule a mask typed as in :func:`mask_fields` gives, ``detected`` being the collection's own
+    (None when it has none): None for "none" (every observation counts)."""
+    band, values = mask_fields(text)
+    if band.casefold() == "none" and not values:
+        return None
+    if values:
+        if not band and detected is None:
+            raise ValueError("No quality band found: give its name, e.g. \"scl: 4,5,6\"")
+        return rule_from_user(band or detected.band, values)
+    if band and (detected is None or detected.band.casefold() != band.casefold()):
+        raise ValueError(f"No rule is known for the quality band '{band}': give its clear values "
+                         f"(\"{band}: 4,5,6\") or masked bits (\"{band}: bits:1,3\")")
+    return detected
+
+
 def rule_for_bands(bands: Mapping[str, Mapping[str, Any]]) -> QualityRule | None:
     """The rule of a cube whose bands (Zarr variables: name -> CF attributes) include a quality band.
 

@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QLabel
 
 from ..analysis.indices import INDICES, computable
-from ..analysis.quality import rule_for, rule_from_user
+from ..analysis.quality import rule_for, user_rule
 from ..cube.cog_reader import CogStackReader
 from ..cube.layer_plan import TRUE_COLOUR
 from ..cube.timeseries import TimeSeries, read_series, write_csv
@@ -125,13 +125,9 @@ class TimeSeriesPanel(QObject):
         return key, make
 
     def _quality_rule(self):
-        """The user's rule ("band: values") when given, else the one the metadata implies."""
-        text = self.form.qualityEdit.text().strip()
-        if text:
-            band, _, values = text.partition(":")
-            return rule_from_user(band, values)
+        """The user's rule when typed (as in the Analysis tab), else the one the metadata implies."""
         items = self.browse.items
-        return rule_for(items[0]) if items else None
+        return user_rule(self.form.qualityEdit.text(), rule_for(items[0]) if items else None)
 
     # -- a click ---------------------------------------------------------------------------------------
     def pick(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
