@@ -53,6 +53,9 @@ def test_only_the_chosen_products_widgets_show(dock):
     for operation in ("statistics", "difference", "chips"):  # no extra bands there: not shown ticked
         form.operationCombo.setCurrentIndex(form.operationCombo.findData(operation))
         assert form.extraBandsCheck.isHidden(), operation
+        assert not form.analysisMaskEdit.isHidden(), operation
+    form.operationCombo.setCurrentIndex(form.operationCombo.findData("minicube"))
+    assert form.analysisMaskEdit.isHidden(), "a minicube keeps every date with its quality band"
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("composite"))
     form.operationCombo.setCurrentIndex(form.operationCombo.findData("chips"))
     assert not form.productBox.isHidden() and not form.chipSizeSpin.isHidden()

@@ -132,6 +132,8 @@ class AnalysisPanel(QObject):
         # Hidden, not greyed, where it does not apply: a greyed box still shows its tick, which read as
         # "extra bands on" for a difference or a statistic.
         self.form.extraBandsCheck.setVisible(operation in (engine.COMPOSITE_OP, products.BUILDCUBE))
+        for widget in (self.form.analysisMaskLabel, self.form.analysisMaskEdit):  # a minicube keeps every date
+            widget.setVisible(product != products.MINICUBE)
         self.form.estimateButton.setEnabled(product in (None, products.BUILDCUBE))
         self.form.productBox.setVisible(product is not None)
         for used_by, names in products.ROWS.values():
