@@ -160,6 +160,10 @@ def test_a_result_without_a_chosen_file_is_named_by_what_it_holds(dock, qtbot, t
     QgsProject.instance().removeAllMapLayers()
     written.unlink()
     assert name == "ndvi median 2023-06-01/2023-08-31"
+    # The dock's one-line bar names the layer (a path wrapped into it was cut in half); the status
+    # line below keeps the whole path.
+    assert dock.analysis.bar.currentItem().text() == "Added “ndvi median 2023-06-01/2023-08-31”"
+    assert dock.form.analysisStatus.text() == f"Wrote {written}"
     assert written.parent == Path(tempfile.gettempdir()) and written.name.startswith("cubescope-composite-")
     setup(dock, "statistics", "slope", "ndvi", tmp_path / "my-trend.tif")
     assert _run_over(dock, qtbot, "2023-01-01", "2024-12-31").name() == "my-trend"

@@ -305,8 +305,10 @@ class AnalysisPanel(QObject):
         # scene that happens to be selected (where QGIS would insert it).
         project.addMapLayer(layer, False)
         project.layerTreeRoot().insertLayer(0, layer)
+        # The whole path in the status line and the log; the bar names the layer the run added.
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
-        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar)
+        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar,
+            short=self.tr("Added “{name}”").format(name=name))
         self.finished.emit(layer)
 
     def _product_done(self, job: products.ProductJob, result) -> None:
