@@ -305,9 +305,10 @@ class AnalysisPanel(QObject):
         # scene that happens to be selected (where QGIS would insert it).
         project.addMapLayer(layer, False)
         project.layerTreeRoot().insertLayer(0, layer)
-        # The whole path in the status line and the log; the bar names the layer the run added.
+        # The whole path in the status line and the log; the bar names the layer the run added, on
+        # one line: without the plugin's name as a title, which the dock's own bar needs not repeat.
         self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
-        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar,
+        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar, title="",
             short=self.tr("Added “{name}”").format(name=name))
         self.finished.emit(layer)
 
