@@ -83,8 +83,8 @@ def test_median_composite_benchmark():
     # and the COG write, each measured alone, on every CPU with none idle and nothing else done.
     cpus = os.cpu_count() or 1
     least = (floor["cpu_seconds"] + parts["median_cpu"] + parts["cog_cpu"]) / cpus / floor["seconds"]
-    print(f"  parts of (c), each alone  mask + median {parts['median_cpu']:5.2f} CPU s ({parts['median_seconds']:.2f} s), "
-          f"COG write {parts['cog_cpu']:5.2f} CPU s ({parts['cog_seconds']:.2f} s)")
+    print(f"  parts of (c), each alone  mask + median {parts['median_cpu']:5.2f} CPU s "
+          f"({parts['median_seconds']:.2f} s), COG write {parts['cog_cpu']:5.2f} CPU s ({parts['cog_seconds']:.2f} s)")
     print(f"  (c)/(b) least possible    {least:5.2f}x  with these parts: the floor's reads + the parts on {cpus} CPUs, "
           "none idle, nothing else (for information)")
     print(f"  peak RSS 4x / 1x          {memory:5.2f}x  target <= {TARGET_MEMORY}x  "
