@@ -36,7 +36,7 @@ _COPY_CONFIG = {**_WRITE_CONFIG, "GTIFF_DIRECT_IO": "YES"}
 #: 32-bit sample). Neighbouring float32 values of a smooth image differ in their low bits only, so the
 #: differences are mostly zero bytes: on the benchmark's 4 x 2048 x 2048 reflectance composite the COG
 #: copy takes 0.61 CPU s for 43.0 MB against 0.73 CPU s for 53.0 MB without a predictor, and 0.93 CPU s
-#: for 60.8 MB with the floating-point predictor (3); NDVI and differences come out 4-5 % smaller in the
+#: for 60.8 MB with the floating-point predictor (3); NDVI and differences come out 4-6 % smaller in the
 #: same time. Higher deflate levels gain 0-2 % of size for 50 % more time.
 COG_OPTIONS = ("COMPRESS=DEFLATE", "LEVEL=1", "PREDICTOR=STANDARD", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS")
 #: The true-colour channels a result band can be (planning.colour_roles).
