@@ -10,8 +10,7 @@ from pathlib import Path
 
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QCoreApplication, Qt
-from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+from qgis.PyQt.QtGui import QAction, QIcon
 
 from .cube.header_files import remove_header_files
 from .dependencies import missing_requirements
@@ -56,7 +55,7 @@ class CubescopePlugin:
         main_window = self.iface.mainWindow()
 
         self.dock = CubescopeDock(main_window, self.iface.mapCanvas())
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         self.toolbar = self.iface.addToolBar(tr("Cubescope"))
         self.toolbar.setObjectName(TOOLBAR_NAME)

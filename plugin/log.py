@@ -7,10 +7,10 @@ from qgis.core import Qgis, QgsMessageLog
 from . import LOG_TAG
 
 _LEVELS = {
-    "info": Qgis.Info,
-    "success": Qgis.Success,
-    "warning": Qgis.Warning,
-    "critical": Qgis.Critical,
+    "info": Qgis.MessageLevel.Info,
+    "success": Qgis.MessageLevel.Success,
+    "warning": Qgis.MessageLevel.Warning,
+    "critical": Qgis.MessageLevel.Critical,
 }
 
 

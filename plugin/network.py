@@ -52,10 +52,10 @@ def reply_failure(method: str, url: str, status: Any, reason: str, content: byte
     """What went wrong with a reply (its status, body and Qt error), or None when it succeeded."""
     if status is not None and not 200 <= int(status) < 300:
         return error_from_response(method, url, int(status), reason, content)
-    if status is None or error != QNetworkReply.NoError:
+    if status is None or error != QNetworkReply.NetworkError.NoError:
         # No complete HTTP answer: none at all, or one cut off after its status line. QGIS aborts
         # a request that exceeds its network timeout, which surfaces as "operation canceled".
-        if error == QNetworkReply.OperationCanceledError:
+        if error == QNetworkReply.NetworkError.OperationCanceledError:
             return HttpError(method, url, None, f"timed out after {QgsNetworkAccessManager.timeout() / 1000:.0f} s")
         return HttpError(method, url, None, error_string or "no answer")
     return None
@@ -108,17 +108,17 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
         # the full test run). A cancel is seen when the request returns; each is bounded by QGIS's
         # network timeout.
         if method.upper() == "POST":
-            request.setHeader(QNetworkRequest.ContentTypeHeader, "application/json")
+            request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
             payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
             reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, None)
         else:
             reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, None)
         forget_answer(reply.request().url())  # the answer's URL: where a redirect led, if one did
-        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         content = bytes(reply.content())
         if feedback is not None and feedback.isCanceled():
             raise HttpError(method, url, None, "cancelled")
-        reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
+        reason = reply.attribute(QNetworkRequest.Attribute.HttpReasonPhraseAttribute) or ""
         failure = reply_failure(method, url, status, str(reason), content, reply.error(), reply.errorString())
         if failure is not None:
             raise failure

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsCoordinateReferenceSystem
+from qgis.core import Qgis, QgsCoordinateReferenceSystem
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
@@ -11,4 +11,4 @@ def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
     if not crs.isValid():
         return ""
     return crs.authid() if crs.authid().upper().startswith("EPSG:") else crs.toWkt(
-        QgsCoordinateReferenceSystem.WKT_PREFERRED)
+        Qgis.CrsWktVariant.Preferred)

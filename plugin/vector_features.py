@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
@@ -39,7 +40,7 @@ def points(features: Iterable[QgsFeature], crs: QgsCoordinateReferenceSystem, id
     """(id, lon, lat) per point feature (the first point of a multipoint); ids from ``id_field`` or the fid."""
     found = []
     for feature, geometry in in_wgs84(features, crs, context):
-        if geometry.type() != QgsWkbTypes.PointGeometry:
+        if geometry.type() != Qgis.GeometryType.Point:
             raise ValueError(f"Feature {feature.id()} is not a point")
         point = geometry.asMultiPoint()[0] if QgsWkbTypes.isMultiType(geometry.wkbType()) else geometry.asPoint()
         found.append((str(feature[id_field] if id_field else feature.id()), point.x(), point.y()))

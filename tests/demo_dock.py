@@ -41,5 +41,5 @@ def search(dock, qtbot, collection=S2, bbox=None, cloud=100, cql2=""):
     dock.form.cloudSpin.setValue(cloud)
     dock.form.cqlEdit.setText(cql2)
     with qtbot.waitSignal(panel.search_finished, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.searchButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.searchButton, Qt.MouseButton.LeftButton)
     return blocker.args[0]

@@ -109,7 +109,8 @@ def layer_pixels(layer: QgsRasterLayer, band: int = 1) -> np.ndarray:
     """A band as QGIS's GDAL provider reads it (the path QGIS renders from, in QGIS's thread)."""
     provider = layer.dataProvider()
     block = provider.block(band, layer.extent(), layer.width(), layer.height())
-    dtype = {Qgis.UInt16: np.uint16, Qgis.Float32: np.float32}[block.dataType()]  # the demo's COGs and Zarr
+    # the demo's COGs and Zarr
+    dtype = {Qgis.DataType.UInt16: np.uint16, Qgis.DataType.Float32: np.float32}[block.dataType()]
     assert block.isValid()
     return np.frombuffer(bytes(block.data()), dtype=dtype).reshape(layer.height(), layer.width())
 

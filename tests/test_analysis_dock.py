@@ -79,7 +79,7 @@ def _time_range(layer) -> tuple[str, str] | None:
     if not temporal.isActive():
         return None
     span = temporal.fixedTemporalRange()
-    return span.begin().toUTC().toString(Qt.ISODate), span.end().toUTC().toString(Qt.ISODate)
+    return span.begin().toUTC().toString(Qt.DateFormat.ISODate), span.end().toUTC().toString(Qt.DateFormat.ISODate)
 
 
 def _run_over(dock, qtbot, start: str, end: str):

@@ -9,13 +9,13 @@ from conftest import settle_tasks
 from demo_dock import S2, WAIT_MS, search
 from osgeo import osr
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsDateTimeRange,
     QgsInterval,
     QgsProject,
     QgsTemporalNavigationObject,
-    QgsUnitTypes,
 )
 from qgis.PyQt.QtCore import Qt, QThreadPool
 
@@ -40,7 +40,7 @@ def test_search_groups_items_by_tile_and_fills_the_footprints_layer(dock, qtbot,
     expected = {item["id"] for item in demo_items(demo_cube)}
     assert {item["id"] for item in outcome.items} == expected and outcome.error == ""
     model = dock.browse.results
-    tiles = {model.item(row, 0).data(Qt.UserRole + 2).tile: model.item(row, 0).rowCount()
+    tiles = {model.item(row, 0).data(Qt.ItemDataRole.UserRole + 2).tile: model.item(row, 0).rowCount()
              for row in range(model.rowCount())}
     assert tiles == {"MGRS-34TGR": 37, "MGRS-35TKL": 37}
     layer = dock.browse.footprints_layer
@@ -72,7 +72,7 @@ def test_time_stack_loads_and_plays_on_the_temporal_controller(dock, qtbot):
     dock.browse.select_tile("MGRS-34TGR")
     dock.form.assetCombo.setCurrentIndex(dock.form.assetCombo.findData("nir"))
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.stackButton, Qt.MouseButton.LeftButton)
     layers = blocker.args[0]
     assert len(layers) == 37 and all(layer.isValid() for layer in layers)
     assert {layer.customProperty("cubescope/tile") for layer in layers} == {"MGRS-34TGR"}
@@ -81,7 +81,7 @@ def test_time_stack_loads_and_plays_on_the_temporal_controller(dock, qtbot):
 
     navigation = QgsTemporalNavigationObject()
     navigation.setTemporalExtents(QgsDateTimeRange(ranges[0].begin(), ranges[-1].end()))
-    navigation.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
+    navigation.setFrameDuration(QgsInterval(1, Qgis.TemporalUnit.Days))
     shown = []
     for frame in (0, 120, navigation.totalFrameCount() - 1):
         navigation.setCurrentFrameNumber(frame)
@@ -107,7 +107,7 @@ def test_loaded_layers_outlive_the_task_threads(dock, qtbot):
     search(dock, qtbot)
     dock.browse.select_tile("MGRS-34TGR")
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.stackButton, Qt.MouseButton.LeftButton)
     layers = blocker.args[0]
     settle_tasks(qtbot)
     assert QThreadPool.globalInstance().waitForDone(WAIT_MS), "the pool's threads did not retire"
@@ -131,7 +131,7 @@ def test_true_colour_composite_of_one_date(dock, qtbot):
     dock.form.resultsTree.selectionModel().select(date_index, dock.form.resultsTree.selectionModel().Rows |
                                                   dock.form.resultsTree.selectionModel().ClearAndSelect)
     with qtbot.waitSignal(panel.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.trueColourButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.trueColourButton, Qt.MouseButton.LeftButton)
     (layer,) = blocker.args[0]
     assert layer.bandCount() == 3 and layer.renderer().type() == "multibandcolor"
     red = layer.renderer().redContrastEnhancement()
@@ -158,7 +158,7 @@ def test_zarr_cube_time_steps_load_as_a_stack(dock, qtbot, demo_cube):
     dock.form.assetCombo.clear()
     dock.form.assetCombo.addItem("red", "red")
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.stackButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.stackButton, Qt.MouseButton.LeftButton)
     layers = blocker.args[0]
     assert len(layers) == 37 and layers[0].crs().authid() == "EPSG:32634"
 
@@ -191,7 +191,7 @@ def test_sentinel1_backscatter_loads_in_decibels(dock, qtbot, demo_cube):
     select_first_date(dock)
     dock.form.assetCombo.setCurrentIndex(dock.form.assetCombo.findData("vv"))
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.loadAssetButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.loadAssetButton, Qt.MouseButton.LeftButton)
     (layer,) = blocker.args[0]
     centre = layer.extent().center()
     value, ok = layer.dataProvider().sample(centre, 1)
@@ -209,7 +209,7 @@ def test_a_saved_project_reopens_with_layers_and_provenance(dock, qtbot, tmp_pat
     search(dock, qtbot)
     select_first_date(dock)
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
-        qtbot.mouseClick(dock.form.falseColourButton, Qt.LeftButton)
+        qtbot.mouseClick(dock.form.falseColourButton, Qt.MouseButton.LeftButton)
     (layer,) = blocker.args[0]
     provenance = {k: layer.customProperty(f"cubescope/{k}") for k in ("source", "collection", "item", "assets")}
     project = QgsProject.instance()

@@ -27,7 +27,7 @@ def start_analysis(dock, qtbot, tmp_path) -> None:
 
 def start_search(dock, qtbot, tmp_path) -> None:
     dock.browse.select_collection(S2)
-    qtbot.mouseClick(dock.form.searchButton, Qt.LeftButton)
+    qtbot.mouseClick(dock.form.searchButton, Qt.MouseButton.LeftButton)
 
 
 def start_series(dock, qtbot, tmp_path) -> None:
@@ -79,7 +79,7 @@ def unload_mid_task(dock, qtbot, tmp_path, start) -> None:
     dock.cancel_tasks()  # what CubescopePlugin.unload does, in its order
     dock.setParent(None)
     dock.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=WAIT_MS)
     # A read still running once its task has ended would run on under QGIS quitting (a crash in GDAL).
     assert threads_reading() == []
@@ -90,7 +90,7 @@ class _Blocker(QgsTask):
     """Holds one of the task manager's threads until released (bounded), so that the next task waits."""
 
     def __init__(self, release: threading.Event) -> None:
-        super().__init__("blocker", QgsTask.Flags())
+        super().__init__("blocker", QgsTask.Flag(0))
         self.release, self.started = release, threading.Event()
 
     def run(self) -> bool:
@@ -127,7 +127,7 @@ def test_unloading_while_a_task_still_waits_for_a_thread_reports_nothing(qgis_ap
         qtbot.waitUntil(lambda: all(b.started.is_set() for b in blockers), timeout=WAIT_MS)
         start(dock, qtbot, tmp_path)
         waiting = [t.status() for t in manager.activeTasks() if t.description().startswith("Cubescope")]
-        assert waiting == [QgsTask.Queued], "the dock's task waits for a thread"
+        assert waiting == [QgsTask.TaskStatus.Queued], "the dock's task waits for a thread"
         dock.cancel_tasks()
     finally:
         release.set()
@@ -137,4 +137,4 @@ def test_unloading_while_a_task_still_waits_for_a_thread_reports_nothing(qgis_ap
     assert logged == []
     dock.setParent(None)
     dock.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -259,7 +259,7 @@ def test_the_dock_browses_a_private_bucket_with_keys_from_the_auth_manager(qgis_
         dock.form.cloudSpin.setValue(int(MAX_CLOUD))
         dock.form.cqlEdit.setText("")
         with qtbot.waitSignal(dock.browse.search_finished, timeout=WAIT_MS) as searched:
-            qtbot.mouseClick(dock.form.searchButton, Qt.LeftButton)
+            qtbot.mouseClick(dock.form.searchButton, Qt.MouseButton.LeftButton)
         outcome = searched.args[0]
         assert outcome.error == "" and sorted(i["id"] for i in outcome.items) == sorted(expected_ids(demo_cube))
         assert not [message for message in logged if SECRET in message]
@@ -275,7 +275,7 @@ def test_the_dock_browses_a_private_bucket_with_keys_from_the_auth_manager(qgis_
         # deleted while a worker ends a network request can deadlock on Qt's connection locks.
         dock.close()
         dock.deleteLater()
-        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def test_the_connection_dialog_tests_a_private_bucket_with_its_keys(qgis_app, qtbot, buckets, authcfg):
@@ -291,7 +291,7 @@ def test_the_connection_dialog_tests_a_private_bucket_with_its_keys(qgis_app, qt
         dialog.done(0)
         settle_tasks(qtbot)
         dialog.deleteLater()  # now, while no task runs (see the dock test above)
-        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def test_processing_searches_a_public_bucket_with_gdal_s_own_settings(qgis_app, demo_cube, buckets, tmp_path):

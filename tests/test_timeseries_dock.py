@@ -15,7 +15,7 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 def click_at(qtbot, canvas, lon: float, lat: float) -> None:
     pixel = canvas.getCoordinateTransform().transform(QgsPointXY(lon, lat))
-    qtbot.mouseClick(canvas.viewport(), Qt.LeftButton, pos=QPoint(round(pixel.x()), round(pixel.y())))
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(round(pixel.x()), round(pixel.y())))
 
 
 def test_a_click_plots_the_pixel_through_time(dock, qtbot, qgis_canvas, truth):

@@ -13,12 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsCoordinateReferenceSystem,
-    QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
-    QgsUnitTypes,
 )
 from qgis.gui import QgsFileWidget, QgsProjectionSelectionWidget
 from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
@@ -71,10 +70,10 @@ class AnalysisPanel(QObject):
         form.operationCombo.insertSeparator(form.operationCombo.count())
         for product in products.PRODUCTS:
             form.operationCombo.addItem(self.tr(products.LABELS[product]), product)
-        form.pointsLayerCombo.setFilters(QgsMapLayerProxyModel.PointLayer)
+        form.pointsLayerCombo.setFilters(Qgis.LayerFilter.PointLayer)
         form.pointsLayerCombo.setAllowEmptyLayer(True)
         form.pointsLayerCombo.setLayer(None)
-        form.labelLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        form.labelLayerCombo.setFilters(Qgis.LayerFilter.PolygonLayer)
         form.labelLayerCombo.setAllowEmptyLayer(True)
         form.labelLayerCombo.setLayer(None)
         form.labelLayerCombo.layerChanged.connect(form.labelFieldCombo.setLayer)
@@ -90,7 +89,7 @@ class AnalysisPanel(QObject):
             form.analysisExtentBox.setMapCanvas(canvas)
         form.resolutionSpin.setClearValue(0.0)
         # Not set: the data's own CRS and pixel grid, as the Processing algorithms' empty TARGET_CRS.
-        form.analysisCrsWidget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        form.analysisCrsWidget.setOptionVisible(QgsProjectionSelectionWidget.CrsOption.CrsNotSet, True)
         form.analysisCrsWidget.setNotSetText(self.tr("native (the data's own)"))
         form.analysisCrsWidget.setCrs(QgsCoordinateReferenceSystem())
         form.analysisCrsWidget.crsChanged.connect(self._crs_changed)
@@ -109,7 +108,7 @@ class AnalysisPanel(QObject):
         geographic = crs.isValid() and crs.isGeographic()
         spin.setDecimals(8 if geographic else 2)
         spin.setSingleStep(0.0001 if geographic else 10.0)
-        metres = crs.isValid() and crs.mapUnits() == QgsUnitTypes.DistanceMeters
+        metres = crs.isValid() and crs.mapUnits() == Qgis.DistanceUnit.Meters
         spin.setSuffix(" °" if geographic else " m" if metres else self.tr(" (CRS units)"))
 
     def _operation_changed(self) -> None:
@@ -151,7 +150,7 @@ class AnalysisPanel(QObject):
         operation, fmt = self.form.operationCombo.currentData(), self.form.formatCombo.currentData()
         widget = self.form.outputFile
         folder = (operation, fmt) in ((products.BUILDCUBE, products.COG_STAC), (products.CHIPS, "npz"))
-        widget.setStorageMode(QgsFileWidget.GetDirectory if folder else QgsFileWidget.SaveFile)
+        widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory if folder else QgsFileWidget.StorageMode.SaveFile)
         widget.setFilter({"zarr": "Zarr store (*.zarr)", "netcdf": "NetCDF (*.nc)"}.get(
             fmt, "" if folder else "Cloud-Optimized GeoTIFF (*.tif)"))
 

@@ -43,8 +43,8 @@ from .results_model import ITEM_ROLE, TILE_ROLE, ResultsModel
 from .source_access import SourceAccess
 
 DEMO_NAME = "Demo cube (offline)"
-COLLECTION_ROLE = Qt.UserRole + 1
-SOURCE_ROLE = Qt.UserRole + 2
+COLLECTION_ROLE = Qt.ItemDataRole.UserRole + 1
+SOURCE_ROLE = Qt.ItemDataRole.UserRole + 2
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
 
@@ -73,8 +73,8 @@ class BrowsePanel(QObject):
         self.collections = QStandardItemModel(self)
         self.filtered = QSortFilterProxyModel(self)
         self.filtered.setSourceModel(self.collections)
-        self.filtered.setFilterCaseSensitivity(Qt.CaseInsensitive)
-        self.filtered.setSortCaseSensitivity(Qt.CaseInsensitive)
+        self.filtered.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filtered.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filtered.sort(0)
         form.collectionList.setModel(self.filtered)
         form.collectionFilter.textChanged.connect(self.filtered.setFilterFixedString)
@@ -358,7 +358,7 @@ class BrowsePanel(QObject):
             index = self.results.index(row, 0)
             if index.data(TILE_ROLE).tile == tile:
                 self.form.resultsTree.selectionModel().select(
-                    index, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
                 return
         raise KeyError(f"No tile '{tile}' in the search result")
 
@@ -383,7 +383,8 @@ class BrowsePanel(QObject):
             for item_id in ids:
                 row = self.results.row_for(item_id)
                 if row is not None:
-                    selection.select(row.index(), QItemSelectionModel.Select | QItemSelectionModel.Rows)
+                    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+                    selection.select(row.index(), flags)
         finally:
             self._syncing = False
 

@@ -34,7 +34,7 @@ class ConnectionDialog(QDialog):
             self.form.signingCombo.addItem(self.tr(label), key)
         self.form.urlEdit.textEdited.connect(self._guess_kind)
         self.form.testButton.clicked.connect(self._test)
-        self.form.buttons.button(QDialogButtonBox.Ok).clicked.connect(self._accept)
+        self.form.buttons.button(QDialogButtonBox.StandardButton.Ok).clicked.connect(self._accept)
         if source is not None:
             self._show(source)
 

@@ -37,7 +37,7 @@ class DependenciesNotice(QObject):
         button = QPushButton(self.tr("Details and install…"), self._item)
         button.clicked.connect(self.ask_to_install)
         self._item.layout().addWidget(button)
-        bar.pushWidget(self._item, Qgis.Warning)
+        bar.pushWidget(self._item, Qgis.MessageLevel.Warning)
 
     def ask_to_install(self) -> None:
         task = PipInstallTask(self.missing)
@@ -49,7 +49,7 @@ class DependenciesNotice(QObject):
                 "GDAL and rasterio stay as they are (pinned):\n\n{command}"
             ).format(details=describe_missing(self.missing), command=shlex.join(task.command)),
         )
-        if answer != QMessageBox.Yes:
+        if answer != QMessageBox.StandardButton.Yes:
             return
         task.done.connect(self._installed)
         self._task = task

@@ -113,7 +113,7 @@ class CubescopeDock(QgsDockWidget):
     def add_source(self) -> None:
         taken = {self.form.sourceCombo.itemText(i) for i in range(self.form.sourceCombo.count())}
         dialog = ConnectionDialog(self, taken_names=taken)
-        if dialog.exec_() == QDialog.Accepted:
+        if dialog.exec() == QDialog.DialogCode.Accepted:
             source = dialog.source()
             settings.upsert_source(source)
             self._fill_sources(source.name)
@@ -130,7 +130,7 @@ class CubescopeDock(QgsDockWidget):
             return
         taken = {self.form.sourceCombo.itemText(i) for i in range(self.form.sourceCombo.count())}
         dialog = ConnectionDialog(self, source, taken_names=taken)
-        if dialog.exec_() == QDialog.Accepted:
+        if dialog.exec() == QDialog.DialogCode.Accepted:
             edited = dialog.source()
             settings.upsert_source(edited, replace=source.name)
             self._fill_sources(edited.name)
@@ -142,7 +142,7 @@ class CubescopeDock(QgsDockWidget):
             return
         answer = QMessageBox.question(self, self.tr("Remove connection"),
                                       self.tr("Remove the connection '{name}'?").format(name=source.name))
-        if answer == QMessageBox.Yes:
+        if answer == QMessageBox.StandardButton.Yes:
             settings.remove_source(source.name)
             self._fill_sources()
             self._open_selected_source()

@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 
 from qgis.core import (
+    Qgis,
     QgsFeature,
     QgsField,
     QgsFillSymbol,
     QgsGeometry,
     QgsJsonUtils,
     QgsVectorLayer,
-    QgsVectorLayerTemporalProperties,
 )
-from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+from qgis.PyQt.QtCore import QDateTime, QMetaType, Qt
 
 from ..stac.items import item_cloud_cover, item_datetime
 from ..stac.tiles import tile_id
 
-FIELDS = [("id", QVariant.String), ("collection", QVariant.String), ("datetime", QVariant.DateTime),
-          ("cloud_cover", QVariant.Double), ("tile", QVariant.String)]
+FIELDS = [("id", QMetaType.Type.QString), ("collection", QMetaType.Type.QString),
+          ("datetime", QMetaType.Type.QDateTime), ("cloud_cover", QMetaType.Type.Double),
+          ("tile", QMetaType.Type.QString)]
 
 
 def footprint_geometry(item: dict) -> QgsGeometry:
@@ -41,7 +42,7 @@ def footprint_attributes(item: dict, group_tile: str | None = None) -> list:
     return [
         item.get("id", ""),
         item.get("collection", ""),
-        QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.ISODate),
+        QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.DateFormat.ISODate),
         item_cloud_cover(item),
         group_tile or tile_id(item) or "",
     ]
@@ -66,7 +67,7 @@ def footprints_layer(items: list[dict], name: str, tiles: dict[str, str] | None 
     )
     layer.renderer().setSymbol(symbol)
     temporal = layer.temporalProperties()
-    temporal.setMode(QgsVectorLayerTemporalProperties.ModeFeatureDateTimeInstantFromField)
+    temporal.setMode(Qgis.VectorTemporalMode.FeatureDateTimeInstantFromField)
     temporal.setStartField("datetime")
     temporal.setIsActive(True)
     return layer

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from qgis.core import (
+    Qgis,
     QgsContrastEnhancement,
     QgsCoordinateTransform,
     QgsDateTimeRange,
@@ -25,12 +26,10 @@ from qgis.core import (
     QgsMultiBandColorRenderer,
     QgsProject,
     QgsRasterLayer,
-    QgsRasterLayerTemporalProperties,
     QgsRectangle,
     QgsSingleBandGrayRenderer,
     QgsTask,
     QgsTemporalNavigationObject,
-    QgsUnitTypes,
 )
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDateTime, QObject, Qt, QTimer
@@ -47,7 +46,7 @@ LAYERS_PER_TURN = 8
 
 
 def qdatetime(when: datetime) -> QDateTime:
-    return QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.ISODate)
+    return QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.DateFormat.ISODate)
 
 
 def gdal_prefix(path: str) -> str:
@@ -124,7 +123,7 @@ def style(layer: QgsRasterLayer, plan: LayerPlan) -> None:
 
 def contrast_enhancement(data_type, stretch: tuple[float, float] | None) -> QgsContrastEnhancement:
     enhancement = QgsContrastEnhancement(data_type)
-    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
     if stretch:
         enhancement.setMinimumValue(stretch[0])
         enhancement.setMaximumValue(stretch[1])
@@ -133,7 +132,7 @@ def contrast_enhancement(data_type, stretch: tuple[float, float] | None) -> QgsC
 
 def set_time(layer: QgsRasterLayer, plan: LayerPlan) -> None:
     temporal = layer.temporalProperties()
-    temporal.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    temporal.setMode(Qgis.RasterTemporalMode.FixedTemporalRange)
     temporal.setFixedTemporalRange(QgsDateTimeRange(qdatetime(plan.start), qdatetime(plan.end), True, False))
     temporal.setIsActive(True)
 
@@ -239,6 +238,6 @@ def play_on_controller(canvas, layers: Sequence[QgsRasterLayer]) -> None:
     extent = temporal_extent(layers)
     if isinstance(controller, QgsTemporalNavigationObject) and extent is not None:
         controller.setTemporalExtents(extent)
-        controller.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
-        controller.setNavigationMode(QgsTemporalNavigationObject.Animated)
+        controller.setFrameDuration(QgsInterval(1, Qgis.TemporalUnit.Days))
+        controller.setNavigationMode(Qgis.TemporalNavigationMode.Animated)
         controller.setCurrentFrameNumber(0)

@@ -14,9 +14,9 @@ class PixelPickTool(QgsMapToolEmitPoint):
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
-        self.setCursor(Qt.CrossCursor)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self.canvasClicked.connect(self._emit)
 
     def _emit(self, point: QgsPointXY, button) -> None:
-        if button == Qt.LeftButton:
+        if button == Qt.MouseButton.LeftButton:
             self.picked.emit(point, self.canvas().mapSettings().destinationCrs())

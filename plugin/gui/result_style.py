@@ -13,16 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qgis.core import (
+    Qgis,
     QgsColorRampShader,
     QgsDateTimeRange,
     QgsMultiBandColorRenderer,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
-    QgsRaster,
-    QgsRasterBandStats,
     QgsRasterLayer,
-    QgsRasterLayerTemporalProperties,
     QgsRasterShader,
     QgsRectangle,
     QgsSingleBandPseudoColorRenderer,
@@ -62,7 +60,7 @@ def style_result(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
 def _set_time(layer: QgsRasterLayer, request: AnalysisRequest) -> None:
     """The periods' span (their ends are the last second included), for the temporal controller."""
     temporal = layer.temporalProperties()
-    temporal.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    temporal.setMode(Qgis.RasterTemporalMode.FixedTemporalRange)
     start = min(period.start for period in request.periods)
     end = max(period.end for period in request.periods)
     temporal.setFixedTemporalRange(QgsDateTimeRange(qdatetime(start), qdatetime(end), True, True))
@@ -77,7 +75,8 @@ def _colour(layer: QgsRasterLayer) -> None:
     if layer.bandCount() < 3:
         return
     found = {provider.colorInterpretation(band): band for band in range(1, layer.bandCount() + 1)}
-    channels = [found.get(colour) for colour in (QgsRaster.RedBand, QgsRaster.GreenBand, QgsRaster.BlueBand)]
+    colours = Qgis.RasterColorInterpretation
+    channels = [found.get(colour) for colour in (colours.RedBand, colours.GreenBand, colours.BlueBand)]
     if None in channels:
         channels = [1, 2, 3]
     renderer = QgsMultiBandColorRenderer(provider, *channels)
@@ -95,8 +94,9 @@ def _colour(layer: QgsRasterLayer) -> None:
 
 def _pseudocolour(layer: QgsRasterLayer, ramp_name: str, centred: bool = False) -> None:
     provider = layer.dataProvider()
-    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max, QgsRectangle(),
-                                    SAMPLE_SIZE)
+    # All statistics (the default): on QGIS 3.40 any explicit stats argument, even Qgis.RasterBandStatistic
+    # flags, binds to the deprecated int overload and warns. They come from the same pass over the sample.
+    stats = provider.bandStatistics(1, extent=QgsRectangle(), sampleSize=SAMPLE_SIZE)
     low, high = stats.minimumValue, stats.maximumValue
     if centred:
         bound = max(abs(low), abs(high)) or 1.0

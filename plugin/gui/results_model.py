@@ -8,9 +8,9 @@ from qgis.PyQt.QtGui import QStandardItem, QStandardItemModel
 from ..stac.items import item_cloud_cover, item_datetime
 from ..stac.tiles import TileGroup
 
-ITEM_ROLE = Qt.UserRole + 1
+ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
 """The STAC item dict of a date row."""
-TILE_ROLE = Qt.UserRole + 2
+TILE_ROLE = Qt.ItemDataRole.UserRole + 2
 """The TileGroup of a tile row."""
 
 
@@ -38,7 +38,7 @@ class ResultsModel(QStandardItemModel):
                 when.setData(item, ITEM_ROLE)
                 when.setToolTip(f"{item.get('id', '')}\n{moment:%Y-%m-%d %H:%M:%S} UTC")
                 cloud = QStandardItem(_cloud_text(item))
-                cloud.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                cloud.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 tile.appendRow([when, cloud])
                 self._rows_by_id[item.get("id", "")] = when
             self.appendRow([tile, QStandardItem("")])

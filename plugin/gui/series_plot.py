@@ -20,7 +20,7 @@ pyqtgraph_compat.install()
 # Colour-blind safe (Okabe-Ito), one per clicked point.
 POINT_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 # Band/index line styles within one point's colour.
-LINE_STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
+LINE_STYLES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine]
 
 
 def colour_of(point_number: int) -> QColor:

@@ -216,7 +216,7 @@ class TimeSeriesPanel(QObject):
         marker = QgsVertexMarker(self.canvas)
         marker.setCenter(QgsCoordinateTransform(crs, destination, QgsProject.instance()).transform(point))
         marker.setColor(self._colour_of(self._point - 1))
-        marker.setIconType(QgsVertexMarker.ICON_CIRCLE)
+        marker.setIconType(QgsVertexMarker.IconType.ICON_CIRCLE)
         marker.setIconSize(12)
         marker.setPenWidth(3)
         self.markers.append(marker)

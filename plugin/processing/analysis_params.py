@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterCrs,
@@ -66,20 +67,21 @@ def add_source_parameters(algorithm: QgsProcessingAlgorithm) -> None:
 def add_period(algorithm: QgsProcessingAlgorithm, start: str, end: str, label: str = "") -> None:
     suffix = f" ({label})" if label else ""
     algorithm.addParameter(QgsProcessingParameterDateTime(start, f"Start date{suffix}",
-                                                          QgsProcessingParameterDateTime.Date))
+                                                          Qgis.ProcessingDateTimeParameterDataType.Date))
     algorithm.addParameter(QgsProcessingParameterDateTime(end, f"End date{suffix}",
-                                                          QgsProcessingParameterDateTime.Date))
+                                                          Qgis.ProcessingDateTimeParameterDataType.Date))
 
 
 def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
     """EXTENT ... OUTPUT (after the algorithm's own period and method parameters)."""
     algorithm.addParameter(QgsProcessingParameterExtent(EXTENT, "Extent", optional=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        RESOLUTION, "Resolution in the output CRS's units (0 = native)", QgsProcessingParameterNumber.Double,
+        RESOLUTION, "Resolution in the output CRS's units (0 = native)", Qgis.ProcessingNumberParameterType.Double,
         0.0, minValue=0.0))
     algorithm.addParameter(QgsProcessingParameterCrs(TARGET_CRS, "Target CRS (empty = native)", optional=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double, 100.0, minValue=0, maxValue=100))
+        MAX_CLOUD, "Maximum cloud cover (%)", Qgis.ProcessingNumberParameterType.Double, 100.0, minValue=0,
+        maxValue=100))
     algorithm.addParameter(QgsProcessingParameterString(
         QUALITY_BAND, "Quality band (empty = the collection's, none = no mask)", optional=True))
     algorithm.addParameter(QgsProcessingParameterString(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from qgis.core import (
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -79,7 +80,7 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
         return ChipsAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
-        integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+        integer, double = Qgis.ProcessingNumberParameterType.Integer, Qgis.ProcessingNumberParameterType.Double
         add = self.addParameter
         add(QgsProcessingParameterString(self.SOURCE, "STAC API URL, static catalog URL or path"))
         add(QgsProcessingParameterString(self.COLLECTION, "Collection id"))
@@ -93,8 +94,8 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                                          maxValue=4096))
         add(QgsProcessingParameterNumber(self.RESOLUTION, "Resolution (0 = native)", double, 0.0, minValue=0.0))
         add(QgsProcessingParameterCrs(self.TARGET_CRS, "Target CRS (empty = native)", optional=True))
-        add(QgsProcessingParameterDateTime(self.START, "Start date", QgsProcessingParameterDateTime.Date))
-        add(QgsProcessingParameterDateTime(self.END, "End date", QgsProcessingParameterDateTime.Date))
+        add(QgsProcessingParameterDateTime(self.START, "Start date", Qgis.ProcessingDateTimeParameterDataType.Date))
+        add(QgsProcessingParameterDateTime(self.END, "End date", Qgis.ProcessingDateTimeParameterDataType.Date))
         add(QgsProcessingParameterEnum(self.MODE, "Mode", options=["Composite (median of clear values)",
                                                                    "Dates", "Forecast windows"], defaultValue=0))
         add(QgsProcessingParameterString(self.DATES, "Dates (comma-separated; empty = all)", optional=True))

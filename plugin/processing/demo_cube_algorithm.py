@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -46,7 +47,7 @@ class DemoCubeAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, DEFAULT_SEED, minValue=0
+                self.SEED, "Random seed", Qgis.ProcessingNumberParameterType.Integer, DEFAULT_SEED, minValue=0
             )
         )
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Demo cube folder"))

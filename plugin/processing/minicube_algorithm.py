@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterCrs,
@@ -69,13 +70,14 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterPoint(self.POINT, "Centre point", optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (instead of a point)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SIZE, "Size around the point (pixels)", QgsProcessingParameterNumber.Integer, 128, minValue=1,
+            self.SIZE, "Size around the point (pixels)", Qgis.ProcessingNumberParameterType.Integer, 128, minValue=1,
             maxValue=MAX_SIDE))
         self.addParameter(QgsProcessingParameterNumber(
-            self.RESOLUTION, "Resolution (CRS units)", QgsProcessingParameterNumber.Double, 10.0, minValue=0.0))
+            self.RESOLUTION, "Resolution (CRS units)", Qgis.ProcessingNumberParameterType.Double, 10.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, "Target CRS (empty = UTM zone)", optional=True))
-        self.addParameter(QgsProcessingParameterDateTime(self.START, "Start date", QgsProcessingParameterDateTime.Date))
-        self.addParameter(QgsProcessingParameterDateTime(self.END, "End date", QgsProcessingParameterDateTime.Date))
+        date = Qgis.ProcessingDateTimeParameterDataType.Date
+        self.addParameter(QgsProcessingParameterDateTime(self.START, "Start date", date))
+        self.addParameter(QgsProcessingParameterDateTime(self.END, "End date", date))
         self.addParameter(QgsProcessingParameterString(self.CADENCE, "Cadence (P5D, P1D, P1M or native)",
                                                        defaultValue="P5D"))
         self.addParameter(QgsProcessingParameterEnum(self.FORMAT, "Format", options=["NetCDF", "Zarr"],

@@ -10,13 +10,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterDateTime,
@@ -27,7 +27,7 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QMetaType
 
 from ..analysis.indices import INDICES, MissingBand
 from ..analysis.quality import PRESETS, QualityRule, rule_for, rule_for_bands, rule_from_user
@@ -99,16 +99,16 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, "Bands and indices, comma-separated (e.g. red,nir,ndvi)"))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.POINTS, "Points", [QgsProcessing.TypeVectorPoint]))
+            self.POINTS, "Points", [Qgis.ProcessingSourceType.VectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.ID_FIELD, "Point id field (default: feature id)", parentLayerParameterName=self.POINTS,
             optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
-            self.START, "Start date", QgsProcessingParameterDateTime.Date, optional=True))
+            self.START, "Start date", Qgis.ProcessingDateTimeParameterDataType.Date, optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
-            self.END, "End date", QgsProcessingParameterDateTime.Date, optional=True))
+            self.END, "End date", Qgis.ProcessingDateTimeParameterDataType.Date, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_CLOUD, "Maximum cloud cover of an item (%)", QgsProcessingParameterNumber.Double, 100,
+            self.MAX_CLOUD, "Maximum cloud cover of an item (%)", Qgis.ProcessingNumberParameterType.Double, 100,
             minValue=0, maxValue=100))
         self.addParameter(QgsProcessingParameterString(
             self.QUALITY_BAND, "Quality band (default: from the metadata)", optional=True))
@@ -116,7 +116,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             self.CLEAR_VALUES, "Clear values of the quality band, comma-separated (or bits:1,3 to mask bits)",
             optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Time series", QgsProcessing.TypeVector))
+            self.OUTPUT, "Time series", Qgis.ProcessingSourceType.Vector))
 
     # ---- inputs ----
 
@@ -228,11 +228,11 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
         fields = QgsFields()
         for name in row_fields(requested):
             if name == "valid":
-                fields.append(QgsField(name, QVariant.Int))
+                fields.append(QgsField(name, QMetaType.Type.Int))
             elif name in ("point_id", "datetime", "item_id"):
-                fields.append(QgsField(name, QVariant.String))
+                fields.append(QgsField(name, QMetaType.Type.QString))
             else:
-                fields.append(QgsField(name, QVariant.Double))
+                fields.append(QgsField(name, QMetaType.Type.Double))
         return fields
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
@@ -254,7 +254,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             except (BandNotFound, MissingBand, ValueError) as error:
                 raise QgsProcessingException(str(error)) from error
             fields = self._fields(plan.requested)
-            sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
+            sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, Qgis.WkbType.NoGeometry,
                                                  QgsCoordinateReferenceSystem())
             if sink is None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
@@ -272,7 +272,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
                 for row in series_to_rows(series, point_id):
                     feature = QgsFeature(fields)
                     feature.setAttributes([row[name] for name in fields.names()])
-                    sink.addFeature(feature, QgsFeatureSink.FastInsert)
+                    sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
                     written += 1
                 feedback.pushInfo(f"Point {point_id}: {len(series.observations)} dates")
         finally:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
     QgsFields,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterDateTime,
@@ -17,7 +17,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
 from ..gui.footprints import footprint_attributes, footprint_geometry, footprints_layer
@@ -68,16 +67,16 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.COLLECTION, "Collection id"))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
-            self.START, "Start date", QgsProcessingParameterDateTime.Date, optional=True))
+            self.START, "Start date", Qgis.ProcessingDateTimeParameterDataType.Date, optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
-            self.END, "End date", QgsProcessingParameterDateTime.Date, optional=True))
+            self.END, "End date", Qgis.ProcessingDateTimeParameterDataType.Date, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double, 100,
+            self.MAX_CLOUD, "Maximum cloud cover (%)", Qgis.ProcessingNumberParameterType.Double, 100,
             minValue=0, maxValue=100))
         self.addParameter(QgsProcessingParameterNumber(
-            self.LIMIT, "Maximum number of items (0 = all)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            self.LIMIT, "Maximum number of items (0 = all)", Qgis.ProcessingNumberParameterType.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Footprints", QgsProcessing.TypeVectorPolygon))
+            self.OUTPUT, "Footprints", Qgis.ProcessingSourceType.VectorPolygon))
 
     def _date(self, parameters, name: str, context, end_of_day: bool = False) -> datetime | None:
         if not parameters.get(name):
@@ -121,13 +120,13 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
         items = sort_by_date(items)[: limit or None]
 
         fields: QgsFields = footprints_layer([], "fields").fields()
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.MultiPolygon, WGS84)
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, Qgis.WkbType.MultiPolygon, WGS84)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for item in items:
             feature = QgsFeature(fields)
             feature.setGeometry(footprint_geometry(item))
             feature.setAttributes(footprint_attributes(item))
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         feedback.pushInfo(f"Wrote {len(items)} footprints")
         return {self.OUTPUT: dest_id}

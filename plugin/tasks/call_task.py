@@ -25,7 +25,7 @@ class CallTask(QgsTask):
     partial = pyqtSignal(object)
 
     def __init__(self, description: str, function: Callable[..., Any], *args: Any, can_cancel: bool = True) -> None:
-        super().__init__(description, QgsTask.CanCancel if can_cancel else QgsTask.Flags())
+        super().__init__(description, QgsTask.Flag.CanCancel if can_cancel else QgsTask.Flag(0))
         self._function = function
         self._args = args
         # Owned by the task (a C++ child, deleted with it on the main thread) and cancelled by

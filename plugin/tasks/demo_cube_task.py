@@ -18,7 +18,7 @@ class DemoCubeTask(QgsTask):
     failed = pyqtSignal(str)
 
     def __init__(self, root: Path) -> None:
-        super().__init__("Cubescope: preparing the demo cube", QgsTask.CanCancel)
+        super().__init__("Cubescope: preparing the demo cube", QgsTask.Flag.CanCancel)
         self._root = root
         self._cube: DemoCube | None = None
         self._collections: list[CollectionSummary] = []

@@ -20,7 +20,7 @@ class PipInstallTask(QgsTask):
     done = pyqtSignal(bool, str)  # success, message for the user
 
     def __init__(self, requirements: list[Requirement]) -> None:
-        super().__init__("Cubescope: installing Python packages", QgsTask.CanCancel)
+        super().__init__("Cubescope: installing Python packages", QgsTask.Flag.CanCancel)
         self._requirements = requirements
         self._constraints_dir = tempfile.mkdtemp(prefix="cubescope-pip-")
         self._constraints = Path(self._constraints_dir) / "constraints.txt"

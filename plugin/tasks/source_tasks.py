@@ -156,7 +156,8 @@ def fetch_thumbnails(task, source: Source, items: list[dict],
             continue
         image = QImage.fromData(content)
         if not image.isNull():
-            task.partial.emit((item.get("id", ""), image.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.KeepAspectRatio)))
+            thumbnail = image.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio)
+            task.partial.emit((item.get("id", ""), thumbnail))
             done += 1
         task.setProgress(100.0 * number / len(items))
     return done

@@ -15,7 +15,8 @@ import traceback
 import qgis.utils
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import QEventLoop, QTimer
-from qgis.PyQt.QtWidgets import QAction, QDockWidget, QToolBar
+from qgis.PyQt.QtGui import QAction
+from qgis.PyQt.QtWidgets import QDockWidget, QToolBar
 
 REPORT = os.environ["CUBESCOPE_PROBE_REPORT"]
 WAIT_DEMO_S = float(os.environ.get("CUBESCOPE_PROBE_WAIT_S", "120"))
@@ -25,7 +26,7 @@ report: dict = {"log": []}
 
 
 def on_message(message: str, tag: str, level) -> None:
-    if level >= Qgis.Warning:
+    if level != Qgis.MessageLevel.Info:  # warnings, errors and the rest (>= would need an IntEnum on Qt6)
         report["log"].append({"tag": tag, "level": int(level), "message": message})
 
 
@@ -62,7 +63,7 @@ def wait_until(done) -> None:
     deadline.start(int(WAIT_DEMO_S * 1000))
     poll.start(50)
     if not done():
-        loop.exec_()
+        loop.exec()
     poll.stop()
 
 

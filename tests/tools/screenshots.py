@@ -24,7 +24,7 @@ def wait_until(condition, timeout_s: float) -> bool:
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     poll.start(100)
     if not condition():
-        loop.exec_()
+        loop.exec()
     poll.stop()
     return bool(condition())
 
@@ -33,7 +33,7 @@ def settle(ms: int) -> None:
     """Let QGIS paint (rendering is asynchronous) before grabbing."""
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
-    loop.exec_()
+    loop.exec()
 
 
 def wait_signal(signal, timeout_s: float):
@@ -42,7 +42,7 @@ def wait_signal(signal, timeout_s: float):
     loop = QEventLoop()
     signal.connect(lambda *args: (received.append(args), loop.quit()))
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec_()
+    loop.exec()
     if not received:
         raise RuntimeError(f"no signal within {timeout_s} s")
     return received[0]
