@@ -61,4 +61,13 @@ def build(output_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "dist"))
+    from validate_package import problems
+
+    built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "dist")
+    refused = problems(built)
+    for reason in refused:
+        print(f"{built.name}: the plugin repository would refuse it: {reason}", file=sys.stderr)
+    if refused:
+        built.unlink()
+        sys.exit(1)
+    print(built)
