@@ -108,7 +108,7 @@ $(VENV)/.stamp: $(wildcard $(LOCKS_ROOT)/tests/requirements/dev-*.lock.txt)
 	@# loads: a wheel's bundled GEOS gets its symbols bound to QGIS's older one inside QGIS, and
 	@# geometry operations go wrong.
 	$(PY) -m pip install -q --no-deps --no-binary shapely -r $(DEV_LOCK) \
-		2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+		2> >(grep -v 'is ignored' >&2)
 	@if grep -q '^shapely==' $(DEV_LOCK) && [ "$$($(PY) -c 'import shapely; print(shapely.geos_version_string)')" != "$$(geos-config --version)" ]; then \
 		$(PY) -m pip install -q --force-reinstall --no-deps --no-binary shapely \
 		"$$(grep -o '^shapely==[^ ]*' $(DEV_LOCK))" 2> >(grep -v 'is ignored' >&2); fi
@@ -124,7 +124,7 @@ servers-venv: apt $(SERVERS_VENV)/.stamp
 $(SERVERS_VENV)/.stamp: $(wildcard $(LOCKS_ROOT)/tests/requirements/servers-*.lock.txt)
 	@[ -x $(SERVERS_VENV)/bin/python ] || $(SYS_PYTHON) -m venv $(SERVERS_VENV)
 	$(SERVERS_VENV)/bin/pip install -q -r $(SERVERS_LOCK) \
-		2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+		2> >(grep -v 'is ignored' >&2)
 	@touch $@
 
 demo: venv

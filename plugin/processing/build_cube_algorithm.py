@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..tasks.python_thread import call_in_python_thread
 from . import analysis_params as common
 from .composite_algorithm import METHODS
 
@@ -97,8 +98,9 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
                 AnalysisRequest(**fields), step=self.parameterAsString(parameters, self.PERIOD, context).strip(),
                 cyclic=self.parameterAsBoolean(parameters, self.CYCLIC, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)])
-            path = build_cube(cube, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
-                              fetch=qgis_fetcher(feedback=feedback), log=feedback.pushInfo)
+            path = call_in_python_thread(build_cube, cube, progress=feedback.setProgress,
+                                         is_canceled=feedback.isCanceled, fetch=qgis_fetcher(feedback=feedback),
+                                         log=feedback.pushInfo)
         except Canceled as error:
             raise QgsProcessingException(str(error)) from None
         except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

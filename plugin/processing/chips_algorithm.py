@@ -23,6 +23,7 @@ from qgis.core import (
 
 from .. import vector_features
 from ..qgis_crs import crs_text
+from ..tasks.python_thread import call_in_python_thread
 from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 MODES = ("composite", "dates", "forecast")
@@ -197,8 +198,9 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
                 dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
-            result = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
-                         is_canceled=feedback.isCanceled, log=feedback.pushInfo)
+            result = call_in_python_thread(run, request, fetch=qgis_fetcher(feedback=feedback),
+                                           progress=feedback.setProgress, is_canceled=feedback.isCanceled,
+                                           log=feedback.pushInfo)
         except InterruptedError:
             raise QgsProcessingException("Cancelled") from None
         except (ChipError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from ..demo import DEFAULT_SEED, DemoCubeCanceled, ensure_demo_cube
+from ..tasks.python_thread import call_in_python_thread
 
 
 class DemoCubeAlgorithm(QgsProcessingAlgorithm):
@@ -57,7 +58,8 @@ class DemoCubeAlgorithm(QgsProcessingAlgorithm):
         folder = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         seed = self.parameterAsInt(parameters, self.SEED, context)
         try:
-            cube = ensure_demo_cube(
+            cube = call_in_python_thread(
+                ensure_demo_cube,
                 folder,
                 seed=seed,
                 progress=lambda fraction: feedback.setProgress(100.0 * fraction),

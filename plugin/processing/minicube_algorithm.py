@@ -18,6 +18,7 @@ from qgis.core import (
 
 from ..analysis.minicube import MAX_SIDE
 from ..qgis_crs import crs_text
+from ..tasks.python_thread import call_in_python_thread
 from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 FORMATS = ("netcdf", "zarr")
@@ -116,8 +117,9 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
                 cadence=self.parameterAsString(parameters, self.CADENCE, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
                 dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
-            path = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
-                       is_canceled=feedback.isCanceled, log=feedback.pushInfo)
+            path = call_in_python_thread(run, request, fetch=qgis_fetcher(feedback=feedback),
+                                         progress=feedback.setProgress, is_canceled=feedback.isCanceled,
+                                         log=feedback.pushInfo)
         except InterruptedError:
             raise QgsProcessingException("Cancelled: nothing was written") from None
         except (MinicubeError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

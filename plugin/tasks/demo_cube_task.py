@@ -9,6 +9,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from ..demo import DemoCube, DemoCubeCanceled, ensure_demo_cube
 from ..stac.static_catalog import CatalogError, CollectionSummary, read_collections
+from .python_thread import call_in_python_thread
 
 
 class DemoCubeTask(QgsTask):
@@ -26,7 +27,9 @@ class DemoCubeTask(QgsTask):
 
     def run(self) -> bool:
         try:
-            self._cube = ensure_demo_cube(self._root, progress=self._report, is_canceled=self.isCanceled)
+            # In a thread Python created: pyproj crashes in the QThread itself (python_thread.py).
+            self._cube = call_in_python_thread(ensure_demo_cube, self._root, progress=self._report,
+                                               is_canceled=self.isCanceled)
             self._collections = read_collections(self._cube.catalog)
         except DemoCubeCanceled:
             return False
