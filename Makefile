@@ -26,21 +26,20 @@ PG_VERSION := $(or $(word 2,$(subst :, ,$(filter $(DEBIAN_SUITE):%,bookworm:15 t
 QGIS_MIN_VERSION := 3.40
 QGIS_PACKAGES := qgis python3-qgis qgis-providers
 APT_PACKAGES := $(QGIS_PACKAGES) python3-rasterio python3-pyproj python3-scipy python3-pandas \
-	proj-data python3-venv python3-pip libgeos-dev build-essential python3-dev pkg-config \
+	proj-data python3-venv python3-pip libgeos-dev build-essential python3-dev pkg-config python3-pyqt6 \
 	xvfb xauth nginx-light postgresql postgresql-$(PG_VERSION)-postgis-3
 # Debian 13 and sid ship shapely 2 built against their GEOS; Debian 12's 1.8 is too old, so there the
 # lock's shapely is compiled against the system GEOS instead (see the venv target).
 ifneq ($(filter trixie sid,$(DEBIAN_SUITE)),)
 APT_PACKAGES += python3-shapely
 endif
-LINT_APT_PACKAGES := python3-pyqt6 pyqt6-dev-tools
 BACKPORTS_SOURCES := /etc/apt/sources.list.d/cubescope-bookworm-backports.sources
 
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup apt apt-lint venv servers-venv run test test-trixie test-sid test-all bench lint \
+.PHONY: help setup apt venv servers-venv run test test-trixie test-sid test-all bench lint \
 	lock try-newest package screenshots demo clean
 
 help:
@@ -67,7 +66,7 @@ apt:
 		$(SUDO) rm -f /var/lib/apt/periodic/cubescope-updated; \
 	fi
 	@qgis_version=$$(dpkg-query -W -f='$${Version}' qgis 2>/dev/null || true); \
-	missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT_PACKAGES); do \
+	missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	old_qgis=; dpkg --compare-versions "$${qgis_version:-0}" ge $(QGIS_MIN_VERSION) || old_qgis="$(QGIS_PACKAGES)"; \
 	if [ -n "$$missing$$old_qgis" ]; then \
@@ -82,9 +81,6 @@ apt:
 		dpkg --compare-versions "$$qgis_version" ge $(QGIS_MIN_VERSION) || \
 			{ echo "QGIS $$qgis_version is older than $(QGIS_MIN_VERSION)" >&2; exit 1; }; \
 	fi
-
-apt-lint:
-	@$(MAKE) --no-print-directory apt EXTRA_APT_PACKAGES="$(LINT_APT_PACKAGES)"
 
 venv: apt $(VENV)/.stamp $(PKG_ROOT)/cubescope
 
@@ -154,7 +150,7 @@ test-all: test test-trixie test-sid
 bench: setup
 	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . tests/bench -s $(PYTEST_ARGS)
 
-lint: venv apt-lint
+lint: venv
 	@$(PY) -m ruff check --config tests/ruff.toml .
 	@$(PY) tests/tools/qt6_check.py
 
