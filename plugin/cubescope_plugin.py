@@ -13,7 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtGui import QAction, QIcon
 
 from .cube.header_files import remove_header_files
-from .dependencies import missing_requirements
+from .dependencies import activate_packages_folder, missing_requirements, packages_folder
 from .gui.dependencies_notice import DependenciesNotice
 from .gui.dock import CubescopeDock
 from .gui.pixel_tool import PixelPickTool
@@ -34,6 +34,11 @@ def tr(text: str) -> str:
 class CubescopePlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
+        # Before anything imports an optional package, and for qgis_process too (no initGui there).
+        try:
+            activate_packages_folder(packages_folder(QgsApplication.qgisSettingsDirPath()))
+        except ValueError as error:
+            log(str(error), "warning")
         self.provider: CubescopeProvider | None = None
         self.dock: CubescopeDock | None = None
         self.toolbar = None

@@ -8,19 +8,19 @@ from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import QObject
 from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
 
-from ..dependencies import Requirement
+from ..dependencies import Missing, Plan, canonical, packages_folder, plan_install
 from ..log import log
 from ..tasks.pip_install_task import PipInstallTask
 
 
-def describe_missing(missing: list[Requirement]) -> str:
-    return "\n".join(f"• {r.name} ({r.spec}): {r.enables}" for r in missing)
+def describe_missing(missing: list[Missing]) -> str:
+    return "\n".join(f"• {m.name} ({m.reason}): {m.requirement.enables}" for m in missing)
 
 
 class DependenciesNotice(QObject):
     """Owns the message-bar warning and the pip task so both can be cleaned up on unload."""
 
-    def __init__(self, iface, missing: list[Requirement]) -> None:
+    def __init__(self, iface, missing: list[Missing]) -> None:
         super().__init__(iface.mainWindow())
         self._iface = iface
         self.missing = missing
@@ -40,24 +40,67 @@ class DependenciesNotice(QObject):
         bar.pushWidget(self._item, Qgis.MessageLevel.Warning)
 
     def ask_to_install(self) -> None:
-        task = PipInstallTask(self.missing)
-        answer = QMessageBox.question(
-            self._iface.mainWindow(),
-            self.tr("Cubescope: install Python packages"),
-            self.tr(
-                "These packages are missing:\n\n{details}\n\nInstall them now with pip? QGIS's own numpy, "
-                "GDAL and rasterio stay as they are (pinned):\n\n{command}"
-            ).format(details=describe_missing(self.missing), command=shlex.join(task.command)),
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+        title = self.tr("Cubescope: install Python packages")
+        try:
+            plan = plan_install(self.missing, packages_folder(QgsApplication.qgisSettingsDirPath()))
+            text, details = self.install_text(plan), self.details(plan)
+        except (LookupError, FileNotFoundError) as error:  # no numpy, no lock for its generation, no python
+            text = self.tr("Cubescope has no tested package versions for this QGIS: {error}").format(error=error)
+            QMessageBox.warning(self._iface.mainWindow(), title, text)
             return
+        if not plan.install:
+            QMessageBox.information(self._iface.mainWindow(), title, self.unavailable_text(plan))
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self._iface.mainWindow())
+        box.setDetailedText(details)
+        box.exec()
+        if box.standardButton(box.clickedButton()) != QMessageBox.StandardButton.Yes:
+            return
+        log("Installing Python packages:\n" + details)
+        task = PipInstallTask(plan)
         task.done.connect(self._installed)
         self._task = task
         QgsApplication.taskManager().addTask(task)
 
+    def install_text(self, plan: Plan) -> str:
+        """Each package and why, where it goes, and what is never touched."""
+        requested = {canonical(m.name): m for m in self.missing}
+        lines = [self.tr("Cubescope would install these Python packages, at the versions tested for {gen}:")
+                 .format(gen=plan.generation), ""]
+        lines += [f"• {pin}: {pin.reason} ({requested[canonical(pin.name)].requirement.enables})"
+                  for pin in plan.install if canonical(pin.name) in requested]
+        needed = [str(pin) for pin in plan.install if canonical(pin.name) not in requested]
+        if needed:
+            lines += ["", self.tr("and what they need that is not installed here: {pins}").format(
+                pins=", ".join(needed))]
+        if plan.unavailable:
+            lines += ["", self.unavailable_text(plan)]
+        lines += ["", self.tr(
+            "They go into {folder}, which Cubescope puts on Python's path ahead of site-packages; nothing "
+            "changes in the system's or your own site-packages. QGIS's numpy, GDAL and PyQt are never "
+            "replaced.").format(
+            folder=plan.folder)]
+        if not plan.exact:
+            lines += ["", plan.lock_note]
+        return "\n".join([*lines, "", self.tr("Install them now?")])
+
+    def unavailable_text(self, plan: Plan) -> str:
+        names = ", ".join(f"{m.name} ({m.reason})" for m in plan.unavailable)
+        return self.tr("Not installed by Cubescope, your system provides them: {names}. Install them with "
+                       "your system's package manager (for example python3-<name> on Debian).").format(names=names)
+
+    def details(self, plan: Plan) -> str:
+        lines = [plan.lock_note, ""] + [f"{pin}: {pin.reason}" for pin in plan.install]
+        if plan.kept:
+            lines += ["", "Kept as installed: " + ", ".join(plan.kept)]
+        return "\n".join([*lines, "", shlex.join(plan.command()), f"(then moved into {plan.folder})"])
+
     def _installed(self, success: bool, message: str) -> None:
         self._task = None
-        log(message, "success" if success else "critical", bar=self._iface.messageBar(), duration=0)
+        short = self.tr("Python packages installed; restart QGIS to use them.") if success else ""
+        log(message, "success" if success else "critical", bar=self._iface.messageBar(), duration=0,
+            short=short)
 
     def remove(self) -> None:
         if self._task is not None:
