@@ -138,7 +138,8 @@ run: setup
 
 test: setup
 	@echo "QGIS $$(dpkg-query -W -f='$${Version}' qgis), $(GEN), Debian $(DEBIAN_SUITE)"
-	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . tests $(PYTEST_ARGS) < /dev/null
+	@$(PYENV) $(PY) -m pytest -c tests/pytest.ini --rootdir . $(if $(filter tests/%,$(PYTEST_ARGS)),,tests) \
+		$(PYTEST_ARGS) < /dev/null
 
 # The same suite on the other Debian QGIS users run, each in a debootstrap chroot that keeps its
 # packages and venvs between runs (tests/tools/debian_chroot.sh); inside, `make test` sets it up.

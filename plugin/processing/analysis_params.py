@@ -25,7 +25,6 @@ from qgis.core import (
 
 from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
-from ..tasks.python_thread import call_in_python_thread
 
 if TYPE_CHECKING:
     from ..analysis.engine import Period
@@ -183,7 +182,7 @@ def run_analysis(fields: dict[str, Any], feedback: Any, context: Any) -> dict[st
 
     try:
         request = AnalysisRequest(**fields)
-        path = call_in_python_thread(run, request, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
+        path = run(request, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
                    fetch=ObjectStoreFetcher(qgis_fetcher(feedback=feedback), options=qgis_gdal_http_config()),
                    log=feedback.pushInfo)
     except Canceled:

@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..tasks.python_thread import call_in_python_thread
+from ..tasks.thread_state import keep_thread_state
 from . import analysis_params as common
 from .composite_algorithm import METHODS
 
@@ -70,6 +70,7 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Output (.zarr path or folder)"))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         try:
             import dask  # noqa: F401
             import odc.stac  # noqa: F401
@@ -98,9 +99,8 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
                 AnalysisRequest(**fields), step=self.parameterAsString(parameters, self.PERIOD, context).strip(),
                 cyclic=self.parameterAsBoolean(parameters, self.CYCLIC, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)])
-            path = call_in_python_thread(build_cube, cube, progress=feedback.setProgress,
-                                         is_canceled=feedback.isCanceled, fetch=qgis_fetcher(feedback=feedback),
-                                         log=feedback.pushInfo)
+            path = build_cube(cube, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
+                              fetch=qgis_fetcher(feedback=feedback), log=feedback.pushInfo)
         except Canceled as error:
             raise QgsProcessingException(str(error)) from None
         except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

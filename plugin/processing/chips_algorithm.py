@@ -23,7 +23,7 @@ from qgis.core import (
 
 from .. import vector_features
 from ..qgis_crs import crs_text
-from ..tasks.python_thread import call_in_python_thread
+from ..tasks.thread_state import keep_thread_state
 from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 MODES = ("composite", "dates", "forecast")
@@ -151,6 +151,7 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(error)) from None
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         from ..analysis.chips import ChipError, ChipRequest, run
         from ..network import qgis_fetcher
         from ..stac.http import HttpError
@@ -198,9 +199,8 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
                 dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
-            result = call_in_python_thread(run, request, fetch=qgis_fetcher(feedback=feedback),
-                                           progress=feedback.setProgress, is_canceled=feedback.isCanceled,
-                                           log=feedback.pushInfo)
+            result = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
+                         is_canceled=feedback.isCanceled, log=feedback.pushInfo)
         except InterruptedError:
             raise QgsProcessingException("Cancelled") from None
         except (ChipError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

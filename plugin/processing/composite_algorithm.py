@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
 )
 
+from ..tasks.thread_state import keep_thread_state
 from . import analysis_params as common
 
 #: The engine's method names, in the enum's order (0 median ... 5 quality-mosaic).
@@ -52,6 +53,7 @@ class CompositeAlgorithm(QgsProcessingAlgorithm):
         common.add_common_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="composite",

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from ..demo import DEFAULT_SEED, DemoCubeCanceled, ensure_demo_cube
-from ..tasks.python_thread import call_in_python_thread
+from ..tasks.thread_state import keep_thread_state
 
 
 class DemoCubeAlgorithm(QgsProcessingAlgorithm):
@@ -55,11 +55,11 @@ class DemoCubeAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.CATALOG, "STAC catalog (catalog.json)"))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         folder = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         seed = self.parameterAsInt(parameters, self.SEED, context)
         try:
-            cube = call_in_python_thread(
-                ensure_demo_cube,
+            cube = ensure_demo_cube(
                 folder,
                 seed=seed,
                 progress=lambda fraction: feedback.setProgress(100.0 * fraction),

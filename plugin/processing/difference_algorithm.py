@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterEnum
 
+from ..tasks.thread_state import keep_thread_state
 from . import analysis_params as common
 from .composite_algorithm import METHODS
 
@@ -43,6 +44,7 @@ class DifferenceAlgorithm(QgsProcessingAlgorithm):
         common.add_common_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         fields = common.common_request_fields(self, parameters, context)
         fields.update(
             operation="difference",

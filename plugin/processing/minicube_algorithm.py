@@ -18,7 +18,7 @@ from qgis.core import (
 
 from ..analysis.minicube import MAX_SIDE
 from ..qgis_crs import crs_text
-from ..tasks.python_thread import call_in_python_thread
+from ..tasks.thread_state import keep_thread_state
 from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
 
 FORMATS = ("netcdf", "zarr")
@@ -88,6 +88,7 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, "Minicube (.nc or .zarr)", fileFilter="NetCDF (*.nc);;Zarr (*.zarr)"))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         from ..analysis.minicube import MinicubeError, MinicubeRequest, parse_sources, run
         from ..network import qgis_fetcher
         from ..stac.http import HttpError
@@ -117,9 +118,8 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
                 cadence=self.parameterAsString(parameters, self.CADENCE, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
                 dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
-            path = call_in_python_thread(run, request, fetch=qgis_fetcher(feedback=feedback),
-                                         progress=feedback.setProgress, is_canceled=feedback.isCanceled,
-                                         log=feedback.pushInfo)
+            path = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
+                       is_canceled=feedback.isCanceled, log=feedback.pushInfo)
         except InterruptedError:
             raise QgsProcessingException("Cancelled: nothing was written") from None
         except (MinicubeError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

@@ -42,7 +42,7 @@ from ..stac.bands import BandNotFound
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import HttpError
 from ..stac.sources import Source, SourceKind, guess_kind
-from ..tasks.python_thread import call_in_python_thread
+from ..tasks.thread_state import keep_thread_state
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 #: Half the side of the search box around a lone point, degrees (~100 m): footprints touching it.
@@ -237,6 +237,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
         return fields
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         url = self.parameterAsString(parameters, self.SOURCE, context).strip()
         names = [n.strip() for n in self.parameterAsString(parameters, self.BANDS, context).split(",") if n.strip()]
         if not url:
@@ -266,8 +267,8 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
                 def progress(done: int, total: int, number: int = number) -> None:
                     feedback.setProgress(100.0 * (number + done / max(total, 1)) / len(points))
 
-                series = call_in_python_thread(read_series, reader, lon, lat, names, rule, plan=plan,
-                                               on_progress=progress, is_canceled=feedback.isCanceled)
+                series = read_series(reader, lon, lat, names, rule, plan=plan, on_progress=progress,
+                                     is_canceled=feedback.isCanceled)
                 for warning in series.warnings:
                     feedback.pushWarning(f"Point {point_id}: {warning}")
                 for row in series_to_rows(series, point_id):

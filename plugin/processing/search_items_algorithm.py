@@ -27,6 +27,7 @@ from ..stac.http import HttpError
 from ..stac.items import sort_by_date
 from ..stac.object_store import ObjectStoreFetcher
 from ..stac.sources import Source, guess_kind
+from ..tasks.thread_state import keep_thread_state
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -84,6 +85,7 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
         return utc_day(self.parameterAsDateTime(parameters, name, context), end_of_day)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
+        keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
         url = self.parameterAsString(parameters, self.SOURCE, context).strip()
         collection = self.parameterAsString(parameters, self.COLLECTION, context).strip()
         if not url or not collection:

@@ -10,7 +10,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from .. import LOG_TAG
 from ..stac.http import HttpError
-from .python_thread import call_in_python_thread
+from .thread_state import keep_thread_state
 
 # Errors whose message is meant for users (URL, status, server's words); anything else is a bug
 # and gets its traceback logged.
@@ -43,9 +43,9 @@ class CallTask(QgsTask):
         super().cancel()
 
     def run(self) -> bool:
+        keep_thread_state()  # before any pyproj use in this pooled QThread (thread_state.py)
         try:
-            # In a thread Python created: pyproj crashes in the QThread itself (python_thread.py).
-            self.result = call_in_python_thread(self._function, self, *self._args)
+            self.result = self._function(self, *self._args)
         except Exception as error:  # noqa: BLE001 (reported to the user in finished())
             self.error = str(error) or type(error).__name__
             # A cancel ends the work by raising wherever it was (the engine's Canceled, a read cut

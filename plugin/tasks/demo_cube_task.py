@@ -9,7 +9,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from ..demo import DemoCube, DemoCubeCanceled, ensure_demo_cube
 from ..stac.static_catalog import CatalogError, CollectionSummary, read_collections
-from .python_thread import call_in_python_thread
+from .thread_state import keep_thread_state
 
 
 class DemoCubeTask(QgsTask):
@@ -26,10 +26,9 @@ class DemoCubeTask(QgsTask):
         self._error = ""
 
     def run(self) -> bool:
+        keep_thread_state()  # before any pyproj use in this pooled QThread (thread_state.py)
         try:
-            # In a thread Python created: pyproj crashes in the QThread itself (python_thread.py).
-            self._cube = call_in_python_thread(ensure_demo_cube, self._root, progress=self._report,
-                                               is_canceled=self.isCanceled)
+            self._cube = ensure_demo_cube(self._root, progress=self._report, is_canceled=self.isCanceled)
             self._collections = read_collections(self._cube.catalog)
         except DemoCubeCanceled:
             return False
