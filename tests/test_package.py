@@ -9,6 +9,9 @@ import zipfile
 import pytest
 from qgis_desktop import REPO, create_profile, run_probe
 
+sys.path.insert(0, str(REPO / "tests" / "tools"))
+from validate_package import problems
+
 DEMO_COLLECTIONS = ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
 
 
@@ -29,6 +32,33 @@ def test_zip_holds_the_plugin_and_nothing_else(plugin_zip):
     assert all(name.startswith("cubescope/") for name in names)
     forbidden = ("/tests/", "/.ci/", "/build/", "/.venv", "__pycache__", ".pyc", "Makefile", "/screenshots/")
     assert [n for n in names if any(f in n for f in forbidden)] == []
+
+
+def test_zip_carries_the_license_and_the_qgis_range(plugin_zip):
+    archive = zipfile.ZipFile(plugin_zip)
+    assert archive.read("cubescope/LICENSE").startswith(b"                    GNU GENERAL PUBLIC LICENSE\n")
+    metadata = archive.read("cubescope/metadata.txt").decode()
+    assert "\nqgisMinimumVersion=3.40\n" in metadata and "\nqgisMaximumVersion=4.99\n" in metadata
+    assert "cubescope/plugin/locks/py311-numpy1.txt" in archive.namelist(), "the installer's pins ship"
+
+
+def test_the_official_repository_checks_pass(plugin_zip):
+    """The upload validator's checks (tests/tools/validate_package.py), on the ZIP `make package` built."""
+    assert problems(plugin_zip) == []
+
+
+def test_the_checks_refuse_what_the_repository_refuses(plugin_zip, tmp_path):
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(plugin_zip) as source, zipfile.ZipFile(broken, "w") as target:
+        for info in source.infolist():
+            if info.filename != "cubescope/LICENSE":
+                target.writestr(info, source.read(info))
+        target.writestr("cubescope/plugin/__pycache__/x.cpython-311.pyc", b"")
+        target.writestr("other/readme.txt", b"")
+    found = problems(broken)
+    assert any("LICENSE is missing" in p for p in found), found
+    assert any("compiled Python" in p for p in found), found
+    assert any("one top folder" in p for p in found), found
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,12 @@ def problems(path: Path) -> list[str]:
                 found.append(f"{name}: inside a refused folder ({', '.join(FORBIDDEN_DIRS)})")
         if (bad := archive.testzip()) is not None:
             found.append(f"{bad}: corrupt member (CRC)")
+        if not names or "/" not in names[0]:
+            return [*found, "no folder inside: not a plugin"]
         tops = sorted({name.split("/")[0] for name in names})
-        if len(tops) != 1 or not names or "/" not in names[0]:
-            return [*found, f"expected one top folder, found {tops}"]
-        package = tops[0]
+        if len(tops) != 1:
+            found.append(f"expected one top folder, found {tops}")
+        package = names[0].split("/")[0]  # the repository takes the first member's folder
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]+", package):
             found.append(f"{package}: the top folder must be an ASCII name")
         for required in ("__init__.py", "metadata.txt", "LICENSE"):
