@@ -27,7 +27,7 @@ QGIS_MIN_VERSION := 3.40
 QGIS_PACKAGES := qgis python3-qgis qgis-providers
 APT_PACKAGES := $(QGIS_PACKAGES) python3-rasterio python3-pyproj python3-scipy python3-pandas \
 	proj-data python3-venv python3-pip libgeos-dev build-essential python3-dev pkg-config python3-pyqt6 pyqt6-dev-tools \
-	xvfb xauth nginx-light postgresql postgresql-$(PG_VERSION)-postgis-3
+	fonts-open-sans xvfb xauth nginx-light postgresql postgresql-$(PG_VERSION)-postgis-3
 # Debian 13 and sid ship shapely 2 built against their GEOS; Debian 12's 1.8 is too old, so there the
 # lock's shapely is compiled against the system GEOS instead (see the venv target).
 ifneq ($(filter trixie sid,$(DEBIAN_SUITE)),)

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsStyle,
 )
 from qgis.PyQt.QtCore import QDateTime, Qt
+from qgis.PyQt.QtGui import QFontMetrics
 
 from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.stac.sources import Source, SourceKind
@@ -268,3 +269,21 @@ def test_the_mask_row_chooses_which_observations_count(dock, qtbot, tmp_path):
     dock.form.analysisMaskEdit.setText("")
     dock.form.extraBandsCheck.setChecked(False)
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_short_message_fits_a_narrow_bar_on_one_line(qgis_app, qtbot):
+    """Elided in the middle, both ends kept: the bar wraps text, and a wrapped line is cut in half."""
+    from qgis.gui import QgsMessageBar
+
+    from cubescope.plugin.log import log
+
+    bar = QgsMessageBar()
+    qtbot.addWidget(bar)
+    bar.resize(420, 40)
+    bar.show()
+    name = "blue,green,red,nir median 2023-06-01/2023-08-31"
+    log(f"Wrote /tmp/{name}.tif", "success", bar=bar, title="", short=f"Added “{name}”")
+    shown = bar.currentItem().text()
+    assert shown != f"Added “{name}”" and "…" in shown
+    assert shown.startswith("Added “bl") and shown.endswith("-08-31”")
+    assert QFontMetrics(bar.font()).horizontalAdvance(shown) <= 420 - 200

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import qgis.utils
 from qgis.core import QgsApplication, QgsProject
-from qgis.PyQt.QtCore import QDateTime, QEventLoop, QTimer
+from qgis.PyQt.QtCore import QDateTime, QEventLoop, Qt, QTimer
+from qgis.PyQt.QtWidgets import QDockWidget
 
 OUT = Path(os.environ.get("CUBESCOPE_SCREENSHOTS", "resources/screenshots")).resolve()
 iface = qgis.utils.iface
@@ -158,8 +159,15 @@ def analysis_zarr_std(dock) -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    iface.mainWindow().resize(1600, 1000)
-    iface.mainWindow().showMaximized()
+    window = iface.mainWindow()
+    window.resize(1600, 1000)
+    window.showMaximized()
+    settle(500)
+    # A fresh 3.40 profile gives the Browser and Layers panels a sliver of the width: give them room.
+    left = [dock for dock in window.findChildren(QDockWidget)
+            if dock.isVisible() and window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea]
+    window.resizeDocks(left, [260] * len(left), Qt.Orientation.Horizontal)
+    window.resizeDocks([qgis.utils.plugins["cubescope"].dock], [520], Qt.Orientation.Horizontal)
     plugin = qgis.utils.plugins["cubescope"]
     if not wait_until(lambda: bool(plugin.dock.collection_ids()), 180):
         raise RuntimeError("the dock did not list the demo catalog within 180 s")
