@@ -34,6 +34,7 @@ from cubescope.plugin.dependencies import (
 )
 from cubescope.plugin.tasks.pip_install_task import Unmet, follow_up_pins, install_plan, parse_pip_check
 
+REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(dependencies.__file__)
 PKG_ROOT = SCRIPT.parents[2]  # the folder holding the `cubescope` package
 
@@ -428,3 +429,24 @@ def test_the_question_before_installing_says_what_why_where_and_what_is_never_re
     details = notice.details(plan)
     assert "Cubescope_Probe.Epsilon==5.0: needed by cubescope-probe-delta" in details
     assert "numpy==" not in details
+
+
+@pytest.mark.parametrize("gen", ["py311-numpy1", "py313-numpy2", "py314-numpy2"])
+def test_every_lock_pins_every_requirement_within_its_specifier(gen):
+    """A requirement edited without `make lock` would leave a venv (and a user's install) without it;
+    a lock may leave out only what the distribution provides (GEN.system.txt), never pin it."""
+    from cubescope.plugin.dependencies import LOCKS_DIR
+
+    runtime = parse_lock((LOCKS_DIR / f"{gen}.txt").read_text())
+    dev = parse_lock((REPO / "tests" / "requirements" / f"dev-{gen}.lock.txt").read_text())
+    system = parse_lock((LOCKS_DIR / f"{gen}.system.txt").read_text())
+    for requirement in read_requirements():
+        name = dependencies.canonical(requirement.name)
+        specifier = requirement.spec[len(requirement.name):].split("]")[-1].strip()
+        where = system if name in system else runtime
+        assert name in where, f"{requirement.name} is not in {gen}'s lock: run make lock"
+        assert satisfies(where[name].version, specifier), (gen, requirement.spec, where[name].version)
+        if name in runtime:
+            assert dev[name].version == runtime[name].version, "the test tools' lock moved a runtime pin"
+    assert not set(system) & set(runtime), "a system package is pinned for pip"
+    assert "numpy" not in runtime and "gdal" not in runtime
