@@ -6,7 +6,8 @@
 # The chroot is kept under $CUBESCOPE_CHROOTS (default /var/lib/cubescope/chroots/SUITE), so a second
 # run reuses its Debian packages and venvs; inside it the project's own `make` targets install
 # everything else, exactly as on a fresh host. The project is copied (not bind-mounted) to
-# /cubescope, so the chroot's venvs and build/ never meet the host's. Needs root.
+# /cubescope, so the chroot's venvs and build/ never meet the host's; ../shared, when present, is
+# mounted read-only at /shared beside it. Needs root.
 set -euo pipefail
 
 SUITE=${1:?usage: debian_chroot.sh SUITE COMMAND...}
@@ -64,12 +65,19 @@ sync_host_config() {
 }
 
 MOUNTS=(proc dev dev/pts sys)
+# ../shared (real-world test data) where the project has it: read-only at the same relative place.
+SHARED=$(cd "$SRC/.." && pwd)/shared
 mount_all() {
 	for m in "${MOUNTS[@]}"; do
 		mountpoint -q "$ROOT/$m" || $SUDO mount --bind "/$m" "$ROOT/$m"
 	done
+	if [ -d "$SHARED" ] && ! mountpoint -q "$ROOT/shared"; then
+		$SUDO mkdir -p "$ROOT/shared"
+		$SUDO mount --bind -o ro "$SHARED" "$ROOT/shared"
+	fi
 }
 unmount_all() {
+	mountpoint -q "$ROOT/shared" && $SUDO umount -l "$ROOT/shared" || true
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
 		mountpoint -q "$ROOT/${MOUNTS[i]}" && $SUDO umount -l "$ROOT/${MOUNTS[i]}" || true
 	done
