@@ -6,6 +6,7 @@ import json
 
 from qgis.core import QgsSettings
 
+from .stac.paging import DEFAULT_MAX_PAGES, DEFAULT_TIME_LIMIT_S, PagingLimits
 from .stac.sources import PRESETS, Source
 
 PREFIX = "cubescope"
@@ -58,3 +59,19 @@ def set_last_source_name(name: str) -> None:
 
 def dask_scheduler() -> str:
     return QgsSettings().value(f"{PREFIX}/daskScheduler", "", type=str)
+
+
+def paging_limits() -> PagingLimits:
+    """The dock's page cap and time budget for searches; the defaults where unset or unusable."""
+    settings = QgsSettings()
+    try:
+        return PagingLimits(settings.value(f"{PREFIX}/search/maxPages", DEFAULT_MAX_PAGES, type=int),
+                            settings.value(f"{PREFIX}/search/timeLimitS", DEFAULT_TIME_LIMIT_S, type=float))
+    except (ValueError, TypeError):
+        return PagingLimits()
+
+
+def set_paging_limits(limits: PagingLimits) -> None:
+    settings = QgsSettings()
+    settings.setValue(f"{PREFIX}/search/maxPages", limits.max_pages)
+    settings.setValue(f"{PREFIX}/search/timeLimitS", limits.time_limit_s)

@@ -17,12 +17,14 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 
+from .. import settings
 from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
 from ..qt_dates import utc_day
 from ..stac.bands import list_bands
-from ..stac.catalog_client import SearchQuery
+from ..stac.catalog_client import PagingLimits, SearchQuery
+from ..stac.paging import PAGE_LIMIT, TIME_LIMIT, PagingStop
 from ..stac.sources import Source, SourceKind
 from ..stac.static_catalog import CollectionSummary
 from ..stac.tiles import group_by_tile
@@ -93,6 +95,11 @@ class BrowsePanel(QObject):
         today = QDateTime.currentDateTimeUtc()
         form.startEdit.setDateTime(today.addYears(-1))
         form.endEdit.setDateTime(today)
+        limits = settings.paging_limits()
+        form.maxPagesSpin.setValue(limits.max_pages)
+        form.timeLimitSpin.setValue(int(limits.time_limit_s))
+        form.maxPagesSpin.valueChanged.connect(lambda _v: settings.set_paging_limits(self.paging_limits()))
+        form.timeLimitSpin.valueChanged.connect(lambda _v: settings.set_paging_limits(self.paging_limits()))
 
         form.searchButton.clicked.connect(self.search)
         form.cancelSearchButton.clicked.connect(lambda: self._cancel("search"))
@@ -262,7 +269,11 @@ class BrowsePanel(QObject):
             end=utc_day(self.form.endEdit.dateTime(), end_of_day=True),
             max_cloud=None if cloud >= 100 else float(cloud),
             cql2=self.form.cqlEdit.text().strip() or None,
+            paging=self.paging_limits(),
         )
+
+    def paging_limits(self) -> PagingLimits:
+        return PagingLimits(self.form.maxPagesSpin.value(), float(self.form.timeLimitSpin.value()))
 
     def search(self) -> None:
         if self.source is None or self.current_collection() is None:
@@ -303,6 +314,11 @@ class BrowsePanel(QObject):
         self._search_ui_idle()
         self.show_items(outcome.items)
         self.form.searchCount.setText(self.tr("{n} items").format(n=len(outcome.items)))
+        self.form.searchCount.setToolTip(self._stop_message(outcome.stop) if outcome.stop else "")
+        if outcome.stop:
+            self.form.searchCount.setText(self.tr("{n} items (stopped: {reason})").format(
+                n=len(outcome.items), reason=outcome.stop.reason))
+            log(self.form.searchCount.toolTip(), "warning", bar=self.bar, duration=0)
         if outcome.skipped:
             log(self.tr("{n} items left out:\n{problems}").format(
                 n=len(outcome.skipped), problems="\n".join(outcome.skipped[:20])), "warning", bar=self.bar)
@@ -310,6 +326,11 @@ class BrowsePanel(QObject):
             message = self.tr("The search stopped after {n} items: {error}")
             log(message.format(n=len(outcome.items), error=outcome.error), "critical", bar=self.bar, duration=0)
         self.search_finished.emit(outcome)
+
+    def _stop_message(self, stop: PagingStop) -> str:
+        where = {PAGE_LIMIT: self.tr("the search's “Pages ≤” box"),
+                 TIME_LIMIT: self.tr("the search's “Time ≤” box")}.get(stop.reason, "")
+        return stop.message(where)
 
     def show_items(self, items: list[dict]) -> None:
         """Fill the tile/date tree and the footprints layer (replacing the previous search's)."""

@@ -22,10 +22,11 @@ from qgis.core import (
 from ..gui.footprints import footprint_attributes, footprint_geometry, footprints_layer
 from ..network import qgis_fetcher, qgis_gdal_http_config
 from ..qt_dates import utc_day
-from ..stac.catalog_client import CatalogClient, SearchQuery
+from ..stac.catalog_client import CatalogClient, PagingLimits, SearchQuery
 from ..stac.http import HttpError
 from ..stac.items import sort_by_date
 from ..stac.object_store import ObjectStoreFetcher
+from ..stac.paging import DEFAULT_MAX_PAGES, DEFAULT_TIME_LIMIT_S, PAGE_LIMIT, TIME_LIMIT, PagingStop
 from ..stac.sources import Source, guess_kind
 from ..tasks.thread_state import keep_thread_state
 
@@ -36,6 +37,7 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 class SearchItemsAlgorithm(QgsProcessingAlgorithm):
     SOURCE, COLLECTION, EXTENT = "SOURCE", "COLLECTION", "EXTENT"
     START, END, MAX_CLOUD, LIMIT, OUTPUT = "START", "END", "MAX_CLOUD", "LIMIT", "OUTPUT"
+    MAX_PAGES, TIME_LIMIT = "MAX_PAGES", "TIME_LIMIT"
 
     def name(self) -> str:
         return "searchitems"
@@ -55,6 +57,9 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             "in an extent and a date range, with at most MAX_CLOUD % cloud cover (sent to the server when it "
             "supports filtering, applied here otherwise). Writes the items' footprints with their id, "
             "collection, datetime, cloud cover and grid tile, sorted by date. LIMIT 0 returns all items.\n"
+            f"Paging stops after MAX_PAGES pages (default {DEFAULT_MAX_PAGES}), after TIME_LIMIT seconds "
+            f"(default {DEFAULT_TIME_LIMIT_S:g}) and on a page that brings no new item; the items received "
+            "are written and a warning says why paging stopped.\n"
             "A static catalog in a bucket (s3://bucket/path/catalog.json) is read through GDAL with its usual "
             "settings: AWS_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws, "
             "and unsigned requests when there are no keys."
@@ -76,6 +81,14 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             minValue=0, maxValue=100))
         self.addParameter(QgsProcessingParameterNumber(
             self.LIMIT, "Maximum number of items (0 = all)", Qgis.ProcessingNumberParameterType.Integer, 0, minValue=0))
+        for limit in (
+            QgsProcessingParameterNumber(self.MAX_PAGES, "Maximum number of pages",
+                                         Qgis.ProcessingNumberParameterType.Integer, DEFAULT_MAX_PAGES, minValue=1),
+            QgsProcessingParameterNumber(self.TIME_LIMIT, "Time limit for paging (seconds)",
+                                         Qgis.ProcessingNumberParameterType.Double, DEFAULT_TIME_LIMIT_S, minValue=1),
+        ):
+            limit.setFlags(limit.flags() | Qgis.ProcessingParameterFlag.Advanced)
+            self.addParameter(limit)
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, "Footprints", Qgis.ProcessingSourceType.VectorPolygon))
 
@@ -96,20 +109,27 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             bbox = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
         max_cloud = self.parameterAsDouble(parameters, self.MAX_CLOUD, context)
         limit = self.parameterAsInt(parameters, self.LIMIT, context)
+        try:
+            paging = PagingLimits(self.parameterAsInt(parameters, self.MAX_PAGES, context),
+                                  self.parameterAsDouble(parameters, self.TIME_LIMIT, context))
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from error
         query = SearchQuery(
             collections=(collection,), bbox=bbox,
             start=self._date(parameters, self.START, context),
             end=self._date(parameters, self.END, context, end_of_day=True),
-            max_cloud=None if max_cloud >= 100 else max_cloud, max_items=limit,
+            max_cloud=None if max_cloud >= 100 else max_cloud, max_items=limit, paging=paging,
         )
         source = Source(name=url, kind=guess_kind(url), url=url)
         # No connection here, so no S3 options or keys: a bucket is read with GDAL's own AWS settings.
         fetch = ObjectStoreFetcher(qgis_fetcher(feedback=feedback), options=qgis_gdal_http_config())
         client = CatalogClient(source, fetch)
         items: list[dict] = []
+        stop: PagingStop | None = None
         try:
             for page in client.search(query, is_canceled=feedback.isCanceled):
                 items.extend(page.items)
+                stop = page.stop or stop
                 for problem in page.skipped:
                     feedback.reportError(problem)
                 feedback.pushInfo(f"{len(items)} items" + (f" of {page.matched}" if page.matched else ""))
@@ -119,6 +139,9 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
             if not items:
                 raise QgsProcessingException(str(error)) from error
             feedback.reportError(f"The search stopped after {len(items)} items: {error}")
+        if stop is not None:
+            where = {PAGE_LIMIT: self.MAX_PAGES, TIME_LIMIT: self.TIME_LIMIT}.get(stop.reason)
+            feedback.pushWarning(stop.message(f"the {where} parameter" if where else ""))
         items = sort_by_date(items)[: limit or None]
 
         fields: QgsFields = footprints_layer([], "fields").fields()

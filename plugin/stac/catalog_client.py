@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin
@@ -19,7 +19,19 @@ from .cql2 import Cql2Error, parse_cql2_text
 from .filters import cloud_filter, combine, item_matcher
 from .http import Fetcher, HttpError, parse_json
 from .items import Bbox, format_datetime, sort_by_date
-from .paging import BrokenLink, PageCollector, Request, SearchPage, get_params, next_request, request_key
+from .paging import (
+    DEFAULT_LIMITS,
+    TIME_LIMIT,
+    BrokenLink,
+    PageCollector,
+    PagingGuard,
+    PagingLimits,
+    Request,
+    SearchPage,
+    get_params,
+    next_request,
+    request_key,
+)
 from .sources import Source, SourceKind, static_catalog_url
 from .static_catalog import CollectionSummary, summarize_collection
 from .static_search import StaticCatalog, is_broken_link
@@ -28,6 +40,7 @@ __all__ = [
     "Capabilities",
     "CatalogClient",
     "Cql2Error",
+    "PagingLimits",
     "SearchPage",
     "SearchPlan",
     "SearchQuery",
@@ -56,6 +69,8 @@ class SearchQuery:
     page_size: int = 100
     max_items: int = 0
     """Stop after this many items; 0 for all."""
+    paging: PagingLimits = DEFAULT_LIMITS
+    """Page cap and time budget: paging ends even on a server that offers pages forever."""
 
     def __post_init__(self) -> None:
         if isinstance(self.collections, str) or not all(isinstance(c, str) and c for c in self.collections):
@@ -84,6 +99,8 @@ class SearchQuery:
             raise ValueError(f"page_size must be a positive integer, got {self.page_size!r}")
         if not isinstance(self.max_items, int) or self.max_items < 0:
             raise ValueError(f"max_items must be 0 (all) or a positive integer, got {self.max_items!r}")
+        if not isinstance(self.paging, PagingLimits):
+            raise ValueError(f"paging must be PagingLimits, got {self.paging!r}")
 
     @property
     def cloud_limit(self) -> float | None:
@@ -306,7 +323,8 @@ class CatalogClient:
 
     def search(self, query: SearchQuery, is_canceled: Callable[[], bool] = lambda: False) -> Iterator[SearchPage]:
         """Pages of items as they arrive. Stops quietly when `is_canceled()` turns true; a failure
-        raises HttpError after the pages already yielded, which the caller keeps."""
+        raises HttpError after the pages already yielded, which the caller keeps. When paging stops
+        although the server offers more (`query.paging`), the last page says why (`SearchPage.stop`)."""
         plan = self.plan(query)
         if self._static is not None:
             yield from _search_static(self._static, query, plan, is_canceled)
@@ -317,9 +335,9 @@ class CatalogClient:
         else:
             request = Request("POST", plan.url, plan.body)
         pages = PageCollector(query.max_items)
-        seen: set[str] = set()
+        guard = PagingGuard(query.paging)
         while request is not None and not is_canceled():
-            seen.add(request_key(request))
+            guard.sent(request)
             document = self._get_json(request.url, request.method, request.body, request.headers)
             features = document.get("features") if isinstance(document, dict) else None
             if not isinstance(features, list):
@@ -327,12 +345,13 @@ class CatalogClient:
                                 problem="not a STAC ItemCollection (no 'features' list)")
             context = document.get("context") if isinstance(document.get("context"), dict) else {}
             matched = document.get("numberMatched", context.get("matched"))
-            yield pages.page(features, matcher, request.url, matched if isinstance(matched, int) else None)
-            if pages.full or not features:
+            page = pages.page(features, matcher, request.url, matched if isinstance(matched, int) else None)
+            following = None if pages.full else next_request(document, request)
+            stop = guard.after_page(features, following, pages.received)
+            yield replace(page, stop=stop) if stop else page
+            if stop:
                 return
-            request = next_request(document, request)
-            if request is not None and request_key(request) in seen:
-                return  # a server that sends the same next link again would page forever
+            request = following
 
 
 def _limit(query: SearchQuery, client_side: tuple[str, ...]) -> int:
@@ -344,13 +363,15 @@ def _limit(query: SearchQuery, client_side: tuple[str, ...]) -> int:
 
 def _search_static(catalog: StaticCatalog, query: SearchQuery, plan: SearchPlan,
                    is_canceled: Callable[[], bool]) -> Iterator[SearchPage]:
-    """Read every item of the wanted collections and filter here, a page per `page_size` items read."""
+    """Read every item of the wanted collections and filter here, a page per `page_size` items read.
+    A tree of files has no next tokens to cap, but a slow or endless one runs into the time limit."""
     matcher = item_matcher(query.bbox, query.start, query.end, plan.client_cloud, plan.client_cql2)
     pages = PageCollector(query.max_items)
+    guard = PagingGuard(query.paging)
     batch: list[Any] = []
-    for link in catalog.item_links(query.collections, is_canceled):
-        if is_canceled():
-            return
+    for link in catalog.item_links(query.collections, lambda: is_canceled() or guard.out_of_time()):
+        if is_canceled() or guard.out_of_time():
+            break
         try:
             batch.append(catalog.read_item(link))
         except HttpError as error:
@@ -359,11 +380,18 @@ def _search_static(catalog: StaticCatalog, query: SearchQuery, plan: SearchPlan,
             batch.append(BrokenLink(f"broken item link: {error}"))
         if len(batch) >= query.page_size:
             yield pages.page(batch, matcher, catalog.url, None)
+            guard.after_page(batch, None, pages.received)
             batch = []
             if pages.full:
                 return
-    if (batch or pages.received == 0) and not is_canceled():
-        yield pages.page(batch, matcher, catalog.url, None)
+    if is_canceled():
+        return
+    page = pages.page(batch, matcher, catalog.url, None)
+    guard.after_page(batch, None, pages.received)
+    if guard.out_of_time():
+        yield replace(page, stop=guard.stop(TIME_LIMIT, pages.received))
+    elif batch or pages.received == 0:
+        yield page
 
 
 def _self_href(document: dict) -> str | None:

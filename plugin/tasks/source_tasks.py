@@ -19,6 +19,7 @@ from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import Fetcher, HttpError
 from ..stac.items import sort_by_date
 from ..stac.object_store import ObjectStoreFetcher
+from ..stac.paging import PagingStop
 from ..stac.sources import Source, SourceKind
 from ..stac.static_catalog import CollectionSummary
 
@@ -39,7 +40,7 @@ def catalog_fetcher(task, source: Source, credentials: Mapping[str, str] | None 
     for documents in a bucket (a static catalog at s3://...). The user's proxy reaches GDAL through
     the process-wide options the plugin set at start (`apply_gdal_http_settings`): no QgsSettings
     object is made in this worker thread."""
-    http = qgis_fetcher(http_authcfg(source), _feedback(task))
+    http = qgis_fetcher(http_authcfg(source), _feedback(task), scope=source.url)
     return ObjectStoreFetcher(http, source.s3, credentials)
 
 
@@ -105,6 +106,8 @@ class SearchOutcome:
     skipped: list[str] = field(default_factory=list)
     matched: int | None = None
     error: str = ""
+    stop: PagingStop | None = None
+    """Why paging stopped although the catalog offered more (page cap, time limit, a server repeating itself)."""
 
 
 def run_search(task, source: Source, query: SearchQuery,
@@ -115,6 +118,7 @@ def run_search(task, source: Source, query: SearchQuery,
             outcome.items.extend(page.items)
             outcome.skipped.extend(page.skipped)
             outcome.matched = page.matched if page.matched is not None else outcome.matched
+            outcome.stop = page.stop or outcome.stop
             task.partial.emit((len(outcome.items), outcome.matched))
             if outcome.matched:
                 task.setProgress(min(100.0, 100.0 * len(outcome.items) / outcome.matched))
