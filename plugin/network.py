@@ -27,8 +27,10 @@ from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 from .cube.header_files import header_file, header_file_digest
 from .log import log
 from .stac.hrefs import HTTP_DEFAULTS, gdal_http_config
-from .stac.http import Fetcher, HttpError, Response, error_from_response, read_local
+from .stac.http import MAX_REDIRECTS, Fetcher, HttpError, Response, error_from_response, read_local
+from .stac.retries import DEFAULT_POLICY, RetryPolicy, next_wait_s, retry_note, wait_or_cancel
 from .stac.signing import signer_for
+from .stac.sites import within_auth_scope, without_credentials_note
 from .stac.sources import Source
 
 USER_AGENT = b"Cubescope QGIS plugin"
@@ -75,13 +77,20 @@ def forget_answer(url: QUrl) -> None:
         cache.remove(url)
 
 
-def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetcher:
+def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None, scope: str = "",
+                 retry: RetryPolicy = DEFAULT_POLICY) -> Fetcher:
     """A Fetcher that goes through QgsNetworkAccessManager; a request that returns after ``feedback``
     was cancelled raises "cancelled" (the request itself runs to its end or QGIS's timeout).
 
-    The timeout is QGIS's own network timeout (Settings › Network), as users expect; the per-call
-    ``timeout_s`` of the Fetcher protocol only applies to local files (none).
+    ``authcfg`` is applied only to requests within ``scope``, the catalog's URL (else the first URL
+    fetched), by `sites.within_auth_scope`: a ``next`` link or a redirect to another site goes without
+    it, and the log says so, naming both hosts. 429/502/503/504 are tried again as ``retry`` says,
+    in waits that ``feedback``'s cancel cuts short. The timeout is QGIS's own network timeout
+    (Settings › Network), as users expect; the per-call ``timeout_s`` of the Fetcher protocol only
+    applies to local files (none).
     """
+    home = [scope]
+    is_canceled = feedback.isCanceled if feedback is not None else None
 
     def fetch(
         method: str,
@@ -93,40 +102,85 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None) -> Fetc
     ) -> Response:
         if "://" not in url or url.startswith("file://"):
             return read_local(method, url)
-        request = QNetworkRequest(QUrl(url))
-        request.setRawHeader(b"User-Agent", USER_AGENT)
-        request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
-        for key, value in (headers or {}).items():
-            request.setRawHeader(key.encode(), value.encode())
-        forget_answer(request.url())  # a copy kept from before: Qt would mix it into a 5xx answer
-        # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
-        # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
-        # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
-        # For the same reason no feedback is handed over: the request connects to it and, when done,
-        # disconnects, and a Python-made QgsFeedback answers that in Python (sipQgsFeedback::
-        # disconnectNotify, waiting for the GIL under Qt's lock: a deadlock caught with py-spy in
-        # the full test run). A cancel is seen when the request returns; each is bounded by QGIS's
-        # network timeout.
-        if method.upper() == "POST":
-            request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
-            payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
-            reply = QgsNetworkAccessManager.blockingPost(request, payload, authcfg, True, None)
-        else:
-            reply = QgsNetworkAccessManager.blockingGet(request, authcfg, True, None)
-        forget_answer(reply.request().url())  # the answer's URL: where a redirect led, if one did
-        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
-        content = bytes(reply.content())
-        if feedback is not None and feedback.isCanceled():
-            raise HttpError(method, url, None, "cancelled")
-        reason = reply.attribute(QNetworkRequest.Attribute.HttpReasonPhraseAttribute) or ""
-        failure = reply_failure(method, url, status, str(reason), content, reply.error(), reply.errorString())
-        if failure is not None:
-            raise failure
-        response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
-                            for k in reply.rawHeaderList()}
-        return Response(url=url, status=int(status), headers=response_headers, content=content)
+        if not home[0]:
+            home[0] = url  # the landing page: the site the credentials were given for
+        first, attempt, waited, hops = url, 1, 0.0, 0
+        with_credentials = bool(authcfg) and within_auth_scope(home[0], url)
+        if authcfg and not with_credentials:
+            log(without_credentials_note("link", home[0], url), "warning")
+        while True:
+            reply = _send(method, url, json_body, headers, authcfg if with_credentials else "")
+            if feedback is not None and feedback.isCanceled():
+                raise HttpError(method, url, None, "cancelled")
+            landed = bytes(reply.request().url().toEncoded()).decode()
+            if reply.request().url() != QUrl(url):
+                # QGIS followed a redirect itself, with a fresh request: no credentials went along
+                hops += 1
+                if hops > MAX_REDIRECTS:
+                    raise HttpError(method, first, None, problem=f"more than {MAX_REDIRECTS} redirects, the "
+                                    f"last to {landed}")
+                if with_credentials and within_auth_scope(home[0], landed):
+                    url = landed  # the catalog's own site: asked again, with the credentials
+                    continue
+                if with_credentials:
+                    log(without_credentials_note("redirect", url, landed), "warning")
+                url, with_credentials = landed, False
+            status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+            content = bytes(reply.content())
+            response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
+                                for k in reply.rawHeaderList()}
+            wait = next_wait_s(retry, int(status), response_headers, attempt, waited) if status is not None else None
+            if wait is not None:
+                log(retry_note(method, url, int(status), wait, attempt, retry), "info")
+                if not wait_or_cancel(wait, is_canceled):
+                    raise HttpError(method, url, None, "cancelled")
+                attempt, waited = attempt + 1, waited + wait
+                continue
+            reason = reply.attribute(QNetworkRequest.Attribute.HttpReasonPhraseAttribute) or ""
+            failure = reply_failure(method, url, status, str(reason), content, reply.error(), reply.errorString())
+            if failure is not None:
+                raise failure
+            return Response(url=url, status=int(status), headers=response_headers, content=content)
 
     return fetch
+
+
+def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | None, authcfg: str):
+    """One request through QGIS's network stack; its QgsNetworkReplyContent.
+
+    ``authcfg`` is applied to this request only, by the auth manager, never handed to the blocking
+    request: QgsBlockingNetworkRequest follows a redirect itself and would apply it again there,
+    whatever host the redirect names. The request it makes for a redirect is a fresh one, so it
+    carries none of the headers set here.
+    """
+    request = QNetworkRequest(QUrl(url))
+    request.setRawHeader(b"User-Agent", USER_AGENT)
+    request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
+    for key, value in (headers or {}).items():
+        request.setRawHeader(key.encode(), value.encode())
+    if authcfg:
+        applied = QgsApplication.authManager().updateNetworkRequest(request, authcfg)
+        if isinstance(applied, tuple):  # PyQt returns (ok, request) for the in/out parameter
+            applied, request = applied
+        if not applied:
+            raise HttpError(method, url, None, f"the authentication configuration '{authcfg}' could not be applied")
+    forget_answer(request.url())  # a copy kept from before: Qt would mix it into a 5xx answer
+    # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
+    # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
+    # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
+    # For the same reason no feedback is handed over: the request connects to it and, when done,
+    # disconnects, and a Python-made QgsFeedback answers that in Python (sipQgsFeedback::
+    # disconnectNotify, waiting for the GIL under Qt's lock: a deadlock caught with py-spy in
+    # the full test run). A cancel is seen when the request returns; each is bounded by QGIS's
+    # network timeout.
+    if method.upper() == "POST":
+        request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
+        payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
+        reply = QgsNetworkAccessManager.blockingPost(request, payload, "", True, None)
+    else:
+        reply = QgsNetworkAccessManager.blockingGet(request, "", True, None)
+    forget_answer(reply.request().url())  # the answer's URL: where a redirect led, if one did
+    return reply
 
 
 def auth_headers(authcfg: str, url: str) -> dict[str, str]:

@@ -47,13 +47,16 @@ Handler = Union[Reply, Callable[[Recorded], Reply]]
 
 
 class FaultServer:
-    """`url` is http://127.0.0.1:<random port>; `route()` scripts answers; `requests` records them."""
+    """`url` is http://<host>:<random port>; `route()` scripts answers; `requests` records them.
 
-    def __init__(self) -> None:
+    ``host`` is 127.0.0.1 unless told: another loopback address (127.0.0.2) is another site for the
+    credentials rule (`sites.within_auth_scope`), which is how tests play "another host"."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Recorded] = []
         self._release = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = ThreadingHTTPServer((host, 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fault-server", daemon=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
+from .sites import within_auth_scope
+
 if TYPE_CHECKING:
     from .sources import S3Options
 
@@ -29,6 +31,9 @@ HTTP_DEFAULTS: dict[str, str] = {
     "GDAL_HTTP_MULTIRANGE": "YES",
     "VSI_CACHE": "TRUE",
     "CPL_VSIL_CURL_CACHE_SIZE": str(128 * 1024 * 1024),
+    # Asset reads retried by GDAL itself: 429, 500, 502, 503 and 504, after 0.5 s then about twice as
+    # long (GDAL 3.6's backoff). GDAL 3.6 reads no Retry-After and knows no GDAL_HTTP_RETRY_CODES (newer
+    # GDALs' default codes are these ones): catalog requests have their own policy (`retries`).
     "GDAL_HTTP_MAX_RETRY": "2",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
     "GDAL_HTTP_TIMEOUT": "30",
@@ -188,37 +193,6 @@ def gdal_http_config(
     if unsafe_ssl:
         config["GDAL_HTTP_UNSAFESSL"] = "YES"
     return config
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
-
-
-def _is_address(host: str) -> bool:
-    return bool(re.fullmatch(r"[0-9.]+|[0-9a-f:]+", host)) or "." not in host
-
-
-def within_auth_scope(scope: str, url: str) -> bool:
-    """Whether credentials given for the source at ``scope`` may be sent with a request to ``url``.
-
-    A catalog's auth headers (an API key, a Bearer token) must not reach third parties: items of a
-    private catalog often point at public buckets or CDNs. They go to the catalog's own host, any
-    port, and to hosts of the same parent domain (``stac.example.org`` -> ``data.example.org``, but
-    not ``example.org``'s neighbours when the catalog sits on ``example.org`` itself: those are
-    other sites under a public suffix). An IP address or a single-label host (``localhost``) only
-    covers itself. A source without a host (a local catalog) puts no limit: its user set the auth
-    configuration for the assets.
-    """
-    own = _host(scope) if "://" in scope else ""
-    if not own:
-        return True
-    target = _host(url)
-    if target == own:
-        return True
-    if _is_address(own) or own.count(".") < 2:
-        return False
-    parent = own.split(".", 1)[1]
-    return target.endswith("." + parent)
 
 
 def headers_option(headers: Mapping[str, str]) -> str:

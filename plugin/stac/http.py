@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
+
+from .retries import DEFAULT_POLICY, RetryPolicy, next_wait_s, retry_note, wait_or_cancel
+from .sites import within_auth_scope, without_credentials_note
+
+#: Redirects followed for one request before giving up.
+MAX_REDIRECTS = 10
 
 #: How much of a server's message is kept: enough to read, not a whole HTML page.
 MESSAGE_CHARS = 300
@@ -242,12 +249,18 @@ def local_fetcher() -> Fetcher:
 class RequestsFetcher:
     """A Fetcher on `requests` (for Processing, `qgis_process` and tests); also reads local files.
 
-    `headers` go with every request (an API key, a user agent). The timeout bounds the whole
-    request, body included, not only each socket read. Use it as a context manager, or call
-    `close()`, to release the connections of a session it created.
+    `headers` go with every request to the connection's own site (an API key, a token): `scope`, the
+    catalog's URL, or else the first URL fetched (`sites.within_auth_scope`). Redirects are followed
+    here, at most `MAX_REDIRECTS`, and a `next` link or redirect to another site goes without those
+    headers (and without the session's auth), which `log` is told, naming both hosts. 429/502/503/504
+    are tried again as `retry` says (`retries`), in waits that `is_canceled` cuts short. The timeout
+    bounds each request, body included, not only each socket read. Use it as a context manager, or
+    call `close()`, to release the connections of a session it created.
     """
 
-    def __init__(self, headers: Mapping[str, str] | None = None, session: Any = None) -> None:
+    def __init__(self, headers: Mapping[str, str] | None = None, session: Any = None, *, scope: str = "",
+                 log: Callable[[str], None] | None = None, retry: RetryPolicy = DEFAULT_POLICY,
+                 is_canceled: Callable[[], bool] | None = None) -> None:
         try:
             import requests
         except ImportError as error:
@@ -255,7 +268,13 @@ class RequestsFetcher:
         self._requests = requests
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
-        self.headers = {"Accept": "application/geo+json, application/json;q=0.9, */*;q=0.1", **(headers or {})}
+        self.headers = {"Accept": "application/geo+json, application/json;q=0.9, */*;q=0.1"}
+        self.credentials = dict(headers or {})
+        """Headers that are the connection's credentials: only ever sent within `scope`."""
+        self.scope = scope
+        self.log = log if log is not None else logging.getLogger("cubescope").warning
+        self.retry = retry
+        self.is_canceled = is_canceled
 
     def __call__(
         self,
@@ -268,11 +287,49 @@ class RequestsFetcher:
     ) -> Response:
         if local_path(url) is not None:
             return read_local(method, url)
+        if not self.scope:
+            self.scope = url  # the landing page: the site the credentials were given for
+        first, attempt, waited, hops = url, 1, 0.0, 0
+        with_credentials = within_auth_scope(self.scope, url)
+        if self.credentials and not with_credentials:
+            self.log(without_credentials_note("link", self.scope, url))
+        while True:
+            status, reason, answer_headers, content = self._send(method, url, json_body, headers, timeout_s,
+                                                                 with_credentials)
+            location = answer_headers.get("location") if 300 <= status < 400 else None
+            if location:
+                hops += 1
+                if hops > MAX_REDIRECTS:
+                    raise HttpError(method, first, status, problem=f"more than {MAX_REDIRECTS} redirects, the "
+                                    f"last to {urljoin(url, location)}")
+                target = urljoin(url, location)
+                if status == 303 or (status in (301, 302) and method.upper() == "POST"):
+                    method, json_body = "GET", None
+                allowed = within_auth_scope(self.scope, target)
+                if with_credentials and not allowed and self.credentials:
+                    self.log(without_credentials_note(f"redirect (HTTP {status})", url, target))
+                url, with_credentials = target, with_credentials and allowed
+                continue
+            if 200 <= status < 300:
+                return Response(url, status, answer_headers, content, method)
+            wait = next_wait_s(self.retry, status, answer_headers, attempt, waited)
+            if wait is None:
+                raise error_from_response(method, url, status, reason, content)
+            self.log(retry_note(method, url, status, wait, attempt, self.retry))
+            if not wait_or_cancel(wait, self.is_canceled):
+                raise HttpError(method, url, None, "cancelled")
+            attempt, waited = attempt + 1, waited + wait
+
+    def _send(self, method: str, url: str, json_body: Any, headers: Mapping[str, str] | None, timeout_s: float,
+              with_credentials: bool) -> tuple[int, str, dict[str, str], bytes]:
+        """One request, no redirect followed: (status, reason, lower-case headers, body)."""
         requests = self._requests
+        sent = {**self.headers, **(self.credentials if with_credentials else {}), **(headers or {})}
         deadline = time.monotonic() + timeout_s
         try:
-            answer = self.session.request(method, url, json=json_body, headers={**self.headers, **(headers or {})},
-                                          timeout=(timeout_s, timeout_s), stream=True)
+            answer = self.session.request(method, url, json=json_body, headers=sent, timeout=(timeout_s, timeout_s),
+                                          stream=True, allow_redirects=False,
+                                          auth=None if with_credentials else _no_auth)
             try:
                 chunks = []
                 for chunk in answer.iter_content(64 * 1024):
@@ -290,10 +347,8 @@ class RequestsFetcher:
             raise HttpError(method, url, problem=_connection_problem(error)) from None
         except requests.RequestException as error:
             raise HttpError(method, url, problem=_root_cause(error)) from None
-        if not 200 <= answer.status_code < 300:
-            raise error_from_response(method, url, answer.status_code, answer.reason or "", content)
         lowered = {k.lower(): v for k, v in answer.headers.items()}
-        return Response(answer.url or url, answer.status_code, lowered, content, method)
+        return answer.status_code, answer.reason or "", lowered, content
 
     def close(self) -> None:
         if self._owns_session:
@@ -306,9 +361,14 @@ class RequestsFetcher:
         self.close()
 
 
-def requests_fetcher(headers: Mapping[str, str] | None = None, session: Any = None) -> RequestsFetcher:
+def _no_auth(request: Any) -> Any:
+    """requests' auth for a request to another site: nothing (not the session's auth, not ~/.netrc)."""
+    return request
+
+
+def requests_fetcher(headers: Mapping[str, str] | None = None, session: Any = None, **options: Any) -> RequestsFetcher:
     """A `requests`-based Fetcher that also reads local paths and file:// URLs (see RequestsFetcher)."""
-    return RequestsFetcher(headers, session)
+    return RequestsFetcher(headers, session, **options)
 
 
 @contextmanager
