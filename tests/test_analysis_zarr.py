@@ -30,6 +30,7 @@ from cubescope.plugin.analysis.quality import rule_for_bands
 from cubescope.plugin.analysis.stac_metadata import variable_common_names
 from cubescope.plugin.analysis.zarr_items import cube_items
 from cubescope.plugin.cube.timeseries import plan_read, read_series
+from cubescope.plugin.cube.zarr_compat import v2_format
 from cubescope.plugin.cube.zarr_cube import describe_zarr
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
@@ -128,7 +129,9 @@ def _latlon_cube(path) -> np.ndarray:
     dataset = xr.Dataset({"chl": chl}, coords={"time": times, "lat": lat, "lon": lon})
     dataset["lat"].attrs.update(standard_name="latitude", units="degrees_north")
     dataset["lon"].attrs.update(standard_name="longitude", units="degrees_east")
-    dataset.to_zarr(path, consolidated=True, encoding={"chl": {"chunks": (4, 10, 25)}})
+    # Zarr v2 under zarr 3 too: the engine reads through GDAL, and GDAL before 3.11 (Debian 12 and 13)
+    # cannot decode the v3 codecs zarr-python 3 writes ("Unsupported codec: bytes").
+    dataset.to_zarr(path, consolidated=True, encoding={"chl": {"chunks": (4, 10, 25)}}, **v2_format())
     return values
 
 
@@ -240,7 +243,7 @@ def earthnet_named(demo_cube, folder) -> str:
             for key in ("long_name", "flag_values", "flag_meanings", "center_wavelength_um", "standard_name"):
                 variable.attrs.pop(key, None)
         target = folder / "earthnet-style.zarr"
-        renamed.to_zarr(target, consolidated=True)
+        renamed.to_zarr(target, consolidated=True, **v2_format())
     return str(target)
 
 

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,9 @@ def test_declared_shapes_and_manifest(grid_chips):
     assert list(ds["split"].values) == [r["split"] for r in kept]
     assert all(r["crs"] == "EPSG:32634" and r["dates"] for r in rows)
     assert all(float(r["xmax"]) - float(r["xmin"]) == 640 for r in rows)
+    store = Path(result.output)
+    assert (store / ".zgroup").is_file() and (store / ".zmetadata").is_file(), "Zarr v2, under zarr 3 too"
+    assert not list(store.rglob("zarr.json"))
 
 
 def test_images_and_labels_equal_the_rasters(grid_chips, demo_cube):

@@ -162,6 +162,17 @@ def test_the_zarr_cube_opens_in_xarray_with_its_timeline_and_crs(built):
     assert (Path(built[ZARR]) / ".zmetadata").is_file()
 
 
+def test_the_zarr_cube_is_zarr_v2_whichever_zarr_python_wrote_it(built):
+    """zarr 3 writes v3 unless told; the cube stays v2, what GDAL before 3.11 and zarr 2 read."""
+    store = Path(built[ZARR])
+    assert json.loads((store / ".zgroup").read_text()) == {"zarr_format": 2}
+    assert not list(store.rglob("zarr.json"))
+    for name in ("time", "x", "spatial_ref", "red", "CLEAROB"):
+        assert json.loads((store / name / ".zarray").read_text())["zarr_format"] == 2, name
+    consolidated = json.loads((store / ".zmetadata").read_text())["metadata"]
+    assert consolidated["red/.zarray"]["fill_value"] == "NaN" and consolidated["red/.zarray"]["dtype"] == "<f4"
+
+
 def test_the_zarr_cube_opens_in_gdal_like_the_cogs(built):
     cog = gdal.Open(str(_cog(built[COG_STAC], "2023-03-01", "red")))
     classic = gdal.Open(f'ZARR:"{built[ZARR]}":/red:0')

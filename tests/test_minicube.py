@@ -125,6 +125,8 @@ def test_zarr_output_matches_netcdf(cube, tmp_path):
     assert z["time"].dtype.kind == "M"
     np.testing.assert_array_equal(z["vv"].values, ds["vv"].values)
     assert z["vv"].attrs["source_asset"] == "vv"
+    assert (path / ".zgroup").is_file() and (path / "vv" / ".zarray").is_file(), "Zarr v2, under zarr 3 too"
+    assert not list(path.rglob("zarr.json"))
 
 
 def test_qgis_process_minicube(demo_cube, tmp_path):

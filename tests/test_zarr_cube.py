@@ -13,6 +13,7 @@ from osgeo import gdal, osr
 from token_server import token_server
 
 from cubescope.plugin.cube.gdal_env import opened, read_array
+from cubescope.plugin.cube.zarr_compat import zarr_major
 from cubescope.plugin.cube.zarr_cube import ZarrError, describe_zarr, layer_source, open_zarr_dataset
 from cubescope.plugin.stac.hrefs import GdalSource
 from cubescope.plugin.stac.sources import S3Options
@@ -159,6 +160,74 @@ def test_server_errors_and_missing_buckets_are_reported(s3_access):
     _url, options, credentials = s3_access
     with pytest.raises(ZarrError, match=r"(?i)bucket does not exist"):
         describe_zarr("s3://no-such-bucket/cube.zarr", options, credentials)
+
+
+# --- Zarr v3 sources ---------------------------------------------------------------------------------
+
+def _v3_copy(source, target, consolidated: bool) -> None:
+    """``source`` rewritten as Zarr v3 by zarr-python 3, with its chunks, dtypes and CF encodings."""
+    with xr.open_zarr(source) as dataset:
+        for variable in dataset.variables.values():
+            for key in ("compressor", "compressors", "filters", "preferred_chunks"):
+                variable.encoding.pop(key, None)
+        dataset.to_zarr(target, zarr_format=3, consolidated=consolidated)
+
+
+@pytest.fixture(scope="module")
+def v3_server(demo_cube, tmp_path_factory):
+    """nginx serving the demo cube as Zarr v3, with consolidated metadata (``v3.zarr``) and without."""
+    if zarr_major() < 3:
+        pytest.skip("zarr-python 3 is not installed (Debian 12's lock has zarr 2.18): nothing here writes Zarr v3")
+    from servers.nginx import start_nginx
+
+    root = tmp_path_factory.mktemp("zarr-v3")
+    _v3_copy(demo_cube.zarr, root / "v3.zarr", consolidated=True)
+    _v3_copy(demo_cube.zarr, root / "v3-plain.zarr", consolidated=False)
+    server = start_nginx(root, probe="v3.zarr/zarr.json")
+    yield server
+    server.stop()
+
+
+def test_a_zarr_v3_cube_is_read_like_its_v2_original(demo_cube, v3_server, item_times):
+    local = v3_server.root / "v3.zarr"
+    assert json.loads((local / "zarr.json").read_text())["zarr_format"] == 3 and not (local / ".zgroup").exists()
+    expected = xr.open_zarr(demo_cube.zarr, chunks=None)["red"].isel(x=COL, y=ROW).values
+    for url in (str(local), str(v3_server.root / "v3-plain.zarr"), f"{v3_server.url}/v3.zarr"):
+        check_demo_description(describe_zarr(url), item_times)
+        np.testing.assert_array_equal(open_zarr_dataset(url)["red"].isel(x=COL, y=ROW).values, expected)
+
+
+def test_a_zarr_v3_cube_over_http_is_signed_and_reads_its_metadata_once_and_one_chunk(v3_server):
+    log = v3_server.tmp / "access.log"
+    before = len(log.read_text().splitlines())
+    dataset = open_zarr_dataset(f"{v3_server.url}/v3.zarr", signer=lambda url: f"{url}?token=abc")
+    assert float(dataset["nir"].isel(time=3, x=COL, y=ROW)) > 0
+    requests = [line for line in log.read_text().splitlines()[before:] if "GET " in line]
+    assert requests and all("?token=abc " in line for line in requests)
+    assert len([line for line in requests if "GET /v3.zarr/zarr.json?" in line]) == 1
+    assert len([line for line in requests if "/v3.zarr/nir/c/" in line]) == 1
+
+
+def test_a_zarr_v3_cube_without_consolidated_metadata_is_explained_over_http(v3_server):
+    with pytest.raises(ZarrError, match=r"v3-plain\.zarr has no consolidated metadata .* consolidate the store"):
+        describe_zarr(f"{v3_server.url}/v3-plain.zarr")
+
+
+def test_a_zarr_v3_array_is_refused_and_a_v3_group_needs_zarr_3(tmp_path):
+    array, group = tmp_path / "array.zarr", tmp_path / "group.zarr"
+    for path, node in ((array, {"node_type": "array", "shape": [2], "data_type": "uint8"}),
+                       (group, {"node_type": "group", "attributes": {"title": "An empty v3 group"}})):
+        path.mkdir()
+        (path / "zarr.json").write_text(json.dumps({"zarr_format": 3, **node}))
+    with pytest.raises(ZarrError, match=r"array\.zarr is a single Zarr array"):
+        describe_zarr(str(array))
+    if zarr_major() < 3:
+        with pytest.raises(ZarrError, match=r"group\.zarr is a Zarr v3 store \(zarr\.json\); reading it needs "
+                                            r"zarr-python 3, and this Python has zarr 2\."):
+            describe_zarr(str(group))
+    else:
+        description = describe_zarr(str(group))
+        assert description.title == "An empty v3 group" and description.variables == ()
 
 
 def test_real_xcube_cube(shared_data):

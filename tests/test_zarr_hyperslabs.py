@@ -26,6 +26,7 @@ from osgeo import gdal
 from cubescope.plugin.analysis import chunk_loader
 from cubescope.plugin.analysis.engine import AnalysisRequest, Period, ReadFailed, run
 from cubescope.plugin.analysis.zarr_stack import Hyperslab, pieces, source_window, take_mapped, time_runs, zarr_slice
+from cubescope.plugin.cube.zarr_compat import v2_format
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 96, 32634
 DATES, CHUNKS = 12, (4, 32, 32)
@@ -54,7 +55,9 @@ def _write_cube(path: Path) -> dict[str, np.ndarray]:
     dataset = xr.Dataset({name: (("time", "y", "x"), values) for name, values in truth.items()},
                          coords={"time": times, "y": ys, "x": xs}, attrs={"proj_epsg": EPSG})
     encoding = {name: {"chunks": CHUNKS, "_FillValue": 0} for name in truth}
-    dataset.to_zarr(path, mode="w", consolidated=True, encoding=encoding)
+    # Zarr v2 under zarr 3 too: the engine reads through GDAL, and GDAL before 3.11 (Debian 12 and 13)
+    # cannot decode the v3 codecs zarr-python 3 writes ("Unsupported codec: bytes").
+    dataset.to_zarr(path, mode="w", consolidated=True, encoding=encoding, **v2_format())
     return truth
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cube.zarr_compat import v2_format
 from .chip_model import MASKED, NPZ, ZARR, Chip, ChipError, ChipRequest, ChipResult
 from .grid import OutputGrid
 from .minicube_store import remove
@@ -26,7 +27,8 @@ class _ZarrSink:
         import zarr
 
         self.path = path
-        self.group = zarr.open_group(str(path), mode="w")
+        # Zarr v2 under zarr 3 too: GDAL before 3.11 (Debian 12 and 13) and zarr 2 read no other (zarr_compat).
+        self.group = zarr.open_group(str(path), mode="w", **v2_format())
         self.group.attrs.update(attrs)
         self.arrays: dict[str, Any] = {}
 
@@ -35,8 +37,8 @@ class _ZarrSink:
             value = np.asarray(value)
             if name not in self.arrays:
                 chunks = (1, *value.shape) if value.ndim else (1024,)
-                array = self.group.create_dataset(name, shape=(0, *value.shape), chunks=chunks, dtype=value.dtype,
-                                                  fill_value=None)
+                array = self.group.create(name, shape=(0, *value.shape), chunks=chunks, dtype=value.dtype,
+                                          fill_value=None)
                 array.attrs["_ARRAY_DIMENSIONS"] = ["sample", *dims]
                 self.arrays[name] = array
             self.arrays[name].append(value[np.newaxis])
@@ -45,7 +47,10 @@ class _ZarrSink:
         import zarr
 
         for name, (dim, values) in coords.items():
-            array = self.group.create_dataset(name, data=np.asarray(values), overwrite=True)
+            values = np.asarray(values)
+            array = self.group.create(name, shape=values.shape, dtype=values.dtype, chunks=(max(1, len(values)),),
+                                      fill_value=None, overwrite=True)
+            array[...] = values
             array.attrs["_ARRAY_DIMENSIONS"] = [dim]
         zarr.consolidate_metadata(str(self.path))
 

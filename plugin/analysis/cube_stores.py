@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cube.zarr_compat import skip_empty_chunks, v2_format
 from .blocks import CLEAROB, PROVENANCE, TOTALOB
 from .cog_writer import CogWriter, WriteError
 from .cube_model import (
@@ -56,6 +57,13 @@ def _crs_wkt(crs: str, version: str = "WKT2_2018") -> str:
 
 def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _array(group: Any, name: str, values: np.ndarray, chunks: tuple[int, ...] | None = None) -> Any:
+    """A new array of ``group`` holding ``values`` (``Group.create`` and ``[...] =``: the same in zarr 2 and 3)."""
+    array = group.create(name, shape=values.shape, dtype=values.dtype, chunks=chunks or values.shape, fill_value=0)
+    array[...] = values
+    return array
 
 
 class _Sink:
@@ -157,24 +165,25 @@ class _ZarrSink(_Sink):
         height, width, count = grid.height, grid.width, len(periods)
         chunks = (count, min(CHUNK_XY, height), min(CHUNK_XY, width))
         try:
-            group = zarr.open_group(str(staging), mode="w")
+            # Zarr v2 under zarr 3 too: GDAL before 3.11 (Debian 12 and 13) and zarr 2 read no other (zarr_compat).
+            group = zarr.open_group(str(staging), mode="w", **v2_format())
             group.attrs.update({**self.attrs(), **_cf_global(self.grid, periods, chunks)})
             seconds = [int((p.start - _EPOCH).total_seconds()) for p in periods]
             bounds = [[int((p.start - _EPOCH).total_seconds()), int((p.end - _EPOCH).total_seconds())]
                       for p in periods]
-            time = group.array("time", np.array(seconds, dtype=np.int64), chunks=(count,))
+            time = _array(group, "time", np.array(seconds, dtype=np.int64), (count,))
             time.attrs.update({"_ARRAY_DIMENSIONS": ["time"], "standard_name": "time", "axis": "T",
                                "long_name": "start of the period", "units": _TIME_UNITS,
                                "calendar": "proleptic_gregorian", "bounds": "time_bnds"})
-            time_bounds = group.array("time_bnds", np.array(bounds, dtype=np.int64), chunks=(count, 2))
+            time_bounds = _array(group, "time_bnds", np.array(bounds, dtype=np.int64), (count, 2))
             time_bounds.attrs.update({"_ARRAY_DIMENSIONS": ["time", "nv"], "units": _TIME_UNITS,
                                       "calendar": "proleptic_gregorian"})
             x0, res, _, y1, _, _ = grid.geotransform
             for axis, values in (("x", x0 + (np.arange(width) + 0.5) * res),
                                  ("y", y1 - (np.arange(height) + 0.5) * res)):
-                array = group.array(axis, values.astype(np.float64), chunks=(len(values),))
+                array = _array(group, axis, values.astype(np.float64), (len(values),))
                 array.attrs.update({"_ARRAY_DIMENSIONS": [axis], **_axis_attrs(grid.crs, axis)})
-            mapping = group.array("spatial_ref", np.array(0, dtype=np.int32))
+            mapping = _array(group, "spatial_ref", np.array(0, dtype=np.int32))
             mapping.attrs.update({"_ARRAY_DIMENSIONS": [], **_grid_mapping(grid)})
             gdal_crs = {"wkt": _crs_wkt(grid.crs)}
             if _epsg(grid.crs):
@@ -182,8 +191,8 @@ class _ZarrSink(_Sink):
             compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
             method = self.cube.request.method
             for name in self.names:
-                array = group.full(_file_name(name), fill_value=np.nan, shape=(count, height, width),
-                                   chunks=chunks, dtype="<f4", compressor=compressor, write_empty_chunks=False)
+                array = group.full(name=_file_name(name), fill_value=np.nan, shape=(count, height, width),
+                                   chunks=chunks, dtype="<f4", compressor=compressor, **skip_empty_chunks())
                 array.attrs.update({"_ARRAY_DIMENSIONS": ["time", "y", "x"], "long_name": _long_name(name, method),
                                     "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
                                     "cell_methods": f"time: {self.cube.request.method}", "_CRS": gdal_crs})

@@ -102,7 +102,8 @@ class SourceSpec:
 
     @property
     def is_zarr(self) -> bool:
-        return guess_kind(self.url) == SourceKind.ZARR or Path(self.url, ".zgroup").is_file()
+        return guess_kind(self.url) == SourceKind.ZARR or any(Path(self.url, key).is_file()
+                                                              for key in (".zgroup", "zarr.json"))
 
 
 def parse_sources(text: str) -> tuple[SourceSpec, ...]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cube.zarr_compat import v2_format
 from .executor import BlockRunner, Canceled
 from .minicube_errors import MinicubeError
 from .minicube_time import is_lazy
@@ -102,7 +103,8 @@ def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: B
         data = dataset[name]
         dataset[name] = data.chunk({dim: -1 if dim == "time" else data.chunks[data.dims.index(dim)][0]
                                     for dim in data.dims})
-    dataset.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
+    # Zarr v2 under zarr 3 too: GDAL before 3.11 (Debian 12 and 13) and zarr 2 read no other (zarr_compat).
+    dataset.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding, **v2_format())
     group = zarr.open_group(str(store), mode="r+")
     here, anywhere = [], []
     for name in lazy:

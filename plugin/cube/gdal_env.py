@@ -101,6 +101,9 @@ def read_array(band: gdal.Band, description: str):
 
 #: VSIE_ObjectNotFound (VSIE_AWSObjectNotFound) of cpl_vsi_error.h, not exposed by the 3.6 bindings.
 _VSIE_OBJECT_NOT_FOUND = 8
+#: VSIE_HttpError: GDAL 3.10 reports a missing key with it ("HTTP response code: 404") when threads open
+#: keys of the same prefix at once, as zarr 3 does when it probes zarr.json, .zgroup and .zmetadata.
+_VSIE_HTTP_ERROR = 2
 
 
 def read_vsi_file(path: str, options: Mapping[str, str], description: str = "") -> bytes | None:
@@ -114,7 +117,8 @@ def read_vsi_file(path: str, options: Mapping[str, str], description: str = "") 
         handle = gdal.VSIFOpenExL(path, "rb", True)
         if handle is None:
             number, message = gdal.VSIGetLastErrorNo(), gdal.VSIGetLastErrorMsg()
-            if number in (0, _VSIE_OBJECT_NOT_FOUND):
+            if number in (0, _VSIE_OBJECT_NOT_FOUND) or (
+                    number == _VSIE_HTTP_ERROR and message.rstrip().endswith(("code: 404", "code: 410"))):
                 return None
             error = GdalOpenError(f"Cannot read {description or path}: {message}")
             error.vsi_error, error.reason = number, message

@@ -8,6 +8,7 @@ that ``hrefs.gdal_source`` gives the layers. xarray and zarr are imported only w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..stac.hrefs import GdalSource, gdal_source, redact, zarr_gdal_path
+from .zarr_compat import read_only_store, zarr_major
 
 if TYPE_CHECKING:
     from ..stac.http import Fetcher
     from ..stac.sources import S3Options
 
-_METADATA_KEYS = (".zmetadata", ".zgroup", ".zarray")
+_METADATA_KEYS = (".zmetadata", ".zgroup", ".zarray", "zarr.json")
+"""What marks a Zarr store, v2 then v3 (whose ``zarr.json`` says whether it is a group or an array)."""
 _X_NAMES = ("x", "lon", "longitude")
 _Y_NAMES = ("y", "lat", "latitude")
 
@@ -91,10 +94,11 @@ class _RemoteStore(Mapping):
         self._list_dir = list_dir
         self._max_workers = max(1, max_workers)
         self._metadata: dict[str, bytes | None] = {}
-        """.zmetadata, .zgroup, .zattrs, .zarray: small, asked for more than once, fetched once."""
+        """.zmetadata, .zgroup, .zattrs, .zarray, zarr.json: small, asked for more than once, fetched once."""
 
     def _get(self, key: str) -> bytes | None:
-        if not key.rsplit("/", 1)[-1].startswith(".z"):
+        name = key.rsplit("/", 1)[-1]
+        if not (name.startswith(".z") or name == "zarr.json"):
             return self._read(key)
         if key not in self._metadata:
             self._metadata[key] = self._read(key)
@@ -120,8 +124,9 @@ class _RemoteStore(Mapping):
 
     def listdir(self, path: str = "") -> list[str]:
         if self._list_dir is None:
-            raise ZarrError(f"{self.url} has no consolidated metadata (.zmetadata), and its variables cannot be "
-                            "listed over plain HTTP: consolidate the store (zarr.consolidate_metadata)")
+            raise ZarrError(f"{self.url} has no consolidated metadata (.zmetadata, or consolidated_metadata in "
+                            "zarr.json), and its variables cannot be listed over plain HTTP: consolidate the store "
+                            "(zarr.consolidate_metadata)")
         return self._list_dir(path)
 
     def __iter__(self) -> Iterator[str]:  # the top level only: zarr lists through listdir()
@@ -169,20 +174,6 @@ def _default_fetcher() -> Fetcher:
     return requests_fetcher()
 
 
-def _zarr_store(store: _RemoteStore) -> Any:
-    """The mapping as a zarr v2 store that keeps its parallel ``getitems`` and ``listdir``."""
-    from zarr.storage import KVStore
-
-    class _Store(KVStore):
-        def getitems(self, keys: Any, **_kwargs: Any) -> dict[str, bytes]:
-            return self._mutable_mapping.getitems(keys)
-
-        def listdir(self, path: str = "") -> list[str]:
-            return self._mutable_mapping.listdir(path)
-
-    return _Store(store)
-
-
 # --- opening and describing ------------------------------------------------------------------------
 
 def open_zarr_dataset(
@@ -198,6 +189,7 @@ def open_zarr_dataset(
 ) -> Any:
     """The cube as a lazy ``xarray.Dataset`` (consolidated metadata when the store has it).
 
+    Zarr v2 stores, and v3 ones (``zarr.json``) where zarr-python 3 is installed.
     ``chunks=None`` reads without dask (only the chunks a selection touches); pass ``{}`` or a dict
     for dask arrays. HTTP uses ``fetch`` (default: requests); s3://, gs://, az:// use GDAL.
     """
@@ -211,6 +203,9 @@ def open_zarr_dataset(
         if not path.is_dir():
             raise ZarrError(f"{url}: no such directory")
         has = {key: (path / key).is_file() for key in _METADATA_KEYS}
+
+        def root_metadata() -> bytes:
+            return (path / "zarr.json").read_bytes()
     else:
         if url.startswith(("http://", "https://")):
             reader = _http_reader(url, fetch or _default_fetcher(), signer, auth_headers)
@@ -221,15 +216,43 @@ def open_zarr_dataset(
         has = {".zmetadata": ".zmetadata" in remote}
         if not has[".zmetadata"]:
             has.update({key: key in remote for key in (".zgroup", ".zarray")})
-        target = _zarr_store(remote)
+        if not any(has.values()):
+            has["zarr.json"] = "zarr.json" in remote
+
+        def root_metadata() -> bytes:
+            return remote["zarr.json"]
+        target = read_only_store(remote, max_workers)
     if has.get(".zarray") and not has.get(".zgroup") and not has.get(".zmetadata"):
         raise ZarrError(f"{url} is a single Zarr array, not a group of variables: open its parent")
     if not any(has.values()):
-        raise ZarrError(f"{url} is not a Zarr store (no .zmetadata, .zgroup or .zarray)")
+        raise ZarrError(f"{url} is not a Zarr store (no .zmetadata, .zgroup, .zarray or zarr.json)")
+    consolidated = bool(has.get(".zmetadata"))
+    if not (consolidated or has.get(".zgroup")):
+        consolidated = _v3_consolidated(url, root_metadata())
     try:
-        return xarray.open_zarr(target, consolidated=bool(has.get(".zmetadata")), chunks=chunks)
+        return xarray.open_zarr(target, consolidated=consolidated, chunks=chunks)
     except (KeyError, ValueError, TypeError, OSError) as error:
         raise ZarrError(f"Cannot open the Zarr store {url}: {error}") from error
+
+
+def _v3_consolidated(url: str, metadata: bytes) -> bool:
+    """Whether a Zarr v3 group holds consolidated metadata in its ``zarr.json``; a v3 array, or a v3 store
+    where zarr-python 2 is installed, is refused with what to do."""
+    try:
+        node = json.loads(metadata)
+    except ValueError as error:
+        raise ZarrError(f"{url}/zarr.json is not valid JSON: {error}") from error
+    if not isinstance(node, dict) or node.get("zarr_format") != 3:
+        raise ZarrError(f"{url}/zarr.json does not describe a Zarr v3 group (zarr_format: "
+                        f"{node.get('zarr_format') if isinstance(node, dict) else None})")
+    if node.get("node_type") == "array":
+        raise ZarrError(f"{url} is a single Zarr array, not a group of variables: open its parent")
+    if zarr_major() < 3:
+        import zarr
+
+        raise ZarrError(f"{url} is a Zarr v3 store (zarr.json); reading it needs zarr-python 3, and this Python has "
+                        f"zarr {zarr.__version__}: update zarr, or give a Zarr v2 copy of the cube")
+    return bool(node.get("consolidated_metadata"))
 
 
 def describe_zarr(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cubescope.plugin.cube.zarr_compat import v2_format
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "build" / "bench-data"
 VERSION = "2"
@@ -106,7 +108,7 @@ def _write_zarr(path: Path, dates: tuple[date, ...]) -> None:
     dataset = xarray.Dataset(variables, coords={"time": np.array(dates, dtype="datetime64[ns]"), "y": ys, "x": xs},
                              attrs={"proj_epsg": EPSG, "title": "Cubescope benchmark cube"})
     encoding = {band: {"chunks": ZARR_CHUNKS, "_FillValue": 0} for band in BANDS}
-    dataset.to_zarr(path, mode="w", consolidated=True, encoding=encoding)
+    dataset.to_zarr(path, mode="w", consolidated=True, encoding=encoding, **v2_format())  # v2: GDAL < 3.11 reads it
 
 
 def ensure_bench_data(root: Path = ROOT) -> BenchData:
