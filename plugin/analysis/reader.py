@@ -49,9 +49,16 @@ def _thread_dict(name: str) -> dict:
     return cache
 
 
+#: Every engine read runs with GDAL's own threads off (as cube.gdal_env.gdal_config's): the engine
+#: already reads slices on its own pools, a GDAL worker thread does not see this thread's options (S3
+#: keys, headers), and GDAL 3.13's Zarr driver, left to parallelise a read (OSGeo/gdal#13972), waits on
+#: GDAL's one shared worker pool: two warps of Zarr slices at once deadlocked there for good (sid).
+_READ_DEFAULTS = {"GDAL_NUM_THREADS": "1"}  # not imported: this module pickles by value to Dask workers
+
+
 def _gdal_options(env: Mapping[str, Any]) -> dict[str, str]:
-    return {k: str(v) for k, v in env.items() if isinstance(k, str) and k.isupper() and v is not None
-            and not isinstance(v, (dict, list))}
+    return {**_READ_DEFAULTS, **{k: str(v) for k, v in env.items() if isinstance(k, str) and k.isupper()
+                                 and v is not None and not isinstance(v, (dict, list))}}
 
 
 @contextmanager
@@ -87,6 +94,9 @@ class _Grid:
 def _open(uri: str) -> Any:
     from osgeo import gdal
 
+    from ..cube.gdal_env import share_with_gdal_threads
+
+    share_with_gdal_threads(uri)  # a Zarr store's options for GDAL 3.13's own threads (see there)
     gdal.ErrorReset()
     dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY)
     if dataset is None:

@@ -81,7 +81,10 @@ class ZarrArray:
     def __init__(self, store: str, array: str) -> None:
         from osgeo import gdal, gdal_array
 
+        from ..cube.gdal_env import share_with_gdal_threads
+
         self.name = f'ZARR:"{store}":{array}'
+        share_with_gdal_threads(self.name)  # the store's options for GDAL 3.13's own threads (see there)
         gdal.ErrorReset()
         # With the driver's prefix: a bare /vsicurl/ URL of a store would be probed as a directory first.
         self._dataset = gdal.OpenEx(f'ZARR:"{store}"', gdal.OF_MULTIDIM_RASTER | gdal.OF_READONLY)

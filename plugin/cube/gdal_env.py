@@ -8,6 +8,7 @@ GDAL dataset handles are not thread-safe: open one per thread.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -26,13 +27,22 @@ class GdalOpenError(Exception):
     reason: str = ""
 
 
+#: Set with every thread-local configuration (see gdal_config).
+THREAD_LOCAL_DEFAULTS = {"GDAL_NUM_THREADS": "1"}
+
+
 @contextmanager
 def gdal_config(options: Mapping[str, str]) -> Iterator[None]:
     """Set GDAL config options for this thread only, restoring the previous values on exit.
 
     Options read at request time (HTTP headers, S3 endpoint and keys) must stay set while reading,
     not only while opening: keep the dataset's whole use inside this block.
+
+    GDAL's own threads are off unless ``options`` ask for them (GDAL_NUM_THREADS): a GDAL worker thread
+    does not see this thread's options, so GDAL 3.13's Zarr driver, which reads coordinate arrays
+    and chunks on its worker pool, asked S3 for them without the keys ("URL rejected: Bad path").
     """
+    options = {**THREAD_LOCAL_DEFAULTS, **options}
     previous = {key: gdal.GetThreadLocalConfigOption(key, None) for key in options}
     try:
         for key, value in options.items():
@@ -41,6 +51,29 @@ def gdal_config(options: Mapping[str, str]) -> Iterator[None]:
     finally:
         for key, value in previous.items():
             gdal.SetThreadLocalConfigOption(key, value)
+
+
+_ZARR_STORE = re.compile(r'^ZARR:"([^"]+)"')
+#: Options GDAL reads at each request (object store keys and endpoints, HTTP headers and auth).
+_REQUEST_OPTION_PREFIXES = ("AWS_", "GDAL_HTTP_", "AZURE_", "GS_", "OSS_", "SWIFT_", "CPL_AWS_", "CPL_GS_")
+
+
+def share_with_gdal_threads(path: str) -> None:
+    """Give this thread's request options to GDAL's own threads, for the Zarr store of ``path`` only.
+
+    GDAL 3.13's Zarr driver reads a store's coordinate arrays and chunks in its worker threads, which
+    do not see this thread's options: on S3 it asked for them without the keys ("URL rejected: Bad
+    path", no georeferencing). Path-specific options reach those threads for paths under the store
+    alone: kept in memory, never written, never sent to another host (as the layers' own are).
+    """
+    store = _ZARR_STORE.match(path)
+    if not store or not hasattr(gdal, "GetConfigOptions"):  # GDAL < 3.7 has no worker-thread reads there
+        return
+    prefix = store.group(1).rstrip("/") + "/"
+    # This thread's options and the global ones, as GDAL itself would see them here.
+    for key, value in (gdal.GetConfigOptions() or {}).items():
+        if key.startswith(_REQUEST_OPTION_PREFIXES) and value is not None:
+            gdal.SetPathSpecificOption(prefix, key, value)
 
 
 def forget_refusals(paths: Iterable[str]) -> None:
@@ -84,6 +117,7 @@ def opened(source: GdalSource, update: bool = False) -> Iterator[gdal.Dataset]:
     Do not keep the dataset beyond the block: later reads would run without the options.
     """
     with gdal_config(source.config):
+        share_with_gdal_threads(source.path)
         yield open_raster(source, update)
 
 
