@@ -8,6 +8,7 @@ gets it as its ``Fetcher``, so the dock, the tasks and Processing share one clie
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from .stac.sites import within_auth_scope, without_credentials_note
 from .stac.sources import Source
 
 USER_AGENT = b"Cubescope QGIS plugin"
+#: How long a request's wait sleeps between two rounds of this thread's events.
+_POLL_S = 0.005
 
 
 def dispose_in_main_thread(obj) -> None:
@@ -79,8 +82,8 @@ def forget_answer(url: QUrl) -> None:
 
 def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None, scope: str = "",
                  retry: RetryPolicy = DEFAULT_POLICY) -> Fetcher:
-    """A Fetcher that goes through QgsNetworkAccessManager; a request that returns after ``feedback``
-    was cancelled raises "cancelled" (the request itself runs to its end or QGIS's timeout).
+    """A Fetcher that goes through QgsNetworkAccessManager; cancelling ``feedback`` aborts the request
+    in flight (or a retry's wait) and raises "cancelled".
 
     ``authcfg`` is applied only to requests within ``scope``, the catalog's URL (else the first URL
     fetched), by `sites.within_auth_scope`: a ``next`` link or a redirect to another site goes without
@@ -109,78 +112,99 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None, scope: 
         if authcfg and not with_credentials:
             log(without_credentials_note("link", home[0], url), "warning")
         while True:
-            reply = _send(method, url, json_body, headers, authcfg if with_credentials else "")
+            status, reason, response_headers, content = _send(method, url, json_body, headers,
+                                                              authcfg if with_credentials else "", is_canceled)
             if feedback is not None and feedback.isCanceled():
                 raise HttpError(method, url, None, "cancelled")
-            landed = bytes(reply.request().url().toEncoded()).decode()
-            if reply.request().url() != QUrl(url):
-                # QGIS followed a redirect itself, with a fresh request: no credentials went along
+            location = response_headers.get("location") if 300 <= status < 400 else None
+            if location:
                 hops += 1
+                target = bytes(QUrl(url).resolved(QUrl(location)).toEncoded()).decode()
                 if hops > MAX_REDIRECTS:
-                    raise HttpError(method, first, None, problem=f"more than {MAX_REDIRECTS} redirects, the "
-                                    f"last to {landed}")
-                if with_credentials and within_auth_scope(home[0], landed):
-                    url = landed  # the catalog's own site: asked again, with the credentials
-                    continue
-                if with_credentials:
-                    log(without_credentials_note("redirect", url, landed), "warning")
-                url, with_credentials = landed, False
-            status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
-            content = bytes(reply.content())
-            response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
-                                for k in reply.rawHeaderList()}
-            wait = next_wait_s(retry, int(status), response_headers, attempt, waited) if status is not None else None
+                    raise HttpError(method, first, status, problem=f"more than {MAX_REDIRECTS} redirects, the "
+                                    f"last to {target}")
+                if status == 303 or (status in (301, 302) and method.upper() == "POST"):
+                    method, json_body = "GET", None
+                allowed = within_auth_scope(home[0], target)
+                if with_credentials and not allowed:
+                    log(without_credentials_note(f"redirect (HTTP {status})", url, target), "warning")
+                url, with_credentials = target, with_credentials and allowed
+                continue
+            wait = next_wait_s(retry, status, response_headers, attempt, waited)
             if wait is not None:
-                log(retry_note(method, url, int(status), wait, attempt, retry), "info")
+                log(retry_note(method, url, status, wait, attempt, retry), "info")
                 if not wait_or_cancel(wait, is_canceled):
                     raise HttpError(method, url, None, "cancelled")
                 attempt, waited = attempt + 1, waited + wait
                 continue
-            reason = reply.attribute(QNetworkRequest.Attribute.HttpReasonPhraseAttribute) or ""
-            failure = reply_failure(method, url, status, str(reason), content, reply.error(), reply.errorString())
-            if failure is not None:
-                raise failure
-            return Response(url=url, status=int(status), headers=response_headers, content=content)
+            if not 200 <= status < 300:
+                raise error_from_response(method, url, status, reason, content)
+            return Response(url=url, status=status, headers=response_headers, content=content)
 
     return fetch
 
 
-def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | None, authcfg: str):
-    """One request through QGIS's network stack; its QgsNetworkReplyContent.
+def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | None, authcfg: str,
+          is_canceled: Callable[[], bool] | None = None) -> tuple[int, str, dict[str, str], bytes]:
+    """One request through QGIS's network stack, no redirect followed: (status, reason, lower-case
+    headers, body); HttpError when no HTTP answer came (refused, timed out, cut off).
 
-    ``authcfg`` is applied to this request only, by the auth manager, never handed to the blocking
-    request: QgsBlockingNetworkRequest follows a redirect itself and would apply it again there,
-    whatever host the redirect names. The request it makes for a redirect is a fresh one, so it
-    carries none of the headers set here.
+    Not QgsBlockingNetworkRequest: it follows a redirect itself, whatever host it names, applies the
+    auth configuration again there and has no bound on a redirect loop (A -> B -> A). Here Qt is
+    told not to follow (ManualRedirectPolicy) and ``authcfg`` is applied to this request only. No
+    QObject is made from Python and no signal connected: one made in this worker thread would call
+    back into Python (disconnectNotify) under Qt's connection lock when deleted, which deadlocks
+    against a GUI thread deleting a widget (seen in testing). This thread's events are processed
+    every few milliseconds until the reply is finished (a blocking wait for the next event lost its
+    wake-up once in testing); QGIS's network timeout (Settings › Network) aborts a silent server,
+    and ``is_canceled()`` aborts the request at once.
     """
     request = QNetworkRequest(QUrl(url))
     request.setRawHeader(b"User-Agent", USER_AGENT)
     request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
     for key, value in (headers or {}).items():
         request.setRawHeader(key.encode(), value.encode())
+    request.setAttribute(QNetworkRequest.Attribute.RedirectPolicyAttribute,
+                         QNetworkRequest.RedirectPolicy.ManualRedirectPolicy)
+    request.setAttribute(QNetworkRequest.Attribute.CacheLoadControlAttribute,
+                         QNetworkRequest.CacheLoadControl.AlwaysNetwork)
+    request.setAttribute(QNetworkRequest.Attribute.CacheSaveControlAttribute, False)
+    manager = QgsApplication.authManager()
     if authcfg:
-        applied = QgsApplication.authManager().updateNetworkRequest(request, authcfg)
+        applied = manager.updateNetworkRequest(request, authcfg)
         if isinstance(applied, tuple):  # PyQt returns (ok, request) for the in/out parameter
             applied, request = applied
         if not applied:
             raise HttpError(method, url, None, f"the authentication configuration '{authcfg}' could not be applied")
     forget_answer(request.url())  # a copy kept from before: Qt would mix it into a 5xx answer
-    # The static blockingGet/blockingPost build their QgsBlockingNetworkRequest in C++: one made
-    # from Python calls back into Python (disconnectNotify) from this worker thread under Qt's
-    # connection lock, which deadlocks against a GUI thread deleting a widget (seen in testing).
-    # For the same reason no feedback is handed over: the request connects to it and, when done,
-    # disconnects, and a Python-made QgsFeedback answers that in Python (sipQgsFeedback::
-    # disconnectNotify, waiting for the GIL under Qt's lock: a deadlock caught with py-spy in
-    # the full test run). A cancel is seen when the request returns; each is bounded by QGIS's
-    # network timeout.
+    network = QgsNetworkAccessManager.instance()
     if method.upper() == "POST":
         request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
-        payload = QByteArray(json.dumps(json_body if json_body is not None else {}).encode())
-        reply = QgsNetworkAccessManager.blockingPost(request, payload, "", True, None)
+        reply = network.post(request, QByteArray(json.dumps(json_body if json_body is not None else {}).encode()))
     else:
-        reply = QgsNetworkAccessManager.blockingGet(request, "", True, None)
-    forget_answer(reply.request().url())  # the answer's URL: where a redirect led, if one did
-    return reply
+        reply = network.get(request)
+    try:
+        if authcfg:
+            manager.updateNetworkReply(reply, authcfg)
+        pause = threading.Event()  # never set: a bounded wait between two looks at the reply
+        while not reply.isFinished():
+            if is_canceled is not None and is_canceled():
+                reply.abort()
+                raise HttpError(method, url, None, "cancelled")
+            QCoreApplication.processEvents()
+            if not reply.isFinished():
+                pause.wait(_POLL_S)
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        reason = str(reply.attribute(QNetworkRequest.Attribute.HttpReasonPhraseAttribute) or "")
+        content = bytes(reply.readAll())
+        failure = reply_failure(method, url, status, reason, content, reply.error(), reply.errorString())
+        if status is None or (failure is not None and failure.status is None):
+            raise failure if failure is not None else HttpError(method, url, None, "no answer")
+        response_headers = {bytes(k).decode("latin-1").lower(): bytes(reply.rawHeader(k)).decode("latin-1")
+                            for k in reply.rawHeaderList()}
+        return int(status), reason, response_headers, content
+    finally:
+        sip.delete(reply)
 
 
 def auth_headers(authcfg: str, url: str) -> dict[str, str]:
