@@ -126,8 +126,11 @@ def qgis_fetcher(authcfg: str = "", feedback: QgsFeedback | None = None, scope: 
                 if status == 303 or (status in (301, 302) and method.upper() == "POST"):
                     method, json_body = "GET", None
                 allowed = within_auth_scope(home[0], target)
-                if with_credentials and not allowed:
+                # the caller's own headers (a Zarr store's auth) stay on the site it sent them to
+                drop_headers = bool(headers) and not within_auth_scope(first, target)
+                if (with_credentials and not allowed) or drop_headers:
                     log(without_credentials_note(f"redirect (HTTP {status})", url, target), "warning")
+                headers = None if drop_headers else headers
                 url, with_credentials = target, with_credentials and allowed
                 continue
             wait = next_wait_s(retry, status, response_headers, attempt, waited)

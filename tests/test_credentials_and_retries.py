@@ -281,3 +281,28 @@ def test_cancel_aborts_a_request_in_flight_on_qgis_network_stack(qgis_app, home)
     with pytest.raises(HttpError, match="cancelled"):
         qgis_fetcher(feedback=feedback)("GET", f"{home.url}/slow")
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("network", ["requests", "qgis"])
+@pytest.mark.parametrize(("elsewhere", "sent"), [("other", False), ("neighbour", True)])
+def test_a_callers_own_auth_headers_stay_on_the_site_it_sent_them_to(request, home, network, elsewhere, sent):
+    """A protected Zarr store's reads pass their auth headers per request: a redirect elsewhere drops them."""
+    there = request.getfixturevalue(elsewhere)
+    if network == "qgis":
+        request.getfixturevalue("qgis_app")
+        from cubescope.plugin.network import qgis_fetcher
+
+        fetch = qgis_fetcher()
+    else:
+        fetch = request.getfixturevalue("plain_requests")
+    home.route("GET", "/store/.zattrs", Reply(302, "", "text/plain", headers={"Location": f"{there.url}/z"}))
+    there.route("GET", "/z", Reply(body={}))
+    fetch("GET", f"{home.url}/store/.zattrs", headers={"Authorization": BASIC, "X-API-Key": TOKEN})
+    assert carries_credentials(home.requests[0])
+    assert [carries_credentials(r) for r in there.requests] == [sent]
+
+
+@pytest.fixture
+def plain_requests() -> Iterator[Fetcher]:
+    with requests_fetcher() as fetch:
+        yield fetch

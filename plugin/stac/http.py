@@ -306,8 +306,11 @@ class RequestsFetcher:
                 if status == 303 or (status in (301, 302) and method.upper() == "POST"):
                     method, json_body = "GET", None
                 allowed = within_auth_scope(self.scope, target)
-                if with_credentials and not allowed and self.credentials:
+                # the caller's own headers (a Zarr store's auth) stay on the site it sent them to
+                drop_headers = bool(headers) and not within_auth_scope(first, target)
+                if (with_credentials and self.credentials and not allowed) or drop_headers:
                     self.log(without_credentials_note(f"redirect (HTTP {status})", url, target))
+                headers = None if drop_headers else headers
                 url, with_credentials = target, with_credentials and allowed
                 continue
             if 200 <= status < 300:
