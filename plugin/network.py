@@ -22,7 +22,7 @@ from qgis.core import (
     QgsSettings,
 )
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QUrl
+from qgis.PyQt.QtCore import QByteArray, QCoreApplication, QEventLoop, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
 from .cube.header_files import header_file, header_file_digest
@@ -37,6 +37,19 @@ from .stac.sources import Source
 USER_AGENT = b"Cubescope QGIS plugin"
 #: How long a request's wait sleeps between two rounds of this thread's events.
 _POLL_S = 0.005
+_thread_loops = threading.local()
+
+
+def _thread_event_loop() -> QEventLoop:
+    """This thread's QEventLoop, made once: making one gives a thread that Python started (a zarr-python
+    3 store worker, a pool thread) the event dispatcher Qt needs there. Without it processEvents() does
+    nothing in such a thread, a reply never finished and QGIS's timeout timer never fired (a
+    qgis_process time series of a Zarr store over HTTP spun for good on sid). It has no connections,
+    and it is deleted with the thread's locals, in its own thread."""
+    loop = getattr(_thread_loops, "loop", None)
+    if loop is None:
+        loop = _thread_loops.loop = QEventLoop()
+    return loop
 
 
 def dispose_in_main_thread(obj) -> None:
@@ -162,6 +175,7 @@ def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | No
     wake-up once in testing); QGIS's network timeout (Settings › Network) aborts a silent server,
     and ``is_canceled()`` aborts the request at once.
     """
+    loop = _thread_event_loop()  # before the request: QGIS starts its timeout timer when sending it
     request = QNetworkRequest(QUrl(url))
     request.setRawHeader(b"User-Agent", USER_AGENT)
     request.setRawHeader(b"Accept", b"application/geo+json, application/json;q=0.9, */*;q=0.1")
@@ -194,7 +208,7 @@ def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | No
             if is_canceled is not None and is_canceled():
                 reply.abort()
                 raise HttpError(method, url, None, "cancelled")
-            QCoreApplication.processEvents()
+            loop.processEvents()
             if not reply.isFinished():
                 pause.wait(_POLL_S)
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)

@@ -306,3 +306,42 @@ def test_a_callers_own_auth_headers_stay_on_the_site_it_sent_them_to(request, ho
 def plain_requests() -> Iterator[Fetcher]:
     with requests_fetcher() as fetch:
         yield fetch
+
+
+def _fetch_in_python_thread(fetch, url: str) -> tuple[object, float]:
+    """What zarr-python 3 does with its store: a read from a thread that Python started."""
+    outcome: list = []
+
+    def work() -> None:
+        started = time.monotonic()
+        try:
+            outcome.append(fetch("GET", url))
+        except HttpError as error:
+            outcome.append(error)
+        outcome.append(time.monotonic() - started)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the request never finished in a thread Python started"
+    return outcome[0], outcome[1]
+
+
+def test_qgis_requests_finish_and_time_out_in_threads_python_started(qgis_app, home):
+    from qgis.core import QgsNetworkAccessManager
+
+    from cubescope.plugin.network import qgis_fetcher
+
+    home.route("GET", "/fast", Reply(body={"ok": True}))
+    home.route("GET", "/slow", Reply(body={"ok": True}, delay_s=6))
+    fetch = qgis_fetcher()
+    answer, _ = _fetch_in_python_thread(fetch, f"{home.url}/fast")
+    assert getattr(answer, "status", None) == 200 and b'"ok"' in answer.content
+    previous = QgsNetworkAccessManager.timeout()
+    QgsNetworkAccessManager.setTimeout(1500)
+    try:
+        failure, elapsed = _fetch_in_python_thread(fetch, f"{home.url}/slow")
+    finally:
+        QgsNetworkAccessManager.setTimeout(previous)
+    assert isinstance(failure, HttpError) and "timed out" in str(failure), failure
+    assert elapsed < 5.5, f"QGIS's timeout did not fire in that thread ({elapsed:.1f} s)"
