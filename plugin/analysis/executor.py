@@ -296,8 +296,11 @@ def _send_code_by_value() -> None:
     package = sys.modules.get(__name__.rsplit(".", 1)[0])
     if package is None:  # running from pickled code on a worker: it is all by value already
         return
-    if package.__name__ not in cloudpickle.list_registry_pickle_by_value():
-        cloudpickle.register_pickle_by_value(package)
+    # The pure reading layer below too: the readers call its GDAL helpers (gdal_env) on the workers.
+    cube = sys.modules.get(f"{package.__name__.rsplit('.', 1)[0]}.cube")
+    for module in (package, cube):
+        if module is not None and module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.register_pickle_by_value(module)
 
 
 class ByValue:

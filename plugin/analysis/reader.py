@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cube.gdal_env import share_with_gdal_threads
 from .executor import ByValue
 
 _GDT = {"uint8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "float32": 6, "float64": 7, "int8": 14}
@@ -93,8 +94,6 @@ class _Grid:
 
 def _open(uri: str) -> Any:
     from osgeo import gdal
-
-    from ..cube.gdal_env import share_with_gdal_threads
 
     share_with_gdal_threads(uri)  # a Zarr store's options for GDAL 3.13's own threads (see there)
     gdal.ErrorReset()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cube.gdal_env import share_with_gdal_threads
 from .reader import _GDT, _config, _grid, _plan, _unchanged, nearest_index, nodata_fix, nodata_pair, placement, warp
 from .reader_pools import is_remote, reader_pool, run_together
 
@@ -80,8 +81,6 @@ class ZarrArray:
 
     def __init__(self, store: str, array: str) -> None:
         from osgeo import gdal, gdal_array
-
-        from ..cube.gdal_env import share_with_gdal_threads
 
         self.name = f'ZARR:"{store}":{array}'
         share_with_gdal_threads(self.name)  # the store's options for GDAL 3.13's own threads (see there)
