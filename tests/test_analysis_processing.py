@@ -110,3 +110,14 @@ def test_bad_input_is_reported_in_the_users_words(home, demo_cube, tmp_path):
     assert "NBR needs the 'swir22' band" in done.stdout + done.stderr
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_a_start_after_the_end_is_refused_before_any_work_without_a_traceback(home, demo_cube, tmp_path):
+    done = qgis_process(
+        home, "run", "cubescope:composite", "--", f"SOURCE={demo_cube.catalog}", "COLLECTION=demo-s2-l2a",
+        "BANDS=red", "START=2024-05-01", "END=2024-03-01", f"OUTPUT={tmp_path / 'x.tif'}")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "START 2024-05-01 is after END 2024-03-01" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []

@@ -106,8 +106,14 @@ def period_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, start:
     """The engine's Period from a start and an end date parameter, the end day included whole."""
     from ..analysis.engine import Period
 
-    return Period(date_parameter(algorithm, parameters, start, context),
-                  date_parameter(algorithm, parameters, end, context, end_of_day=True))
+    first = date_parameter(algorithm, parameters, start, context)
+    last = date_parameter(algorithm, parameters, end, context, end_of_day=True)
+    if first > last:  # checked here, before any work, so Processing shows a message and no traceback
+        raise QgsProcessingException(f"{start} {first:%Y-%m-%d} is after {end} {last:%Y-%m-%d}")
+    try:
+        return Period(first, last)
+    except ValueError as error:
+        raise QgsProcessingException(str(error)) from None
 
 
 def date_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: Any,
