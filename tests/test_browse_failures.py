@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import settle_tasks
-from qgis.core import QgsNetworkAccessManager, QgsProject
+from qgis.core import QgsApplication, QgsNetworkAccessManager, QgsProject
 from qgis.PyQt.QtCore import QTimer, QUrl
 from qgis.PyQt.QtNetwork import QNetworkRequest
 from stac_fault_server import FaultServer, Recorded, Reply
@@ -155,6 +155,18 @@ def test_items_without_geometry_are_left_out_and_named(dock, qtbot, server):
     outcome = blocker.args[0]
     assert [i["id"] for i in outcome.items] == ["good"]
     assert any("bad" in problem and "geometry" in problem for problem in outcome.skipped)
+
+
+def test_a_malformed_collection_is_left_out_with_a_warning_and_the_good_one_listed(dock, qtbot, server):
+    bad = {**COLLECTION, "id": "bad", "extent": {"spatial": {"bbox": [["a", "b", "c", "d"]]}}}
+    server.route("GET", "/", Reply(body=landing(server, CORE)))
+    server.route("GET", "/collections", Reply(body={"collections": [bad, COLLECTION], "links": []}))
+    messages: list[str] = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, *_: messages.append(text))
+    listed = open_api(dock, qtbot, server, expect_failure=False)
+    assert [c.id for c in listed] == ["c"]
+    assert dock.browse.collections.rowCount() == 1
+    assert any("collection 'bad'" in m and f"{server.url}/collections/bad" in m for m in messages), messages
 
 
 def test_a_missing_s3_bucket_is_reported(dock, qtbot, s3_server):

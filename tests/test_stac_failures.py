@@ -216,11 +216,41 @@ def test_invalid_items_are_skipped_and_reported_valid_ones_kept(server, fetch) -
         [no_geometry, no_datetime, no_projection, no_media_type, interval_only, "garbage"])))
     pages = list(client.search(SearchQuery((), None, None, None, None)))
     assert [i["id"] for i in pages[0].items] == ["no-projection", "no-media-type", "interval-only"]
-    assert pages[0].skipped == ["item no-geometry has no geometry",
-                                "item no-datetime has no datetime (nor start_datetime)",
-                                "a search result is not a STAC item (got str)"]
+    source = f"(from {server.url}/search)"
+    assert pages[0].skipped == [f"item no-geometry has no geometry {source}",
+                                f"item no-datetime has no datetime (nor start_datetime) {source}",
+                                f"a search result is not a STAC item (got str) {source}"]
     assert pages[0].warnings == ["item no-projection has no projection metadata (proj:epsg / proj:code)",
                                  "item no-media-type: asset 'red' has no media type"]
+
+
+def test_an_item_with_garbage_coordinates_is_skipped_and_named_with_its_url(server, fetch) -> None:
+    client = api(server, fetch)
+    garbage = item("garbage-coordinates", geometry={"type": "Polygon", "coordinates": [[["a", "b"], ["c", "d"]]]})
+    server.route("POST", "/search", Reply(body=collection_page([garbage, item("good")])))
+    pages = list(client.search(SearchQuery((), None, None, None, None)))
+    assert [i["id"] for i in pages[0].items] == ["good"]
+    assert pages[0].skipped == [f"item garbage-coordinates has unusable geometry coordinates (no footprint) "
+                                f"(from {server.url}/search)"]
+
+
+def collection(collection_id: str, bbox: list) -> dict:
+    return {"type": "Collection", "stac_version": "1.0.0", "id": collection_id, "description": "d",
+            "license": "CC-BY-4.0", "links": [],
+            "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [["2024-01-01T00:00:00Z", None]]}}}
+
+
+def test_a_malformed_collection_is_left_out_and_named_the_good_ones_listed(server, fetch) -> None:
+    client = api(server, fetch)
+    server.route("GET", "/collections", Reply(body={"collections": [
+        collection("good-a", [10, 40, 11, 41]), collection("bad", ["a", "b", "c", "d"]),
+        collection("good-b", [0, 0, 1, 1])], "links": []}))
+    pages = list(client.collections())
+    assert [c.id for page in pages for c in page] == ["good-a", "good-b"]
+    assert pages[0][0].bbox == (10.0, 40.0, 11.0, 41.0)
+    skipped = [s for page in pages for s in page.skipped]
+    assert len(skipped) == 1
+    assert "collection 'bad'" in skipped[0] and f"{server.url}/collections/bad" in skipped[0]
 
 
 def test_an_answer_without_features_is_not_taken_for_an_empty_result(server, fetch) -> None:

@@ -192,6 +192,10 @@ class BrowsePanel(QObject):
         if kind == "zarr":
             self.zarr_description = payload
             return
+        if kind == "skipped":
+            log(self.tr("{n} collections left out:\n{problems}").format(
+                n=len(payload), problems="\n".join(payload[:20])), "warning", bar=self.bar)
+            return
         for collection in payload:
             self._append_collection(collection)
         self.form.sourceStatus.setText(self.tr("{n} collections so far…").format(n=self.collections.rowCount()))

@@ -33,7 +33,7 @@ from .paging import (
     request_key,
 )
 from .sources import Source, SourceKind, static_catalog_url
-from .static_catalog import CollectionSummary, summarize_collection
+from .static_catalog import CollectionSummary, summarize_page
 from .static_search import StaticCatalog, is_broken_link
 
 __all__ = [
@@ -238,9 +238,9 @@ class CatalogClient:
             document = self._get_json(request.url, request.method, request.body, request.headers)
             if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
                 raise HttpError(request.method, request.url, 200, problem="not a STAC collections list")
-            page = [summarize_collection(c, _self_href(c) or f"{base.rstrip('/')}/{quote(str(c.get('id')))}")
-                    for c in document["collections"] if isinstance(c, dict)]
-            if not page:
+            page = summarize_page([(c, _self_href(c) or f"{base.rstrip('/')}/{quote(str(c.get('id')))}")
+                                   for c in document["collections"] if isinstance(c, dict)])
+            if not page and not page.skipped:
                 return
             yield page
             request = next_request(document, request)

@@ -141,6 +141,17 @@ def _positions(value: Any) -> Iterable[tuple[float, float]]:
             yield from _positions(part)
 
 
+def _has_positions(geometry: dict) -> bool:
+    """Whether a GeoJSON geometry (or each part of a GeometryCollection) has numeric positions."""
+    try:
+        if geometry.get("type") == "GeometryCollection":
+            parts = geometry.get("geometries")
+            return bool(parts) and all(isinstance(p, dict) and _has_positions(p) for p in parts)
+        return any(True for _ in _positions(geometry.get("coordinates")))
+    except (TypeError, ValueError):
+        return False
+
+
 _NON_DATA_ROLES = {"thumbnail", "overview", "metadata"}
 
 
@@ -155,6 +166,8 @@ def fatal_problems(item: Any) -> list[str]:
     geometry = item.get("geometry")
     if not isinstance(geometry, dict) or not geometry.get("type") or item_bbox(item) is None:
         problems.append(f"item {name} has no geometry")
+    elif not _has_positions(geometry):
+        problems.append(f"item {name} has unusable geometry coordinates (no footprint)")
     try:
         item_datetime(item)
     except ItemError as error:

@@ -194,7 +194,7 @@ class PageCollector:
                 continue
             fatal = fatal_problems(feature)
             if fatal:
-                skipped.append("; ".join(fatal))
+                skipped.append(f"{'; '.join(fatal)} (from {url})")
                 continue
             if matcher is not None and not matcher(feature):
                 continue

@@ -49,8 +49,41 @@ def _read_json(path: Path) -> dict:
     return document
 
 
+class CollectionError(ValueError):
+    """A collection whose metadata cannot be summarised; the message names its id and URL."""
+
+
+class CollectionPage(list):
+    """A page of collection summaries, with the collections left out of it and why (`skipped`)."""
+
+    def __init__(self, summaries: list[CollectionSummary] | None = None, skipped: list[str] | None = None):
+        super().__init__(summaries or [])
+        self.skipped: list[str] = list(skipped or [])
+
+
+def summarize_page(documents: list[tuple[dict, str]]) -> CollectionPage:
+    """Summaries of (document, href) pairs; a malformed collection is left out and named in `skipped`,
+    so one bad collection never hides the good ones."""
+    page = CollectionPage()
+    for document, href in documents:
+        try:
+            page.append(summarize_collection(document, href))
+        except CollectionError as error:
+            page.skipped.append(str(error))
+    return page
+
+
 def summarize_collection(document: dict, href: str) -> CollectionSummary:
     """The summary of a Collection document read from `href` (an API URL, a file URL or a path)."""
+    try:
+        return _summarize(document, href)
+    except (TypeError, ValueError, AttributeError, IndexError) as error:
+        name = document.get("id") if isinstance(document, dict) else None
+        raise CollectionError(f"collection '{name}' from {href} has malformed metadata ({error}); "
+                              "it is left out") from None
+
+
+def _summarize(document: dict, href: str) -> CollectionSummary:
     extent = document.get("extent") or {}
     bboxes = (extent.get("spatial") or {}).get("bbox") or [None]
     intervals = (extent.get("temporal") or {}).get("interval") or [[None, None]]

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlparse, urlsplit, urlunsplit
 from .hrefs import resolve_href
 from .http import Fetcher, HttpError, local_path, parse_json
 from .object_store import is_object_store_url
-from .static_catalog import CollectionSummary, summarize_collection
+from .static_catalog import CollectionSummary, summarize_page
 
 #: Deepest nesting of child catalogs followed; guards against link cycles through differing hrefs.
 MAX_DEPTH = 16
@@ -118,17 +118,18 @@ class StaticCatalog:
             pending.extend((join_href(base, link["href"]), depth + 1, collection) for link in _links(document, "child"))
 
     def collections(self, page_size: int = 50) -> Iterator[list[CollectionSummary]]:
-        page: list[CollectionSummary] = []
+        """Collections in pages (`CollectionPage`: a malformed one is left out and named in `skipped`)."""
+        page: list[tuple[dict, str]] = []
         seen: set[str] = set()
         for url, document, _ in self.nodes():
             if document.get("type") == "Collection" and str(document.get("id")) not in seen:
                 seen.add(str(document.get("id")))
-                page.append(summarize_collection(document, url))
+                page.append((document, url))
                 if len(page) >= page_size:
-                    yield page
+                    yield summarize_page(page)
                     page = []
         if page:
-            yield page
+            yield summarize_page(page)
 
     def collection(self, collection_id: str) -> dict:
         for _, document, _ in self.nodes():

@@ -93,6 +93,8 @@ def list_collections(task, source: Source, credentials: Mapping[str, str] | None
     for page in client_for(task, source, credentials).collections():
         collections.extend(page)
         task.partial.emit(("collections", list(page)))
+        if getattr(page, "skipped", None):  # malformed collections left out, named with their URL
+            task.partial.emit(("skipped", list(page.skipped)))
         if task.isCanceled():
             break
     return collections
