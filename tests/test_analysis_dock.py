@@ -287,3 +287,15 @@ def test_a_short_message_fits_a_narrow_bar_on_one_line(qgis_app, qtbot):
     assert shown != f"Added “{name}”" and "…" in shown
     assert shown.startswith("Added “bl") and shown.endswith("-08-31”")
     assert QFontMetrics(bar.font()).horizontalAdvance(shown) <= 420 - 200
+
+
+def test_a_start_after_the_end_is_explained_and_starts_no_task(dock, qtbot, tmp_path):
+    setup(dock, "composite", "median", "red", tmp_path / "reversed.tif")
+    dock.form.startAEdit.setDateTime(QDateTime.fromString("2024-05-01", "yyyy-MM-dd"))
+    dock.form.endAEdit.setDateTime(QDateTime.fromString("2024-03-01", "yyyy-MM-dd"))
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+    assert blocker.args[0] == "The period starts (2024-05-01) after it ends (2024-03-01)"
+    assert dock.form.analysisStatus.text() == blocker.args[0]
+    assert dock.form.runAnalysisButton.isEnabled() and not dock.form.cancelAnalysisButton.isEnabled()
+    assert list(tmp_path.iterdir()) == []
