@@ -7,15 +7,17 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from demo_series import search_demo
+from stac_fault_server import FaultServer
 
 from cubescope.plugin.cube.cog_reader import CogStackReader
 from cubescope.plugin.demo import DemoCube, ensure_demo_cube
 from cubescope.plugin.demo.truth import load_truth
-from cubescope.plugin.stac.http import local_fetcher
+from cubescope.plugin.stac.http import local_fetcher, requests_fetcher
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,3 +122,20 @@ def gdal_raises():
     if not previous:
         gdal.DontUseExceptions()
 
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """A scriptable STAC fault server on 127.0.0.1 (tests/stac_fault_server.py), one per test."""
+    fault = FaultServer().start()
+    try:
+        yield fault
+    finally:
+        fault.stop()
+
+
+@pytest.fixture(scope="module")
+def fetch() -> Iterator:
+    """The pure client's requests fetcher, one per module."""
+    with requests_fetcher() as fetcher:
+        yield fetcher

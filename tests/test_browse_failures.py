@@ -10,7 +10,7 @@ from conftest import settle_tasks
 from qgis.core import QgsApplication, QgsNetworkAccessManager, QgsProject
 from qgis.PyQt.QtCore import QTimer, QUrl
 from qgis.PyQt.QtNetwork import QNetworkRequest
-from stac_fault_server import FaultServer, Recorded, Reply
+from stac_fault_server import Recorded, Reply
 from test_stac_failures import collection_page, item, landing
 
 from cubescope.plugin.gui.dock import CubescopeDock
@@ -26,13 +26,6 @@ COLLECTION = {"type": "Collection", "id": "c", "title": "Scripted collection", "
               "license": "proprietary", "stac_version": "1.0.0", "links": [],
               "extent": {"spatial": {"bbox": [[10, 40, 11, 41]]},
                          "temporal": {"interval": [["2024-05-01T00:00:00Z", "2024-05-31T00:00:00Z"]]}}}
-
-
-@pytest.fixture()
-def server():
-    fault = FaultServer().start()
-    yield fault
-    fault.stop()
 
 
 @pytest.fixture()

@@ -8,9 +8,7 @@ import zipfile
 
 import pytest
 from qgis_desktop import REPO, create_profile, run_probe
-
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-from validate_package import problems
+from tools.validate_package import problems
 
 DEMO_COLLECTIONS = ["demo-dem", "demo-landcover", "demo-s1-rtc", "demo-s2-l2a"]
 

@@ -7,44 +7,20 @@ Through the catalog client, the dock and `qgis_process`, against a real scripted
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import settle_tasks
 from qgis.core import QgsProject, QgsVectorLayer
 from qgis_desktop import qgis_process
 from stac_fault_server import FaultServer, Recorded, Reply
+from test_browse_failures import COLLECTION, CORE, WAIT_MS
 from test_stac_failures import api, collection_page, item, landing
 
 from cubescope.plugin import settings
 from cubescope.plugin.gui.dock import CubescopeDock
 from cubescope.plugin.stac.catalog_client import CatalogClient, PagingLimits, SearchQuery
-from cubescope.plugin.stac.http import requests_fetcher
 from cubescope.plugin.stac.paging import NO_NEW_ITEM, PAGE_LIMIT, REPEATED_LINK, TIME_LIMIT
 from cubescope.plugin.stac.sources import Source, SourceKind
-
-WAIT_MS = 30_000
-CORE = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-        "https://api.stacspec.org/v1.0.0/collections"]
-COLLECTION = {"type": "Collection", "id": "c", "title": "Scripted collection", "description": "d",
-              "license": "proprietary", "stac_version": "1.0.0", "links": [],
-              "extent": {"spatial": {"bbox": [[10, 40, 11, 41]]},
-                         "temporal": {"interval": [["2024-05-01T00:00:00Z", "2024-05-31T00:00:00Z"]]}}}
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    fault = FaultServer().start()
-    try:
-        yield fault
-    finally:
-        fault.stop()
-
-
-@pytest.fixture(scope="module")
-def fetch() -> Iterator:
-    with requests_fetcher() as fetcher:
-        yield fetcher
 
 
 def endless(server: FaultServer, items_of_page, delay_s: float = 0.0) -> None:

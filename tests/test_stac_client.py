@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from stac_expected import child_collection_ids, disk_items, ids_where, in_box, w
 
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery, sort_by_date
 from cubescope.plugin.stac.cql2 import Cql2Error
-from cubescope.plugin.stac.http import HttpError, requests_fetcher
+from cubescope.plugin.stac.http import HttpError
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 S2, S1 = "demo-s2-l2a", "demo-s1-rtc"
@@ -28,12 +27,6 @@ OVERLAP = (23.998, 45.498, 24.002, 45.502)
 # Inside the western tile only.
 WEST = (23.978, 45.495, 23.982, 45.499)
 UTC = timezone.utc
-
-
-@pytest.fixture(scope="module")
-def fetch() -> Iterator:
-    with requests_fetcher() as fetcher:
-        yield fetcher
 
 
 @pytest.fixture(scope="module")

@@ -7,32 +7,16 @@ the unreachable one is a port nothing listens on.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from servers.ports import free_port
 from stac_fault_server import FaultServer, Recorded, Reply
 
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
-from cubescope.plugin.stac.http import HttpError, requests_fetcher
+from cubescope.plugin.stac.http import HttpError
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 CORE = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    fault = FaultServer().start()
-    try:
-        yield fault
-    finally:
-        fault.stop()
-
-
-@pytest.fixture(scope="module")
-def fetch() -> Iterator:
-    with requests_fetcher() as fetcher:
-        yield fetcher
 
 
 def landing(server: FaultServer, conforms_to: list[str] | None = None) -> dict:
