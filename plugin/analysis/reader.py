@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cube.gdal_env import share_with_gdal_threads
+from ..cube.gdal_env import THREAD_LOCAL_DEFAULTS, share_with_gdal_threads
 from .executor import ByValue
 
 _GDT = {"uint8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "float32": 6, "float64": 7, "int8": 14}
@@ -50,15 +50,10 @@ def _thread_dict(name: str) -> dict:
     return cache
 
 
-#: Every engine read runs with GDAL's own threads off (as cube.gdal_env.gdal_config's): the engine
-#: already reads slices on its own pools, a GDAL worker thread does not see this thread's options (S3
-#: keys, headers), and GDAL 3.13's Zarr driver, left to parallelise a read (OSGeo/gdal#13972), waits on
-#: GDAL's one shared worker pool: two warps of Zarr slices at once deadlocked there for good (sid).
-_READ_DEFAULTS = {"GDAL_NUM_THREADS": "1"}  # not imported: this module pickles by value to Dask workers
-
-
 def _gdal_options(env: Mapping[str, Any]) -> dict[str, str]:
-    return {**_READ_DEFAULTS, **{k: str(v) for k, v in env.items() if isinstance(k, str) and k.isupper()
+    # GDAL's own threads off, as in every thread-local configuration (cube.gdal_env.gdal_config): the
+    # engine reads slices on its own pools, and GDAL 3.13's Zarr reads deadlocked on GDAL's shared pool.
+    return {**THREAD_LOCAL_DEFAULTS, **{k: str(v) for k, v in env.items() if isinstance(k, str) and k.isupper()
                                  and v is not None and not isinstance(v, (dict, list))}}
 
 
