@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -72,30 +73,58 @@ def test_demo_search_groups_into_two_tiles_of_37_dates(request, backend, demo_cu
 
 def test_items_without_tile_ids_cluster_by_footprint(s2_items, truth) -> None:
     stripped = copy.deepcopy(s2_items)
-    for item in stripped:
+    original = {}
+    for n, item in enumerate(stripped):
         for key in TILE_KEYS:
             item["properties"].pop(key, None)
         item["properties"].pop("proj:epsg")  # the two tiles' footprints overlap a little (IoU ~0.26): still two
+        # the demo ids are ESA product names ending in the tile (..._T34TGR): a neutral id hides it too
+        original[f"scene-{n:03d}"] = item["id"]
+        item["id"] = f"scene-{n:03d}"
         assert tile_id(item) is None
     groups = group_by_tile(stripped)
-    assert [g.tile for g in groups] == ["cluster-1", "cluster-2"]
-    by_first = {g.items[0]["id"][-5:]: g for g in groups}
+    assert len(groups) == 2 and all(g.tile.startswith("near ") for g in groups)
+    by_first = {original[g.items[0]["id"]][-5:]: g for g in groups}
     for tile in ("34TGR", "35TKL"):
-        assert {i["id"] for i in by_first[tile].items} == {e["id"] for e in truth["s2"]["items"][tile]}
+        assert {original[i["id"]] for i in by_first[tile].items} == {e["id"] for e in truth["s2"]["items"][tile]}
         assert by_first[tile].epsg is None
+        west, south, east, north = truth["tiles"][tile]["bbox"]
+        assert by_first[tile].tile == f"near {(south + north) / 2:.2f}N {(west + east) / 2:.2f}E"
+
+
+def _footprint(item_id: str, west: float, epsg: int | None, south: float = 0, day: int = 1, size: float = 1) -> dict:
+    east, north = west + size, south + size
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    props = {"datetime": f"2024-01-{day:02d}T00:00:00Z"}
+    if epsg:
+        props["proj:epsg"] = epsg
+    return {"id": item_id, "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
 
 
 def test_cluster_needs_the_same_projection() -> None:
-    def footprint(item_id: str, west: float, epsg: int) -> dict:
-        ring = [[west, 0], [west + 1, 0], [west + 1, 1], [west, 1], [west, 0]]
-        return {"id": item_id, "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": {"datetime": "2024-01-01T00:00:00Z", "proj:epsg": epsg}}
-
-    groups = group_by_tile([footprint("a", 0, 32631), footprint("b", 0.1, 32631), footprint("c", 0.1, 32632),
-                            footprint("d", 0.6, 32631)])
+    groups = group_by_tile([_footprint("a", 0, 32631), _footprint("b", 0.1, 32631), _footprint("c", 0.1, 32632),
+                            _footprint("d", 0.6, 32631)])
     assert [[i["id"] for i in g.items] for g in groups] == [["a", "b"], ["c"], ["d"]]
-    assert [g.tile for g in groups] == ["cluster-1", "cluster-2", "cluster-3"]
+    assert [g.tile for g in groups] == ["near 0.50N 0.55E", "near 0.50N 0.60E", "near 0.50N 1.10E"]
     assert groups[0].bbox == (0, 0, 1.1, 1)
+
+
+def test_cluster_names_do_not_depend_on_the_order_items_arrive() -> None:
+    """A search returns pages in any order; the same items searched again are the same named clusters,
+    after the tiled groups, and clusters with one centre are told apart by projection, then by date."""
+    items = [_footprint("sw", -58.6, 32721, south=-34.9, day=3), _footprint("sw2", -58.6, 32721, south=-34.9, day=9),
+             _footprint("same-centre-utm", 10, 32632, day=2), _footprint("same-centre-other", 10, 32633, day=5),
+             _footprint("no-proj-1", 10, None, day=1), _footprint("no-proj-2", 9, None, south=-1, day=4, size=3),
+             {"id": "tiled", "properties": {"datetime": "2024-01-01T00:00:00Z", "s2:mgrs_tile": "32TNS"}}]
+    names = [g.tile for g in group_by_tile(items)]
+    assert names == ["MGRS-32TNS", "near 0.50N 10.50E (1)", "near 0.50N 10.50E (2)", "near 0.50N 10.50E EPSG:32632",
+                     "near 0.50N 10.50E EPSG:32633", "near 34.40S 58.10W"]
+    for seed in range(5):
+        shuffled = items[:]
+        random.Random(seed).shuffle(shuffled)
+        again = group_by_tile(shuffled)
+        assert [g.tile for g in again] == names
+        assert [[i["id"] for i in g.items] for g in again] == [[i["id"] for i in g.items] for g in group_by_tile(items)]
 
 
 @pytest.mark.parametrize(("properties", "expected"), [
@@ -106,12 +135,125 @@ def test_cluster_needs_the_same_projection() -> None:
     ({"bdc:tiles": ["012010"]}, "BDC:012010"),
     ({"bdc:tile": "007004"}, "BDC:007004"),
     ({"landsat:wrs_path": "221", "landsat:wrs_row": "71"}, "WRS2-221/071"),
-    ({"grid:code": "WRS2-221071"}, "WRS2-221071"),
+    ({"landsat:wrs_path": 28, "landsat:wrs_row": 30}, "WRS2-028/030"),
+    ({"landsat:wrs_type": "1", "landsat:wrs_path": "001", "landsat:wrs_row": "010"}, "WRS1-001/010"),
+    ({"grid:code": "WRS2-221071"}, "WRS2-221/071"),  # the grid extension's spelling, read like path/row
+    ({"grid:code": "MGRS-35MNM"}, "MGRS-35MNM"),  # CDSE
+    ({"grid:code": "MODIS-h12v11"}, "MODIS-h12v11"),
+    ({"grid:code": "CUSTOM-abc"}, "CUSTOM-abc"),
     ({"odc:region_code": "x174y056"}, "ODC:x174y056"),
+    ({"odc:region_code": "55HFA"}, "MGRS-55HFA"),  # DEA Sentinel-2 ARD
+    ({"odc:region_code": "092084"}, "WRS2-092/084"),  # DEA Landsat ARD
+    ({"sentinel:mgrs": "12SYJ"}, "MGRS-12SYJ"),
+    ({"modis:horizontal-tile": 12, "modis:vertical-tile": 11}, "MODIS-h12v11"),
+    ({"modis:tile-id": "51012011"}, "MODIS-h12v11"),
+    ({"modis:tile-id": "h18v03"}, "MODIS-h18v03"),
+    # Earth Search v0 without sentinel:utm_zone: the zone from the projection, if its hemisphere agrees
+    ({"sentinel:latitude_band": "M", "sentinel:grid_square": "NM", "proj:epsg": 32735}, "MGRS-35MNM"),
+    ({"sentinel:latitude_band": "T", "sentinel:grid_square": "KL", "proj:code": "EPSG:32635"}, "MGRS-35TKL"),
+    ({"sentinel:latitude_band": "M", "sentinel:grid_square": "NM", "proj:epsg": 32635}, None),
     ({"platform": "x"}, None),
 ])
 def test_tile_ids_from_every_convention(properties, expected) -> None:
     assert tile_id({"id": "x", "properties": properties}) == expected
+
+
+@pytest.mark.parametrize(("item_id", "expected"), [
+    ("HLS.S30.T06WVS.2021181T211519.v2.0", "MGRS-06WVS"),
+    ("HLS.L30.T10TES.2023215T185020.v2.0", "MGRS-10TES"),
+    ("S2B_35MNM_20200105_0_L2A", "MGRS-35MNM"),  # Earth Search v0
+    ("S2A_T35MNM_20240101T080000_L2A", "MGRS-35MNM"),
+    ("S2B_MSIL2A_20200606T080609_N0212_R078_T35MNM_20200826T094900.SAFE", "MGRS-35MNM"),
+    ("S2B_OPER_MSI_L2A_TL_ESRI_20200826T094902_A016978_T35MNM_N02.12", "MGRS-35MNM"),
+    ("S1B_20161121_12SYJ_ASC", "MGRS-12SYJ"),
+    ("LC08_L2SP_021030_20200911_20200919_02_T1", "WRS2-021/030"),
+    ("LC08_L2SP_028030_20201204_20210313_02_T1_SR", "WRS2-028/030"),
+    ("LM01_L1GS_001010_19720908_20200909_02_T2", "WRS1-001/010"),
+    ("LM05_L1GS_001001_19850524_20210918_02_T2", "WRS2-001/001"),
+    ("LE70210302010009EDC00", "WRS2-021/030"),
+    ("MOD13Q1.A2020273.h09v09.006.2020291073948", "MODIS-h09v09"),
+    # ids of no known layout say nothing, even with a tile-like token in them
+    ("S1A_IW_GRDH_1SDV_20230305T160000_T34TGR_RTC", None), ("ga_ls5t_gm_cyear_3-x11y22-1990", None),
+    ("a3f2c1d0-5e4b-4c3d-9a8b-7f6e5d4c3b2a", None), ("S2B_MSIL2A_20200606T080609_N0212_R078", None),
+])
+def test_tile_ids_from_ids_of_known_layouts(item_id, expected) -> None:
+    assert tile_id({"id": item_id, "properties": {"datetime": "2024-01-01T00:00:00Z"}}) == expected
+
+
+PROVIDER_ITEMS = Path(__file__).parent / "data" / "provider_items"
+
+
+def provider_item(name: str) -> dict:
+    return json.loads((PROVIDER_ITEMS / name).read_text())
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("modis-MOD09A1.A2022033.h19v10.json", "MODIS-h19v10"),
+    ("s1-rtc-S1A_20200103_17RMJ_ASC.json", "MGRS-17RMJ"),
+    ("earth-search-v0-S2B_33SVB_20210221_0_L2A.json", "MGRS-33SVB"),
+    ("earth-search-v0-S2A_29TNG_20170128_0_L2A.json", "MGRS-29TNG"),
+    ("dea-ls5-ard-113081.json", "WRS2-113/081"),
+    ("deafrica-s2-l2a-38LMK.json", "MGRS-38LMK"),
+])
+def test_real_items_of_each_provider_get_their_official_tile(name, expected) -> None:
+    assert tile_id(provider_item(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["earth-search-v0-S2B_33SVB_20210221_0_L2A.json",
+                                  "earth-search-v0-S2A_29TNG_20170128_0_L2A.json"])
+def test_earth_search_v0_tile_without_its_utm_zone(name) -> None:
+    """Earth Search v0 items answered with a field selection may lack sentinel:utm_zone: the zone is then
+    in the projection, else in the id."""
+    item = provider_item(name)
+    expected = tile_id(item)
+    del item["properties"]["sentinel:utm_zone"]
+    assert tile_id(item) == expected
+    for key in ("proj:epsg", "proj:code", "sentinel:product_id"):
+        item["properties"].pop(key, None)
+    assert tile_id(item) == expected, "from the id S2x_ZZBSS_..."
+
+
+def test_real_modis_item_tile_from_each_of_its_fields() -> None:
+    item = provider_item("modis-MOD09A1.A2022033.h19v10.json")
+    assert item["properties"]["datetime"] is None
+    del item["properties"]["modis:horizontal-tile"]
+    assert tile_id(item) == "MODIS-h19v10", "from modis:tile-id 51019010"
+    del item["properties"]["modis:tile-id"]
+    assert tile_id(item) == "MODIS-h19v10", "from the id"
+
+
+def test_real_unpadded_landsat_and_region_code_agree() -> None:
+    item = provider_item("dea-ls5-ard-113081.json")
+    props = item["properties"]
+    assert (props["landsat:wrs_path"], props["landsat:wrs_row"]) == (113, 81)
+    by_region = {"properties": {"odc:region_code": props["odc:region_code"]}}
+    by_name = {"id": props["landsat:landsat_product_id"], "properties": {}}
+    assert tile_id(item) == tile_id(by_region) == tile_id(by_name) == "WRS2-113/081"
+
+
+def test_real_items_whose_tile_is_only_in_their_id() -> None:
+    features = provider_item("ids-only-hls-s2-cmr.json")["features"]
+    assert [tile_id(f) for f in features] == [f["_tile"] for f in features]
+    dated = [f for f in features if f["properties"]]
+    groups = group_by_tile(dated)
+    assert {g.tile: len(g.items) for g in groups} == {"MGRS-11SLT": 3, "MGRS-11SLU": 3}, "HLS and S2 share tiles"
+
+
+def test_real_shared_provider_items_get_their_official_tile(shared_data) -> None:
+    folder = shared_data / "stac" / "providers"
+    expected = {"modis-MOD11A2.A2022017.h10v05.006.json": {"MODIS-h10v05"},
+                "s1-rtc-S1B_20161121_12SYJ_ASC.json": {"MGRS-12SYJ"},
+                "landsat-c2-l2-LE07_L2SP_021030_20100109_02_T1.json": {"WRS2-021/030"},
+                "landsat-c2-l1-LM01_L1GS_001010_19720908_02_T2.json": {"WRS1-001/010"}}
+    for name, tiles in expected.items():
+        assert {tile_id(json.loads((folder / name).read_text()))} == tiles, name
+    features = json.loads((folder / "earth-search-v0-s2-l2a-35MNM-9-items.geojson").read_text())["features"]
+    assert len(features) == 9
+    for feature in features:
+        tile = tile_id(feature)
+        assert tile == f"MGRS-{feature['properties']['s2:mgrs_tile']}"
+        by_id = {"id": feature["id"], "properties": {}}
+        assert tile_id(by_id) == tile, "the product name in the id names the same tile"
 
 
 def test_real_earth_search_and_planetary_computer_items_share_a_tile(shared_data) -> None:
