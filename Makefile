@@ -50,7 +50,7 @@ help:
 	@echo "make bench        run the benchmarks (tests/bench)"
 	@echo "make package      build dist/cubescope-<version>.zip for 'Install from ZIP'"
 	@echo "make screenshots  real QGIS windows under Xvfb saved as resources/screenshots/*.png"
-	@echo "make lint         ruff and the Qt6/QGIS 4 check"
+	@echo "make lint         ruff, the Qt6/QGIS 4 check, the layer contracts, import cycles, private names"
 	@echo "make lock         re-resolve the pinned Python packages (plugin/locks, tests/requirements/*.lock.txt)"
 	@echo "make try-newest   run the suite on the newest releases of everything (not in CI)"
 	@echo "make setup        install everything the above need (apt + venvs); idempotent"
@@ -154,6 +154,9 @@ bench: setup
 lint: venv
 	@$(PY) -m ruff check --config tests/ruff.toml .
 	@$(PY) tests/tools/qt6_check.py
+	@PYTHONPATH=$(abspath $(PKG_ROOT)) $(VENV)/bin/lint-imports --no-logo --no-cache tests/importlinter.ini
+	@PYTHONPATH=$(abspath $(PKG_ROOT)) $(PY) tests/tools/import_cycles.py
+	@$(PY) tests/tools/private_names.py
 
 # Re-resolves the locks, keeping every pin that still fits the requirements (uv prefers the versions
 # already in the output file); delete a lock line, or run with UPGRADE=--upgrade, to move it.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from cubescope.plugin.cube.timeseries import Observation
+from cubescope.plugin.analysis.timeseries import Observation
 from cubescope.plugin.demo import DemoCube
 from cubescope.plugin.demo.truth import class_on, date_index, expected_dn
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery

@@ -19,7 +19,7 @@ from qgis.PyQt import sip
 from qgis_auth import store_auth_config
 from token_server import TokenServer, token_server
 
-from cubescope.plugin.cube.gdal_env import opened, read_array
+from cubescope.plugin.stac.gdal_env import opened, read_array
 from cubescope.plugin.stac.hrefs import gdal_source
 from cubescope.plugin.stac.sources import Source, SourceKind
 

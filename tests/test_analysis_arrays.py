@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cubescope.plugin.analysis import composite, statistics
-from cubescope.plugin.analysis.blocks import BandStack, BlockSpec, Layer, compute_block
-from cubescope.plugin.analysis.quality import SENTINEL2_SCL
+from cubescope.plugin.analysis.ops import composite, statistics
+from cubescope.plugin.analysis.ops.blocks import BandStack, BlockSpec, Layer, compute_block
+from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

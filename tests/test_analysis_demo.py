@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from cubescope.plugin.analysis import composite
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, execute, plan, run
-from cubescope.plugin.analysis.statistics import STATISTICS
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.pipeline import execute, plan, run
+from cubescope.plugin.analysis.ops import composite
+from cubescope.plugin.analysis.ops.statistics import STATISTICS
 
 #: Rows 0-99, columns 0-119 of tile 34TGR (10 m, EPSG:32634), away from the other tile.
 X0, Y1 = 732320.0, 5044160.0

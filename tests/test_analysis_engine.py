@@ -21,12 +21,12 @@ import pytest
 from landsat_names import as_landsat
 from osgeo import gdal
 
-from cubescope.plugin.analysis.cog_writer import WriteError
-from cubescope.plugin.analysis.engine import (
-    AnalysisRequest,
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.cog_writer import WriteError
+from cubescope.plugin.analysis.engine.grid import GridTooLarge
+from cubescope.plugin.analysis.engine.pipeline import (
     Canceled,
     EmptyPeriod,
-    Period,
     ReadFailed,
     SchedulerUnreachable,
     estimate,
@@ -35,8 +35,7 @@ from cubescope.plugin.analysis.engine import (
     run,
     search_periods,
 )
-from cubescope.plugin.analysis.grid import GridTooLarge
-from cubescope.plugin.analysis.planning import AnalysisError
+from cubescope.plugin.analysis.engine.planning import AnalysisError
 
 TILE = (732320.0, 5041600.0, 734880.0, 5044160.0)
 """Tile 34TGR in EPSG:32634 (256 x 256 px at 10 m)."""
@@ -355,7 +354,8 @@ def test_an_unreadable_item_midway_fails_and_leaves_no_file(demo_cube, tmp_path)
 DISK_FULL = textwrap.dedent("""
     import json, resource, signal, sys
     from datetime import datetime
-    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.pipeline import run
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
     args = json.loads(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_FSIZE, (args["limit"], args["limit"]))
@@ -399,7 +399,8 @@ def test_an_existing_output_is_replaced_only_when_the_new_one_is_complete(demo_c
 LOCAL_RUN = textwrap.dedent("""
     import json, sys
     from datetime import datetime
-    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.pipeline import run
     args = json.loads(sys.argv[1])
     run(AnalysisRequest(source=args["catalog"], collection="demo-s2-l2a", operation="composite",
                         bands=("red", "NDVI"), output=args["output"], extent=tuple(args["extent"]),

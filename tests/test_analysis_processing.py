@@ -13,7 +13,8 @@ import pytest
 from osgeo import gdal
 from qgis_desktop import qgis_process
 
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.pipeline import run
 
 TILE = "732320,734880,5041600,5044160 [EPSG:32634]"
 

@@ -15,11 +15,13 @@ from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProject, QgsRectan
 from qgis.PyQt.QtCore import QDateTime
 
 from cubescope.plugin import settings
-from cubescope.plugin.analysis import chips, minicube
-from cubescope.plugin.analysis.cube_builder import build_cube, build_from_items
-from cubescope.plugin.analysis.cube_model import CubeRequest
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, search_items
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.pipeline import search_items
 from cubescope.plugin.gui.browse_panel import WGS84
+from cubescope.plugin.products.chips import build as chips
+from cubescope.plugin.products.cubes.builder import build_cube, build_from_items
+from cubescope.plugin.products.cubes.model import CubeRequest
+from cubescope.plugin.products.minicubes import build as minicube
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 EXTENT = (23.985, 45.503, 23.998, 45.512)  # inside tile A: the clear-cut and the forest around it

@@ -16,24 +16,18 @@ import pytest
 from osgeo import gdal
 from pyproj import Transformer
 
-from cubescope.plugin.analysis.engine import (
-    AnalysisRequest,
-    EmptyPeriod,
-    Period,
-    execute,
-    plan,
-    run,
-    search_periods,
-)
-from cubescope.plugin.analysis.planning import AnalysisError
-from cubescope.plugin.analysis.quality import rule_for_bands
-from cubescope.plugin.analysis.stac_metadata import variable_common_names
-from cubescope.plugin.analysis.zarr_items import cube_items
-from cubescope.plugin.cube.timeseries import plan_read, read_series
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.pipeline import EmptyPeriod, execute, plan, run, search_periods
+from cubescope.plugin.analysis.engine.planning import AnalysisError
+from cubescope.plugin.analysis.engine.zarr_items import cube_items
+from cubescope.plugin.analysis.ops.quality import rule_for_bands
+from cubescope.plugin.analysis.timeseries import plan_read, read_series
 from cubescope.plugin.cube.zarr_compat import v2_format
 from cubescope.plugin.cube.zarr_cube import describe_zarr
 from cubescope.plugin.cube.zarr_reader import ZarrReader
-from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
+from cubescope.plugin.stac.s3_options import S3Options
+from cubescope.plugin.stac.sources import Source, SourceKind
+from cubescope.plugin.stac.written_metadata import variable_common_names
 
 SUMMER = Period(datetime(2023, 6, 1), datetime(2023, 9, 30, 23, 59, 59))
 NEXT_SUMMER = Period(datetime(2024, 5, 1), datetime(2024, 7, 31, 23, 59, 59))

@@ -163,7 +163,7 @@ def test_a_malformed_collection_is_left_out_with_a_warning_and_the_good_one_list
 
 
 def test_a_missing_s3_bucket_is_reported(dock, qtbot, s3_server):
-    from cubescope.plugin.stac.sources import S3Options
+    from cubescope.plugin.stac.s3_options import S3Options
 
     s3 = S3Options(endpoint=s3_server.endpoint, region="us-east-1", https=False, virtual_hosting=False)
     source = Source(name="no bucket", kind=SourceKind.ZARR, url="s3://no-such-bucket-here/cube.zarr", s3=s3)

@@ -14,8 +14,8 @@ import pytest
 from osgeo import gdal
 from qgis_desktop import qgis_process
 
-from cubescope.plugin.analysis.cube_builder import ZARR, CubeRequest, build_cube
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.products.cubes.builder import ZARR, CubeRequest, build_cube
 
 SMALL = "732320,732960,5041600,5042240 [EPSG:32634]"
 

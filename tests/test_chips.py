@@ -16,9 +16,9 @@ import xarray
 from chip_requests import BANDS, SUMMER, TILE_A, WEST
 from rasterio.windows import from_bounds
 
-from cubescope.plugin.analysis import chips as ch
-from cubescope.plugin.analysis.quality import SENTINEL2_SCL
-from cubescope.plugin.analysis.splits import SPLITS, BlockSplitter
+from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL
+from cubescope.plugin.products.chips import build as ch
+from cubescope.plugin.products.chips.splits import SPLITS, BlockSplitter
 
 
 @pytest.fixture(scope="module")

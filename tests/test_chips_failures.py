@@ -11,11 +11,11 @@ import pytest
 from chip_requests import BANDS, SUMMER, WEST
 from cut_catalog import catalog_with_cut_red, open_files_under
 
-from cubescope.plugin.analysis import chips as ch
+from cubescope.plugin.products.chips import build as ch
 
 
 def test_an_unreachable_scheduler_fails_fast_and_names_it(demo_cube, tmp_path, unused_port):
-    from cubescope.plugin.analysis.executor import SchedulerUnreachable
+    from cubescope.plugin.analysis.engine.executor import SchedulerUnreachable
 
     request = ch.ChipRequest(
         source=str(demo_cube.catalog), collection="demo-s2-l2a", bands=BANDS, start=SUMMER[0], end=SUMMER[1],

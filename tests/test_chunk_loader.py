@@ -20,11 +20,11 @@ import pytest
 from osgeo import gdal
 from pyproj import Transformer
 
-from cubescope.plugin.analysis import chunk_loader
-from cubescope.plugin.analysis.executor import Canceled, block_runner, block_state, in_every_thread
-from cubescope.plugin.analysis.graph import ReadFailed, reading_errors
-from cubescope.plugin.analysis.grid import OutputGrid
-from cubescope.plugin.analysis.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy
+from cubescope.plugin.analysis.engine import chunk_loader
+from cubescope.plugin.analysis.engine.executor import Canceled, block_runner, block_state, in_every_thread
+from cubescope.plugin.analysis.engine.graph import ReadFailed, reading_errors
+from cubescope.plugin.analysis.engine.grid import OutputGrid
+from cubescope.plugin.analysis.engine.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy
 from cubescope.plugin.demo.raster_io import Georef, write_cog
 
 X0, Y0, RES = 500000.0, 5000000.0, 10.0

@@ -20,9 +20,10 @@ import pytest
 from osgeo import gdal
 from pyproj import Transformer
 
-from cubescope.plugin.analysis import graph
-from cubescope.plugin.analysis.engine import AnalysisRequest, Canceled, Period, ReadFailed, execute, plan
-from cubescope.plugin.analysis.executor import BlockState, _compute_local
+from cubescope.plugin.analysis.engine import graph
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.executor import BlockState, _compute_local
+from cubescope.plugin.analysis.engine.pipeline import Canceled, ReadFailed, execute, plan
 from cubescope.plugin.demo.raster_io import Georef, write_cog
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 512, 32634

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from cubescope.plugin.analysis.cog_writer import CogWriter, halve, overview_factors
-from cubescope.plugin.analysis.executor import Canceled
-from cubescope.plugin.analysis.grid import OutputGrid
+from cubescope.plugin.analysis.engine.cog_writer import CogWriter, halve, overview_factors
+from cubescope.plugin.analysis.engine.executor import Canceled
+from cubescope.plugin.analysis.engine.grid import OutputGrid
 
 
 def _raster(bands: int, height: int, width: int, seed: int) -> np.ndarray:

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from cubescope.plugin.analysis.cube_builder import (
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.grid import transform_point
+from cubescope.plugin.analysis.engine.pipeline import Canceled, run
+from cubescope.plugin.products.cubes.builder import (
     COG_STAC,
     PROGRESS_FILE,
     ZARR,
@@ -21,9 +24,7 @@ from cubescope.plugin.analysis.cube_builder import (
     build_cube,
     collection_id,
 )
-from cubescope.plugin.analysis.engine import AnalysisRequest, Canceled, Period, run
-from cubescope.plugin.analysis.grid import transform_point
-from cubescope.plugin.analysis.timeline import Step, parse_step, regular_periods
+from cubescope.plugin.products.cubes.timeline import Step, parse_step, regular_periods
 
 SMALL = (732320.0, 5041600.0, 732960.0, 5042240.0)
 """64 x 64 px of tile 34TGR in EPSG:32634."""
@@ -189,8 +190,8 @@ def test_the_zarr_cube_opens_in_gdal_like_the_cogs(built):
 
 
 def test_the_cog_stac_cube_is_browsable_and_its_series_equals_the_zarr_one(built):
+    from cubescope.plugin.analysis.timeseries import read_series
     from cubescope.plugin.cube.cog_reader import CogStackReader
-    from cubescope.plugin.cube.timeseries import read_series
     from cubescope.plugin.cube.zarr_reader import ZarrReader
 
     items = _stac_items(built[COG_STAC])

@@ -39,18 +39,18 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize
 from token_server import TokenServer
 
-from cubescope.plugin.analysis import engine
-from cubescope.plugin.analysis.engine import Period
-from cubescope.plugin.analysis.load import gdal_items
+from cubescope.plugin.analysis.engine import pipeline as engine
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.load import gdal_items
+from cubescope.plugin.analysis.timeseries import read_series
 from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.gdal_env import GdalOpenError, opened, read_array
 from cubescope.plugin.cube.header_files import HeaderFiles
 from cubescope.plugin.cube.layer_plan import TRUE_COLOUR, plan_layers, plan_zarr_layers
-from cubescope.plugin.cube.timeseries import read_series
 from cubescope.plugin.cube.zarr_cube import describe_zarr
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.gui.layer_loader import open_layer
 from cubescope.plugin.network import asset_access, qgis_fetcher, refresh_header_files
+from cubescope.plugin.stac.gdal_env import GdalOpenError, opened, read_array
 from cubescope.plugin.stac.hrefs import (
     HTTP_DEFAULTS,
     GdalSource,
@@ -298,17 +298,17 @@ def test_a_composite_of_protected_assets_equals_the_local_one(qgis_app, demo_cub
     common = dict(collection="demo-s2-l2a", operation="composite", bands=("red", "NDVI"),
                   periods=(Period(datetime(2023, 5, 1), datetime(2023, 9, 30)),), extent=tile,
                   extent_crs="EPSG:32634")
-    remote = engine.run(engine.AnalysisRequest(source=source, output=str(tmp_path / "remote.tif"),
+    remote = engine.run(AnalysisRequest(source=source, output=str(tmp_path / "remote.tif"),
                                                auth_headers=tuple(access.headers.items()), **common),
                         fetch=qgis_fetcher(authcfg))
-    local = engine.run(engine.AnalysisRequest(source=str(demo_cube.catalog), output=str(tmp_path / "local.tif"),
+    local = engine.run(AnalysisRequest(source=str(demo_cube.catalog), output=str(tmp_path / "local.tif"),
                                               **common))
     pixels = gdal.Open(str(remote)).ReadAsArray()
     assert pixels.shape == (2, 256, 256) and np.isfinite(pixels).any()
     np.testing.assert_array_equal(pixels, gdal.Open(str(local)).ReadAsArray())
     statuses = [status for _, _, status in protected.file_requests]
     assert statuses.count(206) > 0 and not {401, 403} & set(statuses)
-    assert TOKEN not in repr(engine.AnalysisRequest(source=source, output="x.tif",
+    assert TOKEN not in repr(AnalysisRequest(source=source, output="x.tif",
                                                     auth_headers=tuple(access.headers.items()), **common))
 
 

@@ -16,9 +16,9 @@ from osgeo import gdal
 from protected_assets import ITEM_DIR, TOKEN, local_pixels
 from token_server import token_server
 
-from cubescope.plugin.cube.gdal_env import gdal_config
 from cubescope.plugin.cube.header_files import HeaderFiles
 from cubescope.plugin.gui.layer_loader import gdal_prefix
+from cubescope.plugin.stac.gdal_env import gdal_config
 from cubescope.plugin.stac.hrefs import (
     gdal_source,
     plain_url,

@@ -13,7 +13,7 @@ import pytest
 from osgeo import gdal
 from token_server import token_server
 
-from cubescope.plugin.cube.gdal_env import GdalOpenError, gdal_config, opened, read_array
+from cubescope.plugin.stac.gdal_env import GdalOpenError, gdal_config, opened, read_array
 from cubescope.plugin.stac.hrefs import (
     HTTP_DEFAULTS,
     GdalSource,
@@ -23,8 +23,9 @@ from cubescope.plugin.stac.hrefs import (
     zarr_gdal_path,
 )
 from cubescope.plugin.stac.http import HttpError, requests_fetcher
+from cubescope.plugin.stac.s3_options import S3Options
 from cubescope.plugin.stac.signing import BdcSigner, PlanetaryComputerSigner, parse_expiry, signer_for
-from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 BLOB = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/34/T/GR/2023/B04.tif"
 SECRET = "s3cr3t-value"

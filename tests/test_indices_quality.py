@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cubescope.plugin.analysis.indices import (
+from cubescope.plugin.analysis.ops.indices import (
     INDICES,
     MissingBand,
     check_bands,
@@ -20,7 +20,7 @@ from cubescope.plugin.analysis.indices import (
     is_index,
     required_bands,
 )
-from cubescope.plugin.analysis.quality import (
+from cubescope.plugin.analysis.ops.quality import (
     BDC_CMASK,
     BITS,
     CLASSES,

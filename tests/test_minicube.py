@@ -13,8 +13,8 @@ import rasterio
 import xarray
 from rasterio.windows import Window
 
-from cubescope.plugin.analysis import minicube as mc
-from cubescope.plugin.analysis import minicube_store as store
+from cubescope.plugin.products.minicubes import build as mc
+from cubescope.plugin.products.minicubes import store as store
 
 # Tile A's Sentinel-1 grid is 20 m from (732320, 5044160) in EPSG:32634: a 32 x 32 minicube centred
 # here at 20 m is that grid's top-left corner, west of tile B, so no resampling happens at all.
@@ -203,7 +203,7 @@ def test_the_dask_cluster_writes_the_same_minicube(demo_cube, tmp_path, dask_clu
 
 
 def test_an_unreachable_scheduler_fails_fast_and_names_it(demo_cube, tmp_path, unused_port):
-    from cubescope.plugin.analysis.executor import SchedulerUnreachable
+    from cubescope.plugin.analysis.engine.executor import SchedulerUnreachable
 
     request = _blocks_request(demo_cube, tmp_path / "cube.nc", dask_scheduler=f"127.0.0.1:{unused_port}",
                               scheduler_timeout=2.0)

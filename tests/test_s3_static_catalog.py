@@ -24,15 +24,16 @@ from servers.process import run_checked, server_env, servers_bin
 from servers.s3 import UPLOADER
 from stac_expected import disk_items, ids_where, in_box, when
 
-from cubescope.plugin.cube.gdal_env import opened, read_array
 from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.gui.dock import CubescopeDock
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
+from cubescope.plugin.stac.gdal_env import opened, read_array
 from cubescope.plugin.stac.hrefs import gdal_source
 from cubescope.plugin.stac.http import HttpError, local_fetcher
 from cubescope.plugin.stac.items import item_self_href
 from cubescope.plugin.stac.object_store import ObjectStoreFetcher
-from cubescope.plugin.stac.sources import S3Options, Source, SourceKind, guess_kind, static_catalog_url
+from cubescope.plugin.stac.s3_options import S3Options
+from cubescope.plugin.stac.sources import Source, SourceKind, guess_kind, static_catalog_url
 from cubescope.plugin.stac.static_search import join_href
 from cubescope.plugin.tasks.call_task import CallTask
 from cubescope.plugin.tasks.source_tasks import list_collections, run_search
@@ -324,8 +325,8 @@ def test_processing_searches_a_public_bucket_with_gdal_s_own_settings(qgis_app, 
 def test_a_composite_of_a_private_bucket_equals_the_local_one(qgis_app, demo_cube, buckets, tmp_path):
     """The Analysis tab's task on the catalog in the private bucket: searched with the keys (GDAL),
     pixels read from the bucket with its endpoint and keys, the very bytes of the local catalog's."""
-    from cubescope.plugin.analysis.engine import AnalysisRequest, Period
-    from cubescope.plugin.analysis.engine import run as run_analysis
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.pipeline import run as run_analysis
     from cubescope.plugin.gui.analysis_panel import _run
 
     fields = dict(collection=S2, operation="composite", method="median", bands=("red", "NDVI"),

@@ -16,7 +16,8 @@ from cubescope.plugin import settings
 from cubescope.plugin.gui.dock import CubescopeDock
 from cubescope.plugin.gui.project_restore import ProjectRestorer
 from cubescope.plugin.gui.results_model import TILE_ROLE
-from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
+from cubescope.plugin.stac.s3_options import S3Options
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 SECRET = "s3cr3t-Key-That-Must-Not-Leak"
 WAIT_MS = 60_000

@@ -20,7 +20,8 @@ from cubescope.plugin.stac.items import (
     sort_by_date,
     validate_item,
 )
-from cubescope.plugin.stac.sources import PRESETS, S3Options, Source, SourceKind, guess_kind
+from cubescope.plugin.stac.s3_options import S3Options
+from cubescope.plugin.stac.sources import PRESETS, Source, SourceKind, guess_kind
 
 UTC = timezone.utc
 CLOUD = {"property": "eo:cloud_cover"}

@@ -33,10 +33,8 @@ from hypothesis import strategies as st
 from landsat_names import as_landsat
 from osgeo import osr
 
-from cubescope.plugin.analysis.quality import SENTINEL2_SCL, rule_for, rule_for_bands
-from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.reader import PixelReader
-from cubescope.plugin.cube.timeseries import (
+from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL, rule_for, rule_for_bands
+from cubescope.plugin.analysis.timeseries import (
     Observation,
     choose,
     dedupe,
@@ -45,6 +43,8 @@ from cubescope.plugin.cube.timeseries import (
     series_to_rows,
     write_csv,
 )
+from cubescope.plugin.cube.cog_reader import CogStackReader
+from cubescope.plugin.cube.reader import PixelReader
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.demo.truth import class_on, date_index, expected_dn
 from cubescope.plugin.stac.sources import Source, SourceKind

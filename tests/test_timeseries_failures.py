@@ -20,11 +20,11 @@ from demo_series import (
     tile_of,
 )
 
-from cubescope.plugin.analysis.indices import MissingBand
-from cubescope.plugin.analysis.quality import SENTINEL2_SCL
+from cubescope.plugin.analysis.ops.indices import MissingBand
+from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL
+from cubescope.plugin.analysis.timeseries import plan_read, read_series
 from cubescope.plugin.cube.cog_reader import CogStackReader
 from cubescope.plugin.cube.reader import PointOutsideCoverage
-from cubescope.plugin.cube.timeseries import plan_read, read_series
 from cubescope.plugin.cube.zarr_cube import ZarrError
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.demo.truth import date_index, expected_dn

@@ -13,9 +13,9 @@ import pytest
 from osgeo import ogr, osr
 from qgis_desktop import qgis_process
 
-from cubescope.plugin.analysis.quality import rule_for, rule_for_bands
+from cubescope.plugin.analysis.ops.quality import rule_for, rule_for_bands
+from cubescope.plugin.analysis.timeseries import read_series, series_to_rows
 from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.timeseries import read_series, series_to_rows
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.demo.truth import date_index
 

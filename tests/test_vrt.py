@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from cubescope.plugin.cube.gdal_env import GdalOpenError, opened, read_array
 from cubescope.plugin.cube.layer_plan import TRUE_COLOUR, plan_layers
 from cubescope.plugin.cube.vrt import colour_stretch, percentile_stretch, stack_vrt
+from cubescope.plugin.stac.gdal_env import GdalOpenError, opened, read_array
 from cubescope.plugin.stac.hrefs import GdalSource, gdal_source
-from cubescope.plugin.stac.sources import S3Options, Source, SourceKind
+from cubescope.plugin.stac.s3_options import S3Options
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 RGB = ("red", "green", "blue")
 SWATH_EDGE_ITEM = "S2B_MSIL2A_20230509T092031_R093_T35TKL"  # 37 % no-data on the swath edge

@@ -12,11 +12,11 @@ import xarray as xr
 from osgeo import gdal, osr
 from token_server import token_server
 
-from cubescope.plugin.cube.gdal_env import opened, read_array
 from cubescope.plugin.cube.zarr_compat import zarr_major
 from cubescope.plugin.cube.zarr_cube import ZarrError, describe_zarr, layer_source, open_zarr_dataset
+from cubescope.plugin.stac.gdal_env import opened, read_array
 from cubescope.plugin.stac.hrefs import GdalSource
-from cubescope.plugin.stac.sources import S3Options
+from cubescope.plugin.stac.s3_options import S3Options
 
 BANDS = {"blue", "green", "red", "nir", "swir16", "scl"}
 ROW, COL = 37, 201

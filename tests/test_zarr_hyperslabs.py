@@ -23,9 +23,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from osgeo import gdal
 
-from cubescope.plugin.analysis import chunk_loader
-from cubescope.plugin.analysis.engine import AnalysisRequest, Period, ReadFailed, run
-from cubescope.plugin.analysis.zarr_stack import Hyperslab, pieces, source_window, take_mapped, time_runs, zarr_slice
+from cubescope.plugin.analysis.engine import chunk_loader
+from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+from cubescope.plugin.analysis.engine.pipeline import ReadFailed, run
+from cubescope.plugin.analysis.engine.zarr_stack import (
+    Hyperslab,
+    pieces,
+    source_window,
+    take_mapped,
+    time_runs,
+    zarr_slice,
+)
 from cubescope.plugin.cube.zarr_compat import v2_format
 
 X0, Y0, RES, SIZE, EPSG = 600000.0, 5000000.0, 10.0, 96, 32634
@@ -214,7 +222,7 @@ def test_blocks_off_the_grid_give_the_bytes_of_each_date_warped_on_its_own(cube,
 
 def test_a_window_past_the_memory_allowance_is_warped_date_by_date(cube, tmp_path, monkeypatch):
     server, _, _ = cube
-    from cubescope.plugin.analysis import zarr_stack
+    from cubescope.plugin.analysis.engine import zarr_stack
 
     monkeypatch.setattr(zarr_stack, "WARP_WINDOW_BYTES", -10**12)  # no window fits
     start = _log_length(server)

@@ -1,1 +1,4 @@
-"""Reading pixels: COG stacks as VRTs, Zarr cubes, GDAL options per thread. Pure: no QGIS imports."""
+"""Reading pixels for layers and map clicks: COG stacks as VRTs, point reads of many COGs at once, Zarr cubes.
+
+May import `stac` only. Pure: no QGIS imports.
+"""

@@ -21,10 +21,10 @@ from typing import Any
 from osgeo import gdal, osr
 
 from ..stac.bands import AmbiguousBand, BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
+from ..stac.gdal_env import GdalOpenError, gdal_config
 from ..stac.hrefs import GdalSource, gdal_source
 from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
 from ..stac.tiles import tile_id
-from .gdal_env import GdalOpenError, gdal_config
 from .handle_cache import AffineWorkers, HandleCache
 from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, ReaderError, Scene
 

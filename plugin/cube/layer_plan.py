@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..stac.bands import BandNotFound, resolve_band
+from ..stac.gdal_env import GdalOpenError, forget_refusals
 from ..stac.hrefs import GdalSource, gdal_source, redact_text, zarr_gdal_path
 from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
-from .gdal_env import GdalOpenError, forget_refusals
 from .vrt import colour_stretch, percentile_stretch, stack_vrt
 
 TRUE_COLOUR = ("red", "green", "blue")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 NAN = float("nan")
@@ -123,3 +123,10 @@ class PixelReader(Protocol):
     def close(self) -> None:
         """Release open files and threads; the reader is not used afterwards."""
         ...
+
+
+def iso(when: datetime) -> str:
+    """ISO 8601 in UTC with a Z ("2023-03-05T09:20:29Z")."""
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    text = when.astimezone(timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")

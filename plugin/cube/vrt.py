@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from osgeo import gdal
 
+from ..stac.gdal_env import GdalOpenError, gdal_config, opened, read_array
 from ..stac.hrefs import GdalSource
-from .gdal_env import GdalOpenError, gdal_config, opened, read_array
 
 #: The overview used for statistics: the smallest one at least this many pixels wide and high.
 STRETCH_MIN_SIZE = 256

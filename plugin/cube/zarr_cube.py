@@ -22,7 +22,7 @@ from .zarr_compat import read_only_store, zarr_major
 
 if TYPE_CHECKING:
     from ..stac.http import Fetcher
-    from ..stac.sources import S3Options
+    from ..stac.s3_options import S3Options
 
 _METADATA_KEYS = (".zmetadata", ".zgroup", ".zarray", "zarr.json")
 """What marks a Zarr store, v2 then v3 (whose ``zarr.json`` says whether it is a group or an array)."""
@@ -153,7 +153,7 @@ def _http_reader(url: str, fetch: Fetcher, signer: Callable[[str], str] | None,
 
 
 def _vsi_reader(url: str, source: GdalSource) -> tuple[Callable[[str], bytes | None], Callable[[str], list[str]]]:
-    from .gdal_env import GdalOpenError, list_vsi_dir, read_vsi_file
+    from ..stac.gdal_env import GdalOpenError, list_vsi_dir, read_vsi_file
 
     def read(key: str) -> bytes | None:
         try:
@@ -264,7 +264,7 @@ def describe_zarr(
     """Variables, dimensions, time steps, CRS and extent of a cube; ``open_options`` as for opening."""
     dataset = open_zarr_dataset(url, s3, credentials, **open_options)
     try:
-        return _describe(dataset, url.rstrip("/"))
+        return describe_dataset(dataset, url.rstrip("/"))
     finally:
         dataset.close()
 
@@ -439,7 +439,7 @@ def _variable(var: Any, name: str) -> ZarrVariable:
     return ZarrVariable(name, tuple(str(d) for d in var.dims), tuple(int(n) for n in var.shape), str(dtype), attrs)
 
 
-def _describe(dataset: Any, url: str) -> ZarrDescription:
+def describe_dataset(dataset: Any, url: str) -> ZarrDescription:
     skip = set()
     for var in dataset.variables.values():
         for key in ("grid_mapping", "bounds"):

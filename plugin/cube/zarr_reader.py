@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 from osgeo import osr
 
-from ..analysis.stac_metadata import variable_common_names
 from ..stac.bands import BandNotFound
-from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, Scene
-from .timeseries import iso
-from .zarr_cube import ZarrDescription, ZarrError, _describe, open_zarr_dataset
+from ..stac.written_metadata import variable_common_names
+from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, Scene, iso
+from .zarr_cube import ZarrDescription, ZarrError, describe_dataset, open_zarr_dataset
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -43,7 +42,7 @@ class ZarrReader:
         self._lock = threading.Lock()
         self._dataset = open_zarr_dataset(self.url, **open_options)
         try:
-            self.description: ZarrDescription = _describe(self._dataset, self.url)
+            self.description: ZarrDescription = describe_dataset(self._dataset, self.url)
         except Exception:
             self._dataset.close()
             raise

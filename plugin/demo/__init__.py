@@ -4,8 +4,8 @@ Importing this package is cheap (no numpy or GDAL): the generator is imported on
 cube has to be written.
 """
 
-from .cache import DemoCube, DemoCubeCanceled, default_demo_dir, ensure_demo_cube
-from .layout import DEFAULT_SEED, GENERATOR_VERSION
+from .cache import DemoCube, default_demo_dir, ensure_demo_cube
+from .layout import DEFAULT_SEED, GENERATOR_VERSION, DemoCubeCanceled
 
 __all__ = [
     "DEFAULT_SEED",

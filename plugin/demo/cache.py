@@ -27,10 +27,6 @@ _LOCK = threading.Lock()
 _STALE_SECONDS = 24 * 3600
 
 
-class DemoCubeCanceled(Exception):  # noqa: N818 (public API name)
-    """Raised by :func:`ensure_demo_cube` when ``is_canceled()`` turned true."""
-
-
 @dataclass(frozen=True)
 class DemoCube:
     """Paths of a complete demo cube."""

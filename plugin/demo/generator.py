@@ -18,10 +18,10 @@ from typing import Any
 from . import layout
 from . import other_products as op
 from . import sentinel2 as s2w
-from .cache import DemoCubeCanceled
 from .datacube import write_cube
 from .grids import TILES
 from .landscape import CHANGE_DATE
+from .layout import DemoCubeCanceled
 from .scenes import TileTruth, dem, render_s1, render_s2, tile_truth, worldcover
 from .schedule import Acquisition, s1_acquisitions, s2_acquisitions, sun_position
 from .sky import SkyScenario, make_scenarios

@@ -41,3 +41,7 @@ def zarr_path(root: Path) -> Path:
 
 def truth_dir(root: Path) -> Path:
     return root / TRUTH_DIR
+
+
+class DemoCubeCanceled(Exception):  # noqa: N818 (public API name)
+    """Raised by :func:`ensure_demo_cube` when ``is_canceled()`` turned true."""

@@ -13,16 +13,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 
-from .landscape import (
-    BUILT_UP,
-    CHANGE_DATE,
-    CLEAR_CUT,
-    FOREST,
-    GRASSLAND,
-    SUMMER_CROP,
-    WATER,
-    WINTER_CROP,
-)
+from .landscape import BUILT_UP, CHANGE_DATE, CLEAR_CUT, FOREST, GRASSLAND, SUMMER_CROP, WATER, WINTER_CROP
 
 #: Sentinel-2 bands of the demo, in asset order.
 BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16")

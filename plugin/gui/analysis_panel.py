@@ -23,8 +23,17 @@ from qgis.gui import QgsFileWidget, QgsProjectionSelectionWidget
 from qgis.PyQt.QtCore import QDateTime, QObject, pyqtSignal
 
 from .. import settings
-from ..analysis import composite, engine, statistics
-from ..analysis.quality import mask_fields
+from ..analysis.engine import pipeline as engine
+from ..analysis.engine.analysis_request import (
+    COMPOSITE_OP,
+    DIFFERENCE_OP,
+    OPERATIONS,
+    STATISTICS_OP,
+    AnalysisRequest,
+    Period,
+)
+from ..analysis.ops import composite, statistics
+from ..analysis.ops.quality import mask_fields
 from ..log import log
 from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
@@ -36,8 +45,8 @@ from .result_style import style_result
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 #: How the results written where the user chose no file begin (in the temporary folder).
 DEFAULT_PREFIX = "cubescope-"
-OPERATION_LABELS = {engine.COMPOSITE_OP: "Temporal composite", engine.DIFFERENCE_OP: "Difference (B − A)",
-                    engine.STATISTICS_OP: "Per-pixel time statistics"}
+OPERATION_LABELS = {COMPOSITE_OP: "Temporal composite", DIFFERENCE_OP: "Difference (B − A)",
+                    STATISTICS_OP: "Per-pixel time statistics"}
 
 
 
@@ -65,7 +74,7 @@ class AnalysisPanel(QObject):
         super().__init__(parent)
         self.form, self.bar, self.browse = form, bar, browse
         self._task: CallTask | None = None
-        for operation in engine.OPERATIONS:
+        for operation in OPERATIONS:
             form.operationCombo.addItem(self.tr(OPERATION_LABELS[operation]), operation)
         form.operationCombo.insertSeparator(form.operationCombo.count())
         for product in products.PRODUCTS:
@@ -116,21 +125,21 @@ class AnalysisPanel(QObject):
         product = operation if operation in products.PRODUCTS else None
         combo = self.form.methodCombo
         combo.clear()
-        choices = statistics.STATISTICS if operation == engine.STATISTICS_OP else (
+        choices = statistics.STATISTICS if operation == STATISTICS_OP else (
             products.METHODS[product] if product else composite.METHODS)
         for choice in choices:
             combo.addItem(choice, choice)
         self.form.methodLabel.setText(
-            self.tr("Statistic") if operation == engine.STATISTICS_OP else self.tr("Aggregation")
+            self.tr("Statistic") if operation == STATISTICS_OP else self.tr("Aggregation")
             if product == products.MINICUBE else self.tr("Samples") if product == products.CHIPS else self.tr("Method"))
-        difference = operation == engine.DIFFERENCE_OP
+        difference = operation == DIFFERENCE_OP
         self.form.periodBLabel.setVisible(difference)
         for widget in (self.form.startBEdit, self.form.endBEdit):
             widget.setVisible(difference)
         self.form.periodALabel.setText(self.tr("Period A") if difference else self.tr("Period"))
         # Hidden, not greyed, where it does not apply: a greyed box still shows its tick, which read as
         # "extra bands on" for a difference or a statistic.
-        self.form.extraBandsCheck.setVisible(operation in (engine.COMPOSITE_OP, products.BUILDCUBE))
+        self.form.extraBandsCheck.setVisible(operation in (COMPOSITE_OP, products.BUILDCUBE))
         for widget in (self.form.analysisMaskLabel, self.form.analysisMaskEdit):  # a minicube keeps every date
             widget.setVisible(product != products.MINICUBE)
         self.form.estimateButton.setEnabled(product in (None, products.BUILDCUBE))
@@ -174,7 +183,7 @@ class AnalysisPanel(QObject):
             self.form.endBEdit.setDateTime(last)
 
     # -- the request ---------------------------------------------------------------------------------
-    def request(self) -> engine.AnalysisRequest:
+    def request(self) -> AnalysisRequest:
         """The engine's request; for a cube product, the composite request it is built from."""
         source, collection = self.browse.source, self.browse.current_collection()
         if source is None or collection is None:
@@ -182,11 +191,11 @@ class AnalysisPanel(QObject):
         operation = self.form.operationCombo.currentData()
         product = operation if operation in products.PRODUCTS else None
         if product:
-            operation = engine.COMPOSITE_OP
+            operation = COMPOSITE_OP
         form = self.form
-        periods = [engine.Period(utc_day(form.startAEdit.dateTime()), utc_day(form.endAEdit.dateTime(), True))]
-        if operation == engine.DIFFERENCE_OP:
-            periods.append(engine.Period(utc_day(self.form.startBEdit.dateTime()),
+        periods = [Period(utc_day(form.startAEdit.dateTime()), utc_day(form.endAEdit.dateTime(), True))]
+        if operation == DIFFERENCE_OP:
+            periods.append(Period(utc_day(self.form.startBEdit.dateTime()),
                                          utc_day(self.form.endBEdit.dateTime(), True)))
         bands = tuple(b.strip() for b in self.form.analysisBandsEdit.text().split(",") if b.strip())
         if not bands:
@@ -204,12 +213,12 @@ class AnalysisPanel(QObject):
             quality_band, clear_values = mask_fields(self.form.analysisMaskEdit.text())
         except ValueError as error:
             raise ValueError(self.tr("Mask: {error}").format(error=error)) from None
-        return engine.AnalysisRequest(
+        return AnalysisRequest(
             source=source, collection=collection.id, operation=operation, bands=bands, periods=tuple(periods),
             output=output,
             method=method if method in composite.METHODS else composite.MEDIAN,
-            statistic=method if operation == engine.STATISTICS_OP else statistics.MEAN,
-            extra_bands=self.form.extraBandsCheck.isChecked() and operation == engine.COMPOSITE_OP,
+            statistic=method if operation == STATISTICS_OP else statistics.MEAN,
+            extra_bands=self.form.extraBandsCheck.isChecked() and operation == COMPOSITE_OP,
             extent=None if extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
                                                   extent.xMaximum(), extent.yMaximum()),
             resolution=self.form.resolutionSpin.value(),

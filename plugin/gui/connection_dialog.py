@@ -9,7 +9,8 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QWidget
 
 from ..network import auth_headers, s3_credentials, sends_auth_headers
-from ..stac.sources import S3Options, Source, SourceKind, guess_kind
+from ..stac.s3_options import S3Options
+from ..stac.sources import Source, SourceKind, guess_kind
 from ..tasks.call_task import CallTask
 from ..tasks.source_tasks import test_source
 

@@ -1,7 +1,7 @@
 """The Analysis tab's cube products: a regular cube, a minicube and training chips.
 
-Reads the tab's widgets into the pure requests of ``analysis.cube_builder``, ``analysis.minicube`` and
-``analysis.chips`` (on the main thread: layers, the auth manager and widgets are not touched by the
+Reads the tab's widgets into the pure requests of ``products.cubes``, ``products.minicubes`` and
+``products.chips`` (on the main thread: layers, the auth manager and widgets are not touched by the
 task), and the functions a CallTask runs for each. The Processing algorithms build the same requests
 from their parameters.
 """
@@ -17,9 +17,12 @@ from typing import Any
 from qgis.core import QgsProject, QgsVectorLayer
 
 from .. import vector_features
-from ..analysis import chips, composite, engine, minicube
-from ..analysis.cube_model import COG_STAC, ZARR, CubeRequest
+from ..analysis.engine.analysis_request import AnalysisRequest
+from ..analysis.ops import composite
 from ..network import qgis_fetcher
+from ..products.chips import build as chips
+from ..products.cubes.model import COG_STAC, ZARR, CubeRequest
+from ..products.minicubes import build as minicube
 from ..stac.sources import Source, SourceKind
 from ..tasks.source_tasks import http_authcfg
 
@@ -68,7 +71,7 @@ def default_output(product: str, fmt: str, collection: str) -> str:
     return str(Path(tempfile.gettempdir()) / f"cubescope-{product}-{collection}-{stamp}{suffix}")
 
 
-def cube_request(analysis: engine.AnalysisRequest, step: str, cyclic: bool, fmt: str) -> CubeRequest:
+def cube_request(analysis: AnalysisRequest, step: str, cyclic: bool, fmt: str) -> CubeRequest:
     return CubeRequest(analysis, step=step.strip() or "P16D", cyclic=cyclic, format=fmt)
 
 
@@ -80,7 +83,7 @@ def native_resolution(collection: Any, bands: tuple[str, ...]) -> float:
     return min(chosen or known or [DEFAULT_MINICUBE_RESOLUTION])
 
 
-def minicube_request(analysis: engine.AnalysisRequest, source: Source, collection: Any, aggregation: str,
+def minicube_request(analysis: AnalysisRequest, source: Source, collection: Any, aggregation: str,
                      cadence: str, fmt: str, more_sources: str) -> minicube.MinicubeRequest:
     """The tab's collection and bands as the first source; ``more_sources`` adds others (Zarr, S1, DEM)."""
     if analysis.extent is None:
@@ -96,7 +99,7 @@ def minicube_request(analysis: engine.AnalysisRequest, source: Source, collectio
         cadence=cadence.strip() or minicube.NATIVE, format=fmt, dask_scheduler=analysis.dask_scheduler)
 
 
-def chip_request(analysis: engine.AnalysisRequest, source: Source, mode: str, fmt: str, chip_size: int,
+def chip_request(analysis: AnalysisRequest, source: Source, mode: str, fmt: str, chip_size: int,
                  max_masked_percent: float, points_layer: QgsVectorLayer | None,
                  label_layer: QgsVectorLayer | None, label_field: str) -> chips.ChipRequest:
     """Chips at the points of ``points_layer``, or on a regular grid over the extent."""
@@ -132,7 +135,7 @@ def run_product(task, job: ProductJob) -> Any:
     """In the task: build the product; returns the cube's path, the minicube's path or the ChipResult."""
     fetch = qgis_fetcher(job.authcfg, feedback=task.feedback)
     if job.product == BUILDCUBE:
-        from ..analysis.cube_builder import build_cube
+        from ..products.cubes.builder import build_cube
 
         return build_cube(job.request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=fetch)
     if job.product == MINICUBE:

@@ -34,9 +34,9 @@ from qgis.core import (
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDateTime, QObject, Qt, QTimer
 
-from ..cube.gdal_env import GdalOpenError, opened
 from ..cube.layer_plan import LayerPlan, plan_layers, plan_zarr_layers
 from ..network import AssetAccess, scope_gdal_options
+from ..stac.gdal_env import GdalOpenError, opened
 from ..stac.hrefs import VSICURL_OPTIONS, GdalSource, redact, redact_text
 from ..stac.sources import Source
 

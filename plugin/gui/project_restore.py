@@ -21,10 +21,10 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .. import settings
-from ..cube.gdal_env import forget_refusals
 from ..cube.vrt import rename_sources, stack_vrt
 from ..log import log
 from ..network import AssetAccess, asset_access, scope_gdal_options
+from ..stac.gdal_env import forget_refusals
 from ..stac.hrefs import HTTP_DEFAULTS, gdal_source, vsicurl_options, with_header_file
 from ..stac.sources import Source
 from ..tasks.call_task import CallTask

@@ -27,13 +27,13 @@ from qgis.core import (
     QgsStyle,
 )
 
-from ..analysis.indices import is_index
+from ..analysis.ops.indices import is_index
 from ..cube.vrt import colour_stretch, percentile_stretch
 from ..stac.hrefs import GdalSource
 from .layer_loader import contrast_enhancement, qdatetime
 
 if TYPE_CHECKING:
-    from ..analysis.engine import AnalysisRequest
+    from ..analysis.engine.analysis_request import AnalysisRequest
 
 #: Pixels sampled for the ramp's range (QGIS's own default for a layer's statistics).
 SAMPLE_SIZE = 250_000

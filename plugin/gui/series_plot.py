@@ -12,7 +12,7 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import QVBoxLayout, QWidget
 
-from ..cube.timeseries import Observation
+from ..analysis.timeseries import Observation
 from . import pyqtgraph_compat
 
 pyqtgraph_compat.install()

@@ -17,11 +17,11 @@ from qgis.gui import QgsVertexMarker
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QLabel
 
-from ..analysis.indices import INDICES, computable
-from ..analysis.quality import rule_for, user_rule
+from ..analysis.ops.indices import INDICES, computable
+from ..analysis.ops.quality import rule_for, user_rule
+from ..analysis.timeseries import TimeSeries, read_series, write_csv
 from ..cube.cog_reader import CogStackReader
 from ..cube.layer_plan import TRUE_COLOUR
-from ..cube.timeseries import TimeSeries, read_series, write_csv
 from ..cube.zarr_reader import ZarrReader
 from ..log import log
 from ..stac.bands import list_bands

@@ -27,7 +27,7 @@ from ..qgis_crs import crs_text
 from ..qt_dates import utc_day
 
 if TYPE_CHECKING:
-    from ..analysis.engine import Period
+    from ..analysis.engine.analysis_request import Period
 
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
 RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
@@ -104,7 +104,7 @@ def scheduler_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, con
 def period_parameter(algorithm: QgsProcessingAlgorithm, parameters: dict, start: str, end: str,
                      context: Any) -> Period:
     """The engine's Period from a start and an end date parameter, the end day included whole."""
-    from ..analysis.engine import Period
+    from ..analysis.engine.analysis_request import Period
 
     first = date_parameter(algorithm, parameters, start, context)
     last = date_parameter(algorithm, parameters, end, context, end_of_day=True)
@@ -181,7 +181,8 @@ def run_analysis(fields: dict[str, Any], feedback: Any, context: Any) -> dict[st
         raise QgsProcessingException(
             f"Cubescope's analyses need odc-stac and dask, which are missing here ({error}); install them "
             "from the message Cubescope shows at startup, or with pip") from error
-    from ..analysis.engine import AnalysisRequest, Canceled, run
+    from ..analysis.engine.analysis_request import AnalysisRequest
+    from ..analysis.engine.pipeline import Canceled, run
     from ..network import qgis_fetcher, qgis_gdal_http_config
     from ..stac.http import HttpError
     from ..stac.object_store import ObjectStoreFetcher

@@ -79,9 +79,10 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"Building a cube needs odc-stac, dask and zarr, which are missing here ({error}); install them "
                 "from the message Cubescope shows at startup, or with pip") from error
-        from ..analysis.cube_builder import CubeRequest, build_cube
-        from ..analysis.engine import AnalysisRequest, Canceled
+        from ..analysis.engine.analysis_request import AnalysisRequest
+        from ..analysis.engine.pipeline import Canceled
         from ..network import qgis_fetcher
+        from ..products.cubes.builder import CubeRequest, build_cube
         from ..stac.http import HttpError
 
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)

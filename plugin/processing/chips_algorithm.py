@@ -152,8 +152,8 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
-        from ..analysis.chips import ChipError, ChipRequest, run
         from ..network import qgis_fetcher
+        from ..products.chips.build import ChipError, ChipRequest, run
         from ..stac.http import HttpError
 
         text = self.parameterAsString

@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..analysis.minicube import MAX_SIDE
+from ..products.minicubes.build import MAX_SIDE
 from ..qgis_crs import crs_text
 from ..tasks.thread_state import keep_thread_state
 from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
@@ -89,8 +89,8 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
-        from ..analysis.minicube import MinicubeError, MinicubeRequest, parse_sources, run
         from ..network import qgis_fetcher
+        from ..products.minicubes.build import MinicubeError, MinicubeRequest, parse_sources, run
         from ..stac.http import HttpError
 
         fields: dict = {}

@@ -1,6 +1,6 @@
 """`cubescope:pointtimeseries`: the time series at points, from a STAC collection's COGs or a Zarr cube.
 
-The same engine as the dock's map tool (`cube.timeseries.read_series`); one reader serves all the
+The same engine as the dock's map tool (`analysis.timeseries.read_series`); one reader serves all the
 points, so files opened for the first point are reused for the next.
 """
 
@@ -29,11 +29,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QMetaType
 
-from ..analysis.indices import INDICES, MissingBand
-from ..analysis.quality import PRESETS, QualityRule, rule_for, rule_for_bands, rule_from_user
+from ..analysis.ops.indices import INDICES, MissingBand
+from ..analysis.ops.quality import PRESETS, QualityRule, rule_for, rule_for_bands, rule_from_user
+from ..analysis.timeseries import plan_read, read_series, row_fields, series_to_rows
 from ..cube.cog_reader import CogStackReader
 from ..cube.reader import PixelReader, ReaderError
-from ..cube.timeseries import plan_read, read_series, row_fields, series_to_rows
 from ..cube.zarr_cube import ZarrError
 from ..cube.zarr_reader import ZarrReader
 from ..network import qgis_fetcher, qgis_gdal_http_config

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 from .sites import within_auth_scope
 
 if TYPE_CHECKING:
-    from .sources import S3Options
+    from .s3_options import S3Options
 
 #: GDAL options for reading COGs and Zarr over HTTP with few round trips (../shared/ENVIRONMENT.md).
 #: CPL_VSIL_CURL_ALLOWED_EXTENSIONS is deliberately absent: it hides Zarr chunk keys such as ``0.0``,

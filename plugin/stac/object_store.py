@@ -21,7 +21,7 @@ from .hrefs import gdal_source
 from .http import Fetcher, HttpError, Response, error_from_response
 
 if TYPE_CHECKING:
-    from .sources import S3Options
+    from .s3_options import S3Options
 
 #: Schemes read through GDAL's object-store handlers (the same set `hrefs.gdal_source` maps).
 OBJECT_STORE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
@@ -104,7 +104,7 @@ def read_object(
     otherwise stay old, or a bucket read with one source's keys be answered from memory for another.
     """
 
-    from ..cube.gdal_env import GdalOpenError, read_vsi_file
+    from .gdal_env import GdalOpenError, read_vsi_file
 
     url = url.strip()
     try:

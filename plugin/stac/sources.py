@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from .http import local_path
 from .object_store import is_object_store_url
+from .s3_options import S3Options
 
 SIGNING_SCHEMES = ("", "planetary-computer", "bdc")
 
@@ -23,29 +24,6 @@ class SourceKind(str, Enum):
     STAC_API = "stac-api"
     STATIC = "static"
     ZARR = "zarr"
-
-
-@dataclass(frozen=True)
-class S3Options:
-    """How to reach an S3-compatible object store; credentials come from the source's authcfg."""
-
-    endpoint: str = ""
-    """host or host:port without scheme; empty for AWS itself."""
-    region: str = ""
-    requester_pays: bool = False
-    """The bucket bills the reader (GDAL's AWS_REQUEST_PAYER=requester)."""
-    https: bool = True
-    virtual_hosting: bool = True
-    """bucket.host/key addressing; custom stores (MinIO, DIAS) usually need False (host/bucket/key)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.endpoint, str) or re.search(r"://|/|\s", self.endpoint):
-            raise ValueError(f"s3.endpoint must be host or host:port without http:// or a path, got {self.endpoint!r}")
-        if not isinstance(self.region, str) or re.search(r"\s", self.region):
-            raise ValueError(f"s3.region must be a region name like 'eu-central-1', got {self.region!r}")
-        for name in ("requester_pays", "https", "virtual_hosting"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"s3.{name} must be true or false, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

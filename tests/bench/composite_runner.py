@@ -63,7 +63,7 @@ def _items(scale: int) -> list[dict]:
 
 
 def _request(scale: int, out: Path):
-    from cubescope.plugin.analysis.engine import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
 
     x0, y0, x1, y1 = data.extent(scale)
     return AnalysisRequest(source="bench", collection="bench-s2", operation="composite", bands=BANDS,
@@ -72,7 +72,7 @@ def _request(scale: int, out: Path):
 
 
 def cubescope(scale: int, out: Path) -> dict:
-    from cubescope.plugin.analysis.engine import execute, plan
+    from cubescope.plugin.analysis.engine.pipeline import execute, plan
 
     items = _items(scale)
     started = time.perf_counter()
@@ -85,8 +85,8 @@ def cloudy(scale: int, out: Path, skip: bool = True, remote: bool = False, reade
     """Cubescope on the cloudy year (same bands, cloudier SCL), skipping cloudless dates or not; with
     ``remote``, its files are read over HTTP from ``$CUBESCOPE_BENCH_URL`` (nginx behind a slow link),
     ``readers`` slices of a chunk at once (0: the engine's default)."""
-    from cubescope.plugin.analysis import chunk_loader, graph
-    from cubescope.plugin.analysis.engine import execute, plan
+    from cubescope.plugin.analysis.engine import chunk_loader, graph
+    from cubescope.plugin.analysis.engine.pipeline import execute, plan
 
     graph.SKIP_CLOUDY_DATES = skip
     if readers:
@@ -114,8 +114,9 @@ def zarr(scale: int, out: Path, hyperslabs: bool = True, remote: bool = False, c
     ``crs`` is the output's (empty: the cube's own grid)."""
     import bench_data
 
-    from cubescope.plugin.analysis import chunk_loader
-    from cubescope.plugin.analysis.engine import AnalysisRequest, Period, run
+    from cubescope.plugin.analysis.engine import chunk_loader
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.pipeline import run
 
     chunk_loader.ZARR_HYPERSLABS = hyperslabs
     cube = bench_data.ensure_bench_data().zarr
@@ -148,10 +149,10 @@ def floor_odc(scale: int, out: Path) -> dict:
     import dask.array as da
     import numpy as np
 
-    from cubescope.plugin.analysis.engine import plan
-    from cubescope.plugin.analysis.executor import block_runner
-    from cubescope.plugin.analysis.graph import block_tasks
-    from cubescope.plugin.analysis.load import gdal_items, load_lazy
+    from cubescope.plugin.analysis.engine.executor import block_runner
+    from cubescope.plugin.analysis.engine.graph import block_tasks
+    from cubescope.plugin.analysis.engine.load import gdal_items, load_lazy
+    from cubescope.plugin.analysis.engine.pipeline import plan
 
     items = _items(scale)
     started = time.perf_counter()
@@ -180,11 +181,11 @@ def parts(scale: int, out: Path) -> dict:
     import numpy as np
     from osgeo import gdal
 
-    from cubescope.plugin.analysis import composite
-    from cubescope.plugin.analysis.blocks import masked_dn
-    from cubescope.plugin.analysis.cog_writer import CogWriter
-    from cubescope.plugin.analysis.grid import OutputGrid
-    from cubescope.plugin.analysis.quality import SENTINEL2_SCL
+    from cubescope.plugin.analysis.engine.cog_writer import CogWriter
+    from cubescope.plugin.analysis.engine.grid import OutputGrid
+    from cubescope.plugin.analysis.ops import composite
+    from cubescope.plugin.analysis.ops.blocks import masked_dn
+    from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL
 
     items = sorted(_items(scale), key=lambda i: i["properties"]["datetime"])
     block, chunk = data.SIZE, 512

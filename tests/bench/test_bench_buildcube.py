@@ -30,8 +30,8 @@ YEAR = (datetime(2023, 1, 1), datetime(2023, 12, 31, 23, 59, 59))
 
 
 def _composites(request, items, periods) -> tuple[float, list[Path]]:
-    from cubescope.plugin.analysis.cube_builder import _bucket
-    from cubescope.plugin.analysis.engine import execute, plan
+    from cubescope.plugin.analysis.engine.pipeline import execute, plan
+    from cubescope.plugin.products.cubes.builder import _bucket
 
     paths = []
     start = time.perf_counter()
@@ -42,7 +42,7 @@ def _composites(request, items, periods) -> tuple[float, list[Path]]:
 
 
 def _cube(request, items, fmt: str) -> tuple[float, Path]:
-    from cubescope.plugin.analysis.cube_builder import CubeRequest, build_from_items
+    from cubescope.plugin.products.cubes.builder import CubeRequest, build_from_items
 
     target = OUT / ("cube.zarr" if fmt == "zarr" else "cube-stac")
     shutil.rmtree(target, ignore_errors=True)
@@ -53,8 +53,8 @@ def _cube(request, items, fmt: str) -> tuple[float, Path]:
 
 
 def test_cube_build_against_separate_composites():
-    from cubescope.plugin.analysis.engine import Period
-    from cubescope.plugin.analysis.timeline import regular_periods
+    from cubescope.plugin.analysis.engine.analysis_request import Period
+    from cubescope.plugin.products.cubes.timeline import regular_periods
 
     data.ensure_bench_data()
     shutil.rmtree(OUT, ignore_errors=True)

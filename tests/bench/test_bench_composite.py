@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from cubescope.plugin.analysis.quality import SENTINEL2_SCL
+from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL
 
 BENCH = Path(__file__).resolve().parent
 # pytest puts this folder (no __init__.py) on sys.path.

@@ -20,8 +20,8 @@ from bench_data import BANDS, PIXEL, BenchData, expected_value, geotransform, pi
 from latency_proxy import LatencyProxy
 from osgeo import gdal
 
+from cubescope.plugin.analysis.timeseries import read_series
 from cubescope.plugin.cube.cog_reader import CogStackReader
-from cubescope.plugin.cube.timeseries import read_series
 from cubescope.plugin.cube.zarr_compat import read_only_store
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 

@@ -1,0 +1,430 @@
+"""EarthNet-style minicubes: several sources regridded onto one small grid, written as NetCDF or Zarr.
+
+Each source is a STAC collection (odc-stac loads it onto the grid: nearest for categorical and
+quality bands, bilinear otherwise) or a Zarr cube (its coordinates are transformed into the cube's
+CRS and the variable interpolated there, :mod:`.zarr_regrid`). Sources more frequent than the cadence
+are aggregated per variable (mean, min, max, sum, median, first; :mod:`.minicube_time`); static
+layers (one acquisition, such as a DEM or a land-cover map) become variables without time. Every
+variable records where it came from. This module holds the request (sources, cadence, grid), the
+STAC searches and loading, and :func:`build` and :func:`run`, which tie the parts together.
+Nothing here imports QGIS.
+
+Memory does not grow with the minicube: :func:`build` keeps every variable lazy (dask, BLOCK x BLOCK
+pixels with the time axis whole; regridding and the aggregation per cadence step are per-block
+functions) and :func:`.minicube_store.write` computes one block of one variable at a time and writes
+it into its chunk of a Zarr store, a few blocks in flight. With ``dask_scheduler`` the STAC blocks
+(odc-stac reads and aggregation) run on that Dask cluster and only finished blocks come back; the
+functions travel with the tasks as code (:class:`.executor.ByValue`), so workers need odc-stac, not
+Cubescope, and must be able to read the assets. Zarr sources are read and interpolated in this process
+(they may go through this process's authenticated fetcher), also block by block. Both compute the same
+functions on the same blocks, so a cluster run writes the same numbers as a local one.
+
+NetCDF is copied from a streamed Zarr store into a file that scipy keeps in memory until it is closed
+(see :mod:`.minicube_store`), hence its lower size limit (:data:`MAX_SIDE_NETCDF`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...analysis.engine.executor import CONNECT_TIMEOUT_S, block_runner
+from ...analysis.engine.grid import OutputGrid, snap, transform_bounds, transform_point
+from ...analysis.engine.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy, touching
+from ...stac.bands import BandNotFound, quality_band, resolve_band
+from ...stac.catalog_client import CatalogClient, SearchQuery
+from ...stac.http import Fetcher
+from ...stac.sources import Source, SourceKind, guess_kind
+from .errors import MinicubeError
+from .store import NETCDF, ZARR, write
+from .time_axis import resample_time, static_layer
+from .zarr_regrid import load_zarr_variable, pixel_centres
+
+AGGREGATIONS = ("mean", "min", "max", "sum", "median", "first")
+STATIC = "static"
+NATIVE = "native"
+MAX_SIDE = 16384
+"""Refuse Zarr minicubes wider or taller than this many pixels: written block by block their memory
+stays bounded, but the task graph and the run time grow with the area (a minicube is small)."""
+MAX_SIDE_NETCDF = 4096
+"""The limit for NetCDF, which holds the whole minicube in memory while it is written (see
+:mod:`.minicube_store`)."""
+BLOCK = 256
+"""Pixels a side of one block: one task, one Zarr chunk (with every cadence step)."""
+
+
+def max_side(fmt: str) -> int:
+    """The largest side in pixels a minicube may have in ``fmt``."""
+    return MAX_SIDE_NETCDF if fmt == NETCDF else MAX_SIDE
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of a minicube."""
+
+    url: str
+    """A STAC API or static catalog (URL or path), or a Zarr store (``.zarr``)."""
+    collection: str
+    """The STAC collection; ignored for Zarr stores."""
+    bands: tuple[str, ...]
+    """Band names (asset key or common name) or Zarr variable names; ``name=band`` renames."""
+    aggregation: str = "mean"
+    """How observations within one cadence step combine, or "static" for a layer without time."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", tuple(b.strip() for b in self.bands if b and b.strip()))
+        if not self.url.strip():
+            raise MinicubeError("A source has no URL or path")
+        if not self.bands:
+            raise MinicubeError(f"The source {self.url} lists no bands")
+        if self.aggregation not in (*AGGREGATIONS, STATIC):
+            raise MinicubeError(f"Unknown aggregation '{self.aggregation}' for {self.url}; choose one of "
+                                f"{', '.join(AGGREGATIONS)} or {STATIC}")
+        if not self.is_zarr and not self.collection.strip():
+            raise MinicubeError(f"The STAC source {self.url} needs a collection")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The minicube's variable names (``elevation`` for ``elevation=data``)."""
+        return tuple(b.split("=", 1)[0].strip() for b in self.bands)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The bands or variables read (``data`` for ``elevation=data``)."""
+        return tuple(b.split("=", 1)[-1].strip() for b in self.bands)
+
+    @property
+    def is_zarr(self) -> bool:
+        return guess_kind(self.url) == SourceKind.ZARR or any(Path(self.url, key).is_file()
+                                                              for key in (".zgroup", "zarr.json"))
+
+
+def parse_sources(text: str) -> tuple[SourceSpec, ...]:
+    """``url|collection|band1,band2|aggregation`` entries separated by ``;`` or new lines."""
+    specs = []
+    for entry in re.split(r"[;\n]", text):
+        if not entry.strip():
+            continue
+        parts = [p.strip() for p in entry.split("|")]
+        if len(parts) not in (3, 4):
+            raise MinicubeError(f"'{entry.strip()}' is not url|collection|bands|aggregation")
+        specs.append(SourceSpec(parts[0], parts[1], tuple(parts[2].split(",")),
+                                parts[3] if len(parts) == 4 and parts[3] else "mean"))
+    if not specs:
+        raise MinicubeError("Give at least one source (url|collection|bands|aggregation)")
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Regular time steps from the start date: ``days`` days or ``months`` calendar months; neither: native."""
+
+    days: int = 0
+    months: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Cadence:
+        text = (text or NATIVE).strip().upper()
+        if text == NATIVE.upper():
+            return cls()
+        match = re.fullmatch(r"P(\d+)([DWM])", text)
+        if not match or int(match.group(1)) == 0:
+            raise MinicubeError(f"Cadence '{text}' is not native, PnD, PnW or PnM (such as P5D)")
+        n, unit = int(match.group(1)), match.group(2)
+        return cls(months=n) if unit == "M" else cls(days=n * (7 if unit == "W" else 1))
+
+    @property
+    def native(self) -> bool:
+        return not (self.days or self.months)
+
+    @property
+    def label(self) -> str:
+        return NATIVE if self.native else (f"P{self.months}M" if self.months else f"P{self.days}D")
+
+    def edges(self, start: datetime, end: datetime) -> list[datetime]:
+        """Step edges from ``start`` to past ``end``."""
+        edges = [start]
+        while edges[-1] <= end:
+            if self.months:
+                k = len(edges) * self.months
+                month = start.month - 1 + k
+                edges.append(start.replace(year=start.year + month // 12, month=month % 12 + 1, day=1)
+                             if start.day > 28 else start.replace(year=start.year + month // 12, month=month % 12 + 1))
+            else:
+                edges.append(edges[-1] + timedelta(days=self.days))
+        return edges
+
+
+@dataclass(frozen=True)
+class MinicubeRequest:
+    """Everything a minicube needs, copied on the main thread before a task starts."""
+
+    sources: tuple[SourceSpec, ...]
+    start: datetime
+    end: datetime
+    output: str
+    point: tuple[float, float] | None = None
+    """Centre (x, y) in ``point_crs``; or give ``extent``."""
+    point_crs: str = "EPSG:4326"
+    size: int = 128
+    """Side in pixels around the point."""
+    resolution: float = 10.0
+    """Pixel size in the grid CRS's units."""
+    extent: tuple[float, float, float, float] | None = None
+    extent_crs: str = "EPSG:4326"
+    crs: str = ""
+    """Grid CRS; empty for the UTM zone of the centre."""
+    cadence: str = "P5D"
+    format: str = NETCDF
+    dask_scheduler: str = ""
+    """Address of a Dask scheduler (tcp://host:8786); empty to compute with local threads."""
+    scheduler_timeout: float = CONNECT_TIMEOUT_S
+    """Seconds to wait for the scheduler (and for its first worker) before giving up."""
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+        if self.start > self.end:
+            raise MinicubeError(f"The minicube starts ({self.start:%Y-%m-%d}) after it ends ({self.end:%Y-%m-%d})")
+        if (self.point is None) == (self.extent is None):
+            raise MinicubeError("Give either a point or an extent")
+        if not (isinstance(self.resolution, (int, float)) and math.isfinite(self.resolution) and self.resolution > 0):
+            raise MinicubeError(f"The resolution must be a positive number, got {self.resolution!r}")
+        if self.format not in (NETCDF, ZARR):
+            raise MinicubeError(f"Unknown format '{self.format}'; choose {NETCDF} or {ZARR}")
+        if self.point is not None and not 1 <= self.size <= max_side(self.format):
+            raise MinicubeError(f"The size must be 1 to {max_side(self.format)} pixels for {self.format}, "
+                                f"got {self.size}")
+        Cadence.parse(self.cadence)
+        if not self.sources:
+            raise MinicubeError("Give at least one source")
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The WGS 84 / UTM zone of a point."""
+    zone = min(60, max(1, math.floor((lon + 180) / 6) + 1))
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def minicube_grid(request: MinicubeRequest) -> OutputGrid:
+    """The common grid: ``size`` pixels around the point (or the extent), edges on multiples of the resolution."""
+    res = float(request.resolution)
+    if request.point is not None:
+        lon, lat = transform_point(*request.point, request.point_crs, "EPSG:4326")
+        crs = request.crs or utm_crs(lon, lat)
+        cx, cy = transform_point(*request.point, request.point_crs, crs)
+        half = request.size * res / 2
+        x0 = math.floor((cx - half) / res + 0.5) * res
+        y0 = math.floor((cy - half) / res + 0.5) * res
+        grid = OutputGrid(crs, res, (x0, y0, x0 + request.size * res, y0 + request.size * res))
+    else:
+        west, south, east, north = transform_bounds(request.extent, request.extent_crs, "EPSG:4326")
+        crs = request.crs or utm_crs((west + east) / 2, (south + north) / 2)
+        grid = OutputGrid(crs, res, snap(transform_bounds(request.extent, request.extent_crs, crs), res))
+    limit = max_side(request.format)
+    if max(grid.width, grid.height) > limit:
+        raise MinicubeError(f"The minicube would be {grid.width} x {grid.height} pixels; the limit is "
+                            f"{limit} a side in {request.format}. Use a coarser resolution or a smaller extent"
+                            + (", or Zarr." if request.format == NETCDF else "."))
+    return grid
+
+
+def grid_bbox_lonlat(grid: OutputGrid) -> tuple[float, float, float, float]:
+    return transform_bounds(grid.bounds, grid.crs, "EPSG:4326")
+
+
+def search(url: str, collection: str, bbox: tuple[float, float, float, float], start: datetime | None,
+           end: datetime | None, fetch: Fetcher, max_items: int = 0) -> list[dict]:
+    """The items of ``collection`` touching ``bbox`` (lon/lat) between ``start`` and ``end``."""
+    client = CatalogClient(Source(name=url, kind=guess_kind(url), url=url), fetch)
+    query = SearchQuery(collections=(collection,), bbox=bbox, start=start, end=end, max_cloud=None,
+                        max_items=max_items)
+    items: list[dict] = []
+    for page in client.search(query):
+        items.extend(page.items)
+    return touching(items, bbox)
+
+
+def categorical(item: dict, asset_key: str) -> bool:
+    """Quality bands and classified assets are resampled with nearest neighbour and never averaged."""
+    quality = quality_band(item)
+    if quality is not None and quality.asset_key == asset_key:
+        return True
+    asset = (item.get("assets") or {}).get(asset_key) or {}
+    return bool(asset.get("classification:classes") or asset.get("classification:bitfields"))
+
+
+def load_stac_bands(items: list[dict], bands: Sequence[str], grid: OutputGrid, resampling: str = "bilinear",
+                    chunk: int = BLOCK) -> tuple[Any, list[dict]]:
+    """The bands on ``grid`` as a lazy float32 Dataset (physical values, NaN no-data) named as asked,
+    and per band its provenance (asset key, resampling, scale, offset)."""
+    reference = items[0]
+    infos = []
+    for band in bands:
+        try:
+            infos.append(resolve_band(reference, band))
+        except BandNotFound as error:
+            raise MinicubeError(f"{error} (items such as {reference.get('id')})") from None
+    keys = [info.asset_key for info in infos]
+    nearest = [key for key in keys if categorical(reference, key)]
+    ready, options = gdal_items(items, keys)
+    slices = group_by_solar_day(ready, grid_longitude(grid))
+    dataset = load_lazy(ready, slices, keys, grid, chunk, resampling=resampling, nearest=nearest,
+                        gdal_options=options)
+    import xarray
+
+    out, provenance = {}, []
+    for band, info in zip(bands, infos):
+        data = dataset[info.asset_key]
+        if info.nodata is not None and not (isinstance(info.nodata, float) and math.isnan(info.nodata)):
+            data = data.where(data != info.nodata)
+        if info.asset_key not in nearest:
+            data = data * info.scale + info.offset
+        out[band] = data.astype("float32")
+        provenance.append({"source_asset": info.asset_key,
+                           "resampling": "nearest" if info.asset_key in nearest else resampling,
+                           "scale_applied": info.scale if info.asset_key not in nearest else 1.0,
+                           "offset_applied": info.offset if info.asset_key not in nearest else 0.0,
+                           "categorical": int(info.asset_key in nearest),
+                           "units": str(_asset_unit(reference, info.asset_key))})
+    result = xarray.Dataset(out)
+    result = result.assign_coords(time=[s.when.replace(tzinfo=None) for s in slices])
+    return result, provenance
+
+
+def _asset_unit(item: dict, key: str) -> str:
+    asset = (item.get("assets") or {}).get(key) or {}
+    bands = asset.get("raster:bands") or []
+    return str(bands[0].get("unit", "")) if bands and isinstance(bands[0], dict) else ""
+
+
+def _cf_grid_mapping(crs: str) -> dict[str, Any]:
+    from pyproj import CRS
+
+    attrs = {k: v for k, v in CRS.from_user_input(crs).to_cf().items() if isinstance(v, (str, int, float))}
+    attrs["spatial_ref"] = attrs.get("crs_wkt", "")
+    return attrs
+
+
+def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Callable[[float], None] | None = None,
+          is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] | None = None) -> Any:
+    """The minicube as a lazy ``xarray.Dataset`` on one grid, with CF and provenance attributes.
+
+    Only the searches happen here; every variable is a dask array of BLOCK x BLOCK blocks (all cadence
+    steps in each) that :func:`.minicube_store.write` computes block by block, or ``.compute()`` all at once."""
+    from ...stac.http import fetcher_for_call
+
+    report, say = progress or (lambda _p: None), log or (lambda _m: None)
+    grid = minicube_grid(request)
+    cadence = Cadence.parse(request.cadence)
+    edges = None if cadence.native else cadence.edges(request.start, request.end)
+    bbox = grid_bbox_lonlat(grid)
+    variables: dict[str, Any] = {}
+    local = all("://" not in s.url for s in request.sources)
+    with fetcher_for_call(fetch, local_only=local) as fetcher:  # for the searches only
+        for n, spec in enumerate(request.sources):
+            if is_canceled():
+                raise InterruptedError("Cancelled")
+            if spec.is_zarr:
+                for name, band in zip(spec.names, spec.sources):
+                    data = load_zarr_variable(spec.url, band, grid, request.start, request.end, block=BLOCK,
+                                              fetch=fetch)
+                    static = spec.aggregation == STATIC or "time" not in data.dims
+                    data = static_layer(data) if static and "time" in data.dims else (
+                        data if static else resample_time(data, spec.aggregation, edges))
+                    data.attrs.update(source_url=spec.url, source_collection="", source_variable=band,
+                                      resampling="linear interpolation after transforming the grid's coordinates",
+                                      aggregation="static" if static else spec.aggregation)
+                    variables[_unique(name, variables)] = data
+                say(f"{spec.url}: {', '.join(spec.bands)}")
+            else:
+                items = [] if spec.aggregation == STATIC else search(
+                    spec.url, spec.collection, bbox, request.start, request.end, fetcher)
+                static = spec.aggregation == STATIC or (
+                    bool(items) and not any((i.get("properties") or {}).get("datetime") for i in items))
+                if not items:
+                    items = search(spec.url, spec.collection, bbox, None, None, fetcher, max_items=200)
+                    static = True
+                    if len(group_by_solar_day(items, grid_longitude(grid))) > 1 and spec.aggregation != STATIC:
+                        raise MinicubeError(f"No items of {spec.collection} between {request.start:%Y-%m-%d} and "
+                                            f"{request.end:%Y-%m-%d} over the minicube")
+                if not items:
+                    raise MinicubeError(f"No items of {spec.collection} touch the minicube "
+                                        f"(lon {bbox[0]:.4f} to {bbox[2]:.4f}, lat {bbox[1]:.4f} to {bbox[3]:.4f})")
+                loaded, provenance = load_stac_bands(items, spec.sources, grid)
+                for name, band, prov in zip(spec.names, spec.sources, provenance):
+                    data = loaded[band]
+                    how = "static" if static else ("first" if prov["categorical"] and spec.aggregation in (
+                        "mean", "sum", "median") else spec.aggregation)
+                    data = static_layer(data) if static else resample_time(data, how, edges)
+                    data.attrs.update(source_url=spec.url, source_collection=spec.collection, aggregation=how,
+                                      source_band=band, source_items=len(items), **prov)
+                    variables[_unique(name, variables)] = data
+                say(f"{spec.collection}: {len(items)} items, {', '.join(spec.bands)}")
+            report(100.0 * (n + 1) / len(request.sources))
+    return _assemble(variables, grid, request, cadence)
+
+
+def _unique(name: str, taken: dict) -> str:
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name}_{k}" in taken:
+        k += 1
+    return f"{name}_{k}"
+
+
+def _assemble(variables: dict[str, Any], grid: OutputGrid, request: MinicubeRequest, cadence: Cadence) -> Any:
+    import xarray
+
+    xs, ys = pixel_centres(grid)
+    for data in variables.values():
+        data.coords["x"], data.coords["y"] = ("x", xs), ("y", ys)
+    dataset = xarray.merge([d.rename(name) for name, d in variables.items()], join="outer",
+                           combine_attrs="drop")
+    for name, data in variables.items():
+        dataset[name].attrs = dict(data.attrs)
+        dataset[name].attrs.setdefault("long_name", f"{name} ({data.attrs.get('source_collection') or 'zarr'})")
+        dataset[name].attrs["grid_mapping"] = "spatial_ref"
+        if not dataset[name].attrs.get("units"):
+            dataset[name].attrs.pop("units", None)
+    dataset["spatial_ref"] = xarray.DataArray(np.int32(0), attrs=_cf_grid_mapping(grid.crs))
+    dataset["x"].attrs.update(standard_name="projection_x_coordinate", long_name="x coordinate of pixel centre",
+                              units="m")
+    dataset["y"].attrs.update(standard_name="projection_y_coordinate", long_name="y coordinate of pixel centre",
+                              units="m")
+    if "time" in dataset.dims:
+        dataset["time"].attrs.update(standard_name="time", long_name="start of the cadence step"
+                                     if not cadence.native else "acquisition time")
+    dataset.attrs.update(
+        Conventions="CF-1.8", title="Cubescope minicube", source="Cubescope minicube builder",
+        cadence=cadence.label, time_coverage_start=f"{request.start:%Y-%m-%dT%H:%M:%SZ}",
+        time_coverage_end=f"{request.end:%Y-%m-%dT%H:%M:%SZ}", crs=grid.crs, resolution=float(grid.resolution),
+        geotransform=" ".join(f"{v:g}" for v in grid.geotransform),
+        history=f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} created by Cubescope")
+    return dataset
+
+
+def run(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Callable[[float], None] | None = None,
+        is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] | None = None) -> Path:
+    """Build the minicube and write it block by block, on the request's Dask scheduler or with local
+    threads; returns the written path. SchedulerUnreachable (an OSError) within the request's timeout
+    when the scheduler does not answer."""
+    report, say = progress or (lambda _p: None), log or (lambda _m: None)
+    with block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
+        dataset = build(request, fetch, lambda p: report(0.05 * p), is_canceled, log)
+        say(f"Computing {dataset.sizes['x']:,} x {dataset.sizes['y']:,} px in blocks of {BLOCK} px on "
+            f"{runner.description}")
+        path = write(dataset, request.output, request.format, lambda p: report(5.0 + 0.95 * p), is_canceled, runner)
+    report(100.0)
+    say(f"Wrote {path}")
+    return path
