@@ -13,7 +13,8 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtGui import QAction, QIcon
 
 from .cube.header_files import remove_header_files
-from .dependencies import activate_packages_folder, missing_requirements, packages_folder
+from .dependencies.activation import activate_packages_folder, packages_folder
+from .dependencies.requirements import missing_requirements
 from .gui.dependencies_notice import DependenciesNotice
 from .gui.dock import CubescopeDock
 from .gui.pixel_tool import PixelPickTool

@@ -14,28 +14,15 @@ import pytest
 from hand_wheels import make_installed, make_wheel
 
 from cubescope.plugin import dependencies
-from cubescope.plugin.dependencies import (
-    GENERATION_MARKER,
-    NEVER_INSTALLED,
-    Missing,
-    Plan,
-    Requirement,
-    Version,
-    activate_packages_folder,
-    canonical,
-    generation,
-    lock_closure,
-    lock_for,
-    missing_requirements,
-    parse_lock,
-    plan_install,
-    read_requirements,
-    satisfies,
-)
+from cubescope.plugin.dependencies.activation import GENERATION_MARKER, activate_packages_folder
+from cubescope.plugin.dependencies.locks import LOCKS_DIR, generation, lock_closure, lock_for, parse_lock, system_lock
+from cubescope.plugin.dependencies.plan import NEVER_INSTALLED, Pin, Plan, pip_command, plan_install
+from cubescope.plugin.dependencies.requirements import Missing, Requirement, missing_requirements, read_requirements
+from cubescope.plugin.dependencies.versions import Version, canonical, satisfies
 from cubescope.plugin.tasks.pip_install_task import Unmet, follow_up_pins, install_plan, parse_pip_check
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = Path(dependencies.__file__)
+SCRIPT = Path(dependencies.__file__).parent  # run as a folder: python plugin/dependencies ...
 PKG_ROOT = SCRIPT.parents[2]  # the folder holding the `cubescope` package
 
 SAMPLE_LOCK = """\
@@ -206,7 +193,7 @@ def test_generation_names_this_python_and_its_numpy():
     completed = subprocess.run([sys.executable, str(SCRIPT), "generation"], capture_output=True, text=True,
                                timeout=60)
     assert (completed.returncode, completed.stdout) == (0, expected + "\n"), completed.stderr
-    assert lock_for(expected) == (SCRIPT.with_name("locks") / f"{expected}.txt", True)
+    assert lock_for(expected) == (SCRIPT.parent / "locks" / f"{expected}.txt", True)
 
 
 def test_without_an_exact_lock_the_closest_of_the_same_numpy_is_used(tmp_path):
@@ -260,7 +247,7 @@ def test_the_real_plan_pins_the_lock_and_never_touches_what_qgis_compiled(tmp_pa
     gen = generation()
     lock_path, _ = lock_for(gen)
     lock = parse_lock(lock_path.read_text())
-    system = set(parse_lock(dependencies.system_lock(lock_path).read_text()))
+    system = set(parse_lock(system_lock(lock_path).read_text()))
     everything = [Missing(r, "not installed") for r in read_requirements()] + [_missing("numpy>=99", "numpy")]
     plan = plan_install(everything, tmp_path / "packages")
     names = {canonical(p.name) for p in plan.install}
@@ -299,7 +286,7 @@ def test_pip_installs_into_the_folder_and_activation_puts_it_before_site_package
     code = (
         "import site, sys, importlib.metadata as md\n"
         f"site.addsitedir({str(system)!r})\n"
-        "from cubescope.plugin.dependencies import activate_packages_folder as activate\n"
+        "from cubescope.plugin.dependencies.activation import activate_packages_folder as activate\n"
         f"folder = {str(plan.folder)!r}\n"
         "assert activate(folder) and activate(folder)\n"
         "import cubescope_probe_pkg\n"
@@ -357,7 +344,7 @@ def test_a_second_install_merges_namespace_packages_and_replaces_old_versions(tm
     assert (folder / "cubescope_probe_ns/b/__init__.py").is_file()
     make_wheel(local_pip, "cubescope-probe-ns-a", "2.0", {"cubescope_probe_ns/a/__init__.py": "V = 2\n"})
     upgrade = Plan("py311-numpy1", plan_b.lock, True, folder,
-                   (dependencies.Pin("cubescope-probe-ns-a", "2.0", "too old"),), (), ())
+                   (Pin("cubescope-probe-ns-a", "2.0", "too old"),), (), ())
     assert install_plan(upgrade)[0]
     assert (folder / "cubescope_probe_ns/a/__init__.py").read_text() == "V = 2\n"
     assert not (folder / "cubescope_probe_ns/a/gone.py").exists()
@@ -403,7 +390,7 @@ def test_the_install_works_where_pep_668_refuses_a_user_install(tmp_path, local_
                              text=True, timeout=120)
     assert refused.returncode != 0 and "externally-managed-environment" in refused.stderr + refused.stdout
     target = tmp_path / "target"
-    command = dependencies.pip_command([dependencies.Pin("cubescope-probe-pep668", "1.0", "x")], target)
+    command = pip_command([Pin("cubescope-probe-pep668", "1.0", "x")], target)
     completed = subprocess.run([python, *command[1:]], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert (target / "cubescope_probe_pep668.py").is_file()
@@ -435,13 +422,11 @@ def test_the_question_before_installing_says_what_why_where_and_what_is_never_re
 def test_every_lock_pins_every_requirement_within_its_specifier(gen):
     """A requirement edited without `make lock` would leave a venv (and a user's install) without it;
     a lock may leave out only what the distribution provides (GEN.system.txt), never pin it."""
-    from cubescope.plugin.dependencies import LOCKS_DIR
-
     runtime = parse_lock((LOCKS_DIR / f"{gen}.txt").read_text())
     dev = parse_lock((REPO / "tests" / "requirements" / f"dev-{gen}.lock.txt").read_text())
     system = parse_lock((LOCKS_DIR / f"{gen}.system.txt").read_text())
     for requirement in read_requirements():
-        name = dependencies.canonical(requirement.name)
+        name = canonical(requirement.name)
         specifier = requirement.spec[len(requirement.name):].split("]")[-1].strip()
         where = system if name in system else runtime
         assert name in where, f"{requirement.name} is not in {gen}'s lock: run make lock"

@@ -8,7 +8,10 @@ from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import QObject
 from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
 
-from ..dependencies import Missing, Plan, canonical, packages_folder, plan_install
+from ..dependencies.activation import packages_folder
+from ..dependencies.plan import Plan, plan_install
+from ..dependencies.requirements import Missing
+from ..dependencies.versions import canonical
 from ..log import log
 from ..tasks.pip_install_task import PipInstallTask
 

@@ -1,4 +1,4 @@
-"""Install a :class:`~..dependencies.Plan` with pip in the background, into the plugin's packages folder.
+"""Install a :class:`~..dependencies.plan.Plan` with pip in the background, into the plugin's packages folder.
 
 pip installs the exact pins, without resolving, into a staging folder; the result is merged into the
 packages folder; ``pip check`` then names any dependency already installed here that is too old for
@@ -20,19 +20,10 @@ from pathlib import Path
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from ..dependencies import (
-    GENERATION_MARKER,
-    NEVER_INSTALLED,
-    LockedPackage,
-    Pin,
-    Plan,
-    Version,
-    canonical,
-    parse_lock,
-    pip_command,
-    python_executable,
-    system_lock,
-)
+from ..dependencies.activation import GENERATION_MARKER
+from ..dependencies.locks import LockedPackage, parse_lock, system_lock
+from ..dependencies.plan import NEVER_INSTALLED, Pin, Plan, pip_command, python_executable
+from ..dependencies.versions import Version, canonical
 
 PIP_TIMEOUT_S = 900
 FOLLOW_UP_ROUNDS = 3
