@@ -3,15 +3,13 @@
 The catalog code never opens sockets itself: it calls a `Fetcher`. The QGIS glue passes one that
 goes through QGIS's network stack (proxy, SSL exceptions, authcfg); Processing under `qgis_process`
 and the tests pass `requests_fetcher()`. Errors carry what a person needs to act on them: the
-method and URL, the HTTP status, and the server's own words.
+method and URL, the HTTP status, and the server's own words (worded by `error_text`).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,14 +19,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlparse
 
+from .error_text import connection_problem, root_cause, server_message, squash
 from .retries import DEFAULT_POLICY, RetryPolicy, next_wait_s, retry_note, wait_or_cancel
 from .sites import within_auth_scope, without_credentials_note
 
 #: Redirects followed for one request before giving up.
 MAX_REDIRECTS = 10
 
-#: How much of a server's message is kept: enough to read, not a whole HTML page.
-MESSAGE_CHARS = 300
 #: How much of a non-JSON answer is quoted.
 QUOTE_CHARS = 200
 
@@ -139,56 +136,13 @@ def parse_json(response: Response, method: str = "GET") -> Any:
         return json.loads(text)
     except ValueError as error:
         content_type = response.headers.get("content-type", "")
-        quote = _squash(text)[:QUOTE_CHARS] or "(empty answer)"
+        quote = squash(text)[:QUOTE_CHARS] or "(empty answer)"
         if "json" in content_type:
             problem = f"the answer is not valid JSON ({error})"
         else:
             problem = f"the answer is not JSON ({content_type or 'no content type'})"
         raise HttpError(method, response.url, response.status, problem=problem, server_message=quote) from None
 
-
-def server_message(content: bytes, limit: int = MESSAGE_CHARS) -> str:
-    """The server's own explanation in an error body: JSON fields, an HTML title, or plain text."""
-    text = content.decode("utf-8", errors="replace").strip()
-    if not text:
-        return ""
-    try:
-        document = json.loads(text)
-    except ValueError:
-        document = None
-    if document is not None:
-        return _json_message(document)[:limit]
-    if re.search(r"<\s*(html|head|body|title)\b", text, re.IGNORECASE):
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        if title and title.group(1).strip():
-            return _squash(html.unescape(title.group(1)))[:limit]
-        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
-        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    return _squash(text)[:limit]
-
-
-def _json_message(document: Any) -> str:
-    if isinstance(document, dict):
-        for key in ("description", "detail", "message", "error", "title", "code"):
-            value = document.get(key)
-            if value:
-                return _json_message(value) if not isinstance(value, str) else _squash(value)
-        return _squash(json.dumps(document))
-    if isinstance(document, list):
-        # FastAPI validation errors: [{"loc": [...], "msg": "..."}, ...]
-        parts = []
-        for entry in document:
-            if isinstance(entry, dict) and "msg" in entry:
-                where = ".".join(str(p) for p in entry.get("loc", []) if p != "body")
-                parts.append(f"{where}: {entry['msg']}" if where else str(entry["msg"]))
-            else:
-                parts.append(_json_message(entry))
-        return "; ".join(parts)
-    return _squash(str(document))
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def error_from_response(method: str, url: str, status: int, reason: str, content: bytes) -> HttpError:
@@ -345,11 +299,11 @@ class RequestsFetcher:
         except requests.Timeout:
             raise HttpError(method, url, problem=f"timed out after {timeout_s:g} s") from None
         except requests.exceptions.SSLError as error:
-            raise HttpError(method, url, problem=f"SSL error: {_root_cause(error)}") from None
+            raise HttpError(method, url, problem=f"SSL error: {root_cause(error)}") from None
         except requests.ConnectionError as error:
-            raise HttpError(method, url, problem=_connection_problem(error)) from None
+            raise HttpError(method, url, problem=connection_problem(error)) from None
         except requests.RequestException as error:
-            raise HttpError(method, url, problem=_root_cause(error)) from None
+            raise HttpError(method, url, problem=root_cause(error)) from None
         lowered = {k.lower(): v for k, v in answer.headers.items()}
         return answer.status_code, answer.reason or "", lowered, content
 
@@ -385,23 +339,3 @@ def fetcher_for_call(fetch: Fetcher | None, local_only: bool = False) -> Iterato
     else:
         with requests_fetcher() as own:
             yield own
-
-
-def _root_cause(error: BaseException) -> str:
-    while error.__context__ is not None and not str(error):
-        error = error.__context__
-    return _squash(str(error))[:MESSAGE_CHARS]
-
-
-def _connection_problem(error: Exception) -> str:
-    text = str(error)
-    if "refused" in text.lower():
-        return "connection refused"
-    if re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|Temporary failure in name",
-                 text):
-        return "host not found"
-    if "timed out" in text.lower():
-        return "connection timed out"
-    if "RemoteDisconnected" in text or "Connection aborted" in text:
-        return "the server closed the connection without answering"
-    return _squash(text)[:MESSAGE_CHARS]
