@@ -18,6 +18,7 @@ from typing import Any
 
 from ..cube.reader import NAN, PixelReader, PointOutsideCoverage, PointValues, Scene, iso
 from ..stac.bands import first_present, with_substitutes
+from ..stac.unreadable import SkippedInputs
 from .ops.indices import MissingBand, compute_index, is_index, required_bands
 from .ops.quality import QualityRule
 
@@ -73,6 +74,8 @@ class TimeSeries:
     canceled: bool = False
     dates: int = 0
     """Dates (observation groups) at this point before reading; len(observations) can be lower (gaps)."""
+    skipped: SkippedInputs = field(default_factory=SkippedInputs)
+    """The files this series could not read (HTTP 404, not a GeoTIFF, truncated), by URL and cause."""
 
     def values(self, name: str, valid_only: bool = False) -> list[float]:
         """One band's or index's values in date order (NaN where masked when `valid_only`)."""
@@ -214,7 +217,9 @@ def read_series(
     `on_observation(obs, k, n)` is called as each date completes ("k of n dates"), `on_progress(k, n)`
     for every completed date including gaps. A point outside all footprints gives an empty series
     with `outside` set and the reason in `warnings`; unreadable items give gaps and warnings naming
-    them. BandNotFound / MissingBand are raised before anything is read.
+    them (and, from a reader that records them, the unreadable files by URL and cause in `skipped`).
+    BandNotFound / MissingBand are raised before anything is read; StopAtFirstBadInputError comes
+    through from a reader told to stop at the first unreadable file.
     """
     plan = plan or plan_read(reader, bands, quality_rule)
     series = TimeSeries(lon, lat, plan.requested, quality_rule=quality_rule)
@@ -261,8 +266,10 @@ def read_series(
             del waiting[group]
             close_group(group)
 
+    # A reader that records unreadable files (CogStackReader) records this series' ones in it.
+    record = {"skipped": series.skipped} if getattr(reader, "skipped_inputs", None) is not None else {}
     try:
-        reader.read_point(lon, lat, plan.read, on_values=arrived, is_canceled=is_canceled)
+        reader.read_point(lon, lat, plan.read, on_values=arrived, is_canceled=is_canceled, **record)
     except PointOutsideCoverage as error:
         series.outside = True
         series.warnings.append(str(error))

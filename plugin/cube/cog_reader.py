@@ -10,7 +10,6 @@ are in different UTM zones) and every band at its own pixel (10 m and 20 m bands
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,15 +17,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from osgeo import gdal, osr
-
 from ..stac.bands import AmbiguousBand, BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
-from ..stac.gdal_env import GdalOpenError, gdal_config
 from ..stac.hrefs import GdalSource, gdal_source
 from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
 from ..stac.tiles import tile_id
+from ..stac.unreadable import SkippedInputs, StopAtFirstBadInputError, UnreadableInputError
+from .cog_point import OUTSIDE, OpenedCog, read_pixel
+from .footprint import covers
 from .handle_cache import AffineWorkers, HandleCache
 from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, ReaderError, Scene
+
+__all__ = ["LOCAL_WORKERS", "REMOTE_WORKERS", "CogStackReader", "covers"]
 
 #: Worker threads for remote files: enough to keep ~30 requests in flight, few enough for one server.
 REMOTE_WORKERS = 32
@@ -35,23 +36,6 @@ LOCAL_WORKERS = min(8, (os.cpu_count() or 2) * 2)
 #: Datasets each thread keeps open (local files hold a file descriptor each).
 REMOTE_HANDLES_PER_THREAD = 64
 LOCAL_HANDLES_PER_THREAD = 32
-#: Per-item error lines kept in the warnings before they are summarised.
-MAX_ITEM_WARNINGS = 5
-
-
-@dataclass
-class _Opened:
-    """A dataset opened by one thread, with what a point read needs from it."""
-
-    dataset: Any
-    band: Any
-    inverse: tuple[float, ...]
-    wkt: str
-    width: int
-    height: int
-    nodata: float | None
-    scale: float | None
-    offset: float | None
 
 
 @dataclass(frozen=True)
@@ -62,131 +46,20 @@ class _Task:
     names: tuple[str, ...]
     source: GdalSource
     band: BandInfo
-
-
-_OUTSIDE = object()
-_local = threading.local()
-
-
-def _transform_to(wkt: str) -> osr.CoordinateTransformation | None:
-    """lon/lat -> the dataset CRS, one object per thread (OGR transformations are not thread-safe)."""
-    cache: dict[str, Any] = getattr(_local, "transforms", None) or {}
-    _local.transforms = cache
-    if wkt not in cache:
-        target = osr.SpatialReference()
-        if not wkt or target.ImportFromWkt(wkt) != 0:
-            cache[wkt] = None
-        else:
-            source = osr.SpatialReference()
-            source.ImportFromEPSG(4326)
-            for srs in (source, target):
-                srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            cache[wkt] = None if source.IsSame(target) else osr.CoordinateTransformation(source, target)
-    return cache[wkt]
-
-
-def _open(source: GdalSource) -> _Opened:
-    """Open in this thread; OF_VERBOSE_ERROR makes GDAL say why (an HTTP 404 rather than nothing)."""
-    what = source.description or source.path
-    gdal.ErrorReset()
-    try:
-        dataset = gdal.OpenEx(source.path, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
-    except RuntimeError as error:  # someone enabled gdal.UseExceptions()
-        raise GdalOpenError(f"Cannot open {what}: {error}") from error
-    if dataset is None:
-        raise GdalOpenError(f"Cannot open {what}: {gdal.GetLastErrorMsg() or 'not found or not a raster'}")
-    band = dataset.GetRasterBand(1)
-    inverse = gdal.InvGeoTransform(dataset.GetGeoTransform(can_return_null=True) or (0, 1, 0, 0, 0, 1))
-    if inverse is None:
-        raise GdalOpenError(f"Cannot locate pixels in {source.description or source.path}: "
-                            "its geotransform cannot be inverted")
-    if isinstance(inverse, (list, tuple)) and len(inverse) == 2 and isinstance(inverse[1], (list, tuple)):
-        inverse = inverse[1]  # old bindings return (success, transform)
-    return _Opened(dataset, band, tuple(inverse), dataset.GetProjection() or "", dataset.RasterXSize,
-                   dataset.RasterYSize, band.GetNoDataValue(), band.GetScale(), band.GetOffset())
-
-
-def _physical(raw: float, band: BandInfo, opened: _Opened) -> float:
-    nodata = band.nodata if band.nodata is not None else opened.nodata
-    if math.isnan(raw) or (nodata is not None and (raw == nodata or (math.isnan(nodata) and math.isnan(raw)))):
-        return NAN
-    if band.scaling != "none":
-        return raw * band.scale + band.offset
-    scale = opened.scale if opened.scale is not None else 1.0
-    offset = opened.offset if opened.offset is not None else 0.0
-    return raw * scale + offset
-
-
-def _read_task(task: _Task, lon: float, lat: float, handles: HandleCache[_Opened]) -> Any:
-    """The physical value of one file at (lon, lat), `_OUTSIDE`, or raises GdalOpenError. Runs in a worker."""
-    source = task.source
-    with gdal_config(source.config):
-        gdal.PushErrorHandler("CPLQuietErrorHandler")
-        try:
-            opened, _ = handles.get(source.path, lambda: _open(source))
-            transform = _transform_to(opened.wkt)
-            x, y = (lon, lat) if transform is None else transform.TransformPoint(lon, lat)[:2]
-            inv = opened.inverse
-            col = math.floor(inv[0] + inv[1] * x + inv[2] * y)
-            row = math.floor(inv[3] + inv[4] * x + inv[5] * y)
-            if not (0 <= col < opened.width and 0 <= row < opened.height):
-                return _OUTSIDE
-            gdal.ErrorReset()
-            try:
-                data = opened.band.ReadAsArray(col, row, 1, 1)
-            except RuntimeError as error:  # someone enabled gdal.UseExceptions()
-                data, reason = None, str(error)
-            else:
-                reason = gdal.GetLastErrorMsg() or "read failed"
-            if data is None:
-                handles.evict(source.path)
-                raise GdalOpenError(f"Cannot read {source.description or source.path}: {reason}")
-            return _physical(float(data[0][0]), task.band, opened)
-        finally:
-            gdal.PopErrorHandler()
-
-
-def _ring_contains(ring: Sequence[Sequence[float]], x: float, y: float) -> bool:
-    inside = False
-    n = len(ring)
-    for i in range(n):
-        x1, y1 = ring[i][0], ring[i][1]
-        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
-        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
-            inside = not inside
-    return inside
-
-
-def covers(item: dict, lon: float, lat: float) -> bool:
-    """Whether the item's footprint (geometry, else bbox) contains the point; True when it has neither."""
-    geometry = item.get("geometry")
-    polygons: list[Any] = []
-    if isinstance(geometry, dict) and geometry.get("type") == "Polygon":
-        polygons = [geometry.get("coordinates") or []]
-    elif isinstance(geometry, dict) and geometry.get("type") == "MultiPolygon":
-        polygons = list(geometry.get("coordinates") or [])
-    try:
-        if polygons:
-            return any(rings and _ring_contains(rings[0], lon, lat)
-                       and not any(_ring_contains(hole, lon, lat) for hole in rings[1:]) for rings in polygons)
-    except (TypeError, IndexError, ValueError, ZeroDivisionError):
-        pass
-    bbox = item_bbox(item)
-    if bbox is None:
-        return True
-    return bbox[0] <= lon <= bbox[2] and bbox[1] <= lat <= bbox[3]
-
-
+    media_type: str = ""
 
 
 class _Click:
-    """The bookkeeping of one `read_point`: values per scene, files still to come, the callback."""
+    """The bookkeeping of one `read_point`: values per scene, files still to come, the callback, and
+    the files this click could not read."""
 
-    def __init__(self, results: dict[int, PointValues], on_values: OnValues | None) -> None:
+    def __init__(self, results: dict[int, PointValues], on_values: OnValues | None, skipped: SkippedInputs) -> None:
         self.results = results
         self.remaining = dict.fromkeys(results, 0)
         self.done = 0
         self._on_values = on_values
+        self.skipped = skipped
+        self.first_bad: UnreadableInputError | None = None
 
     def finish(self, index: int) -> None:
         self.done += 1
@@ -195,21 +68,27 @@ class _Click:
 
     def arrived(self, task: _Task, future: Future) -> None:
         result = self.results[task.scene_index]
-        try:
+        # The worker's exception is taken, never re-raised here: re-raised, its traceback would hold
+        # this thread's frames (up to a Processing algorithm's, with its output sink) in a cycle with
+        # the future, and a GeoPackage sink kept alive that way was never committed.
+        error = future.exception()
+        if error is None:
             value = future.result()
-        except GdalOpenError as error:
-            result.errors.append(f"item {result.scene.item_id}: {error}")
-            result.failed_bands.update(task.names)
-        except Exception as error:  # noqa: BLE001 (a worker's failure is this file's, not the series')
-            result.errors.append(f"item {result.scene.item_id}: {task.band.asset_key}: "
-                                 f"{type(error).__name__}: {error}")
-            result.failed_bands.update(task.names)
-        else:
-            if value is _OUTSIDE:
+            if value is OUTSIDE:
                 result.outside = True
             else:
                 for name in task.names:
                     result.values[name] = value
+        else:
+            result.failed_bands.update(task.names)
+            if isinstance(error, UnreadableInputError):
+                result.errors.append(f"item {result.scene.item_id}: {error}")
+                self.skipped.add(error.url, error.cause)
+                self.first_bad = self.first_bad or error
+            else:  # a worker's failure is this file's, not the series'
+                result.errors.append(f"item {result.scene.item_id}: {task.band.asset_key}: "
+                                     f"{type(error).__name__}: {error}")
+        del error, future
         self.remaining[task.scene_index] -= 1
         if self.remaining[task.scene_index] == 0:
             self.finish(task.scene_index)
@@ -219,7 +98,10 @@ class CogStackReader:
     """A `PixelReader` over STAC items (dicts, asset hrefs absolute or relative to the item's self link).
 
     Keep one reader per selection: it keeps its threads and open files for the next click. Items
-    without a datetime are left out (with a warning in `skipped`).
+    without a datetime are left out (with a warning in `skipped`). A file that cannot be read (HTTP
+    404, not a GeoTIFF, truncated) leaves a gap and is recorded by URL and cause in `skipped_inputs`
+    (and in the ``skipped`` record a `read_point` call is given); with ``stop_at_first_bad_input``,
+    `read_point` raises StopAtFirstBadInputError at the first such file instead.
     """
 
     def __init__(
@@ -234,11 +116,15 @@ class CogStackReader:
         handles_per_thread: int | None = None,
         auth_headers: Mapping[str, str] | None = None,
         auth_scope: str = "",
+        stop_at_first_bad_input: bool = False,
     ) -> None:
         self._s3, self._signer, self._credentials, self._options = s3, signer, credentials, options
         # HTTP auth headers of the source, sent only to hosts within `auth_scope` (the source's URL)
         self._auth_headers, self._auth_scope = auth_headers, auth_scope
         self.skipped: list[str] = []
+        #: Every file this reader could not read, by URL and cause, over all its clicks.
+        self.skipped_inputs = SkippedInputs()
+        self.stop_at_first_bad_input = stop_at_first_bad_input
         dated: list[tuple[Any, str, str, dict]] = []
         for item in items:
             try:
@@ -254,7 +140,7 @@ class CogStackReader:
                         for i, (when, tile, name, _) in enumerate(dated)]
         self._max_workers = max_workers
         self._handles_per_thread = handles_per_thread
-        self._workers: tuple[AffineWorkers, HandleCache[_Opened]] | None = None
+        self._workers: tuple[AffineWorkers, HandleCache[OpenedCog]] | None = None
         self._bands: dict[tuple[int, str], BandInfo | BandNotFound] = {}
         self._sources: dict[tuple[int, str], GdalSource] = {}
         self._lock = threading.Lock()
@@ -340,7 +226,7 @@ class CogStackReader:
             self._sources[key] = source
         return source
 
-    def _executor(self, remote: bool) -> tuple[AffineWorkers, HandleCache[_Opened]]:
+    def _executor(self, remote: bool) -> tuple[AffineWorkers, HandleCache[OpenedCog]]:
         """The worker threads and their open files, made at the first read and kept until `close`."""
         with self._lock:
             if self._workers is None:
@@ -354,7 +240,8 @@ class CogStackReader:
         """Datasets held open across clicks (all threads)."""
         return self._workers[1].open_count() if self._workers is not None else 0
 
-    def _tasks(self, indices: list[int], bands: Sequence[str]) -> tuple[list[_Task], dict[int, list[str]]]:
+    def _tasks(self, indices: list[int], bands: Sequence[str],
+               record: SkippedInputs) -> tuple[list[_Task], dict[int, list[str]]]:
         tasks: list[_Task] = []
         missing: dict[int, list[str]] = {}
         for index in indices:
@@ -366,13 +253,17 @@ class CogStackReader:
                     continue
                 by_asset.setdefault(found.asset_key, (found, []))[1].append(name)
             for key, (band, names) in by_asset.items():
+                asset = (self._items[index].get("assets") or {}).get(key)
+                asset = asset if isinstance(asset, dict) else {}
                 try:
                     source = self._source(index, band)
                 except (KeyError, ValueError) as error:
                     missing.setdefault(index, []).extend(names)
                     self.skipped.append(f"item {self._scenes[index].item_id}: asset '{key}': {error}")
+                    record.add(str(asset.get("href") or f"item {self._scenes[index].item_id} asset '{key}'"),
+                               f"not a usable href ({error})")
                     continue
-                tasks.append(_Task(index, tuple(names), source, band))
+                tasks.append(_Task(index, tuple(names), source, band, str(asset.get("type") or "")))
         return tasks, missing
 
     def read_point(
@@ -383,14 +274,19 @@ class CogStackReader:
         *,
         on_values: OnValues | None = None,
         is_canceled: Callable[[], bool] | None = None,
+        skipped: SkippedInputs | None = None,
     ) -> list[PointValues]:
+        """The values of ``bands`` at (lon, lat) per scene covering it; files that cannot be read are
+        added to ``skipped`` (when given) and to `skipped_inputs`."""
         if not self._items:
             raise ReaderError("No items to read: the search found nothing")
         if not bands:
             raise ValueError("No bands to read")
         indices = [scene.order for scene in self.scenes_at(lon, lat)]
-        tasks, missing = self._tasks(indices, bands)
-        click = _Click({i: PointValues(self._scenes[i], {name: NAN for name in bands}) for i in indices}, on_values)
+        record = SkippedInputs() if skipped is None else skipped
+        tasks, missing = self._tasks(indices, bands, record)
+        click = _Click({i: PointValues(self._scenes[i], {name: NAN for name in bands}) for i in indices}, on_values,
+                       record)
         for index, names in missing.items():
             click.results[index].errors.append(f"item {self._scenes[index].item_id} has no band "
                                                f"{', '.join(repr(n) for n in names)}")
@@ -402,25 +298,38 @@ class CogStackReader:
                 click.finish(index)
         if tasks:
             pool, handles = self._executor(remote=tasks[0].source.path.startswith("/vsi"))
-            futures = {pool.submit(t.source.path, _read_task, t, lon, lat, handles): t for t in tasks}
+            futures = {pool.submit(t.source.path, read_pixel, t.source, t.band, t.media_type, lon, lat, handles): t
+                       for t in tasks}
             pending = set(futures)
-            while pending:
-                if is_canceled is not None and is_canceled():
-                    for future in pending:
-                        future.cancel()
-                    # A read already running cannot be stopped: wait for it (one pixel), so that no
-                    # thread of this reader still works on its files once the caller has moved on.
-                    # (QGIS quitting under such a read crashed in GDAL.)
-                    wait(pending)
-                    break
-                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    click.arrived(futures[future], future)
+            try:
+                self._wait(futures, pending, click, is_canceled)
+            finally:
+                self.skipped_inputs.extend(record)
         finished_indices = [i for i in indices if click.remaining[i] == 0]
         read = [click.results[i] for i in finished_indices if not click.results[i].outside]
         if not read and len(finished_indices) == len(indices):
             raise PointOutsideCoverage(lon, lat, len(self._items), self.extent())
         return read
+
+    def _wait(self, futures: dict[Future, _Task], pending: set[Future], click: _Click,
+               is_canceled: Callable[[], bool] | None) -> None:
+        """Hand each finished file to ``click`` until all are in, the caller cancels, or (when asked to
+        stop at the first bad input) a file could not be read."""
+        while pending:
+            stop = self.stop_at_first_bad_input and click.first_bad is not None
+            if stop or (is_canceled is not None and is_canceled()):
+                for future in pending:
+                    future.cancel()
+                # A read already running cannot be stopped: wait for it (one pixel), so that no
+                # thread of this reader still works on its files once the caller has moved on.
+                # (QGIS quitting under such a read crashed in GDAL.)
+                wait(pending)
+                break
+            finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            for future in finished:
+                click.arrived(futures[future], future)
+        if self.stop_at_first_bad_input and click.first_bad is not None:
+            raise StopAtFirstBadInputError(click.first_bad.url, click.first_bad.cause)
 
     def read_window(self, bbox: Bbox, bands: Sequence[str], **options: Any) -> Any:
         raise NotImplementedError("CogStackReader.read_window: windows are read by the compositing engine")

@@ -185,9 +185,16 @@ class TimeSeriesPanel(QObject):
         text = self.tr("{label}: {n} dates, {m} masked").format(label=label, n=len(series.observations), m=masked)
         if series.outside:
             text = self.tr("{label}: {why}").format(label=label, why=series.warnings[0])
+        if series.skipped:
+            text = self.tr("{text}; {skipped}").format(text=text, skipped=series.skipped.summary())
         self.form.seriesStatus.setText(text)
+        if series.skipped:
+            # one bar message with the count; the log lists each file with its cause
+            summary = self.tr("{label}: {skipped} (the plot has gaps there)").format(
+                label=label, skipped=series.skipped.summary())
+            log("\n".join([summary, *series.skipped.lines(limit=100)]), "warning", bar=self.bar, short=summary)
         for warning in series.warnings if not series.outside else []:
-            log(warning, "warning", bar=self.bar)
+            log(warning, "warning", bar=None if series.skipped else self.bar)
         if series.outside:
             log(series.warnings[0], "warning", bar=self.bar)
         self.series_done.emit(series)

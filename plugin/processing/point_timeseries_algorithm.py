@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from osgeo import gdal
 from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
@@ -19,6 +20,8 @@ from qgis.core import (
     QgsFields,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -42,12 +45,14 @@ from ..stac.bands import BandNotFound
 from ..stac.catalog_client import CatalogClient, SearchQuery
 from ..stac.http import HttpError
 from ..stac.sources import Source, SourceKind, guess_kind
+from ..stac.unreadable import SkippedInputs, StopAtFirstBadInputError
 from ..tasks.thread_state import keep_thread_state
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 #: Half the side of the search box around a lone point, degrees (~100 m): footprints touching it.
 _POINT_MARGIN = 0.001
-
+#: Skipped inputs listed one by one in the feedback at the end of a run (the rest are counted).
+_LISTED_SKIPPED = 200
 
 
 def _preset_for(band: str) -> QualityRule | None:
@@ -61,6 +66,8 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
     SOURCE, COLLECTION, BANDS, POINTS, ID_FIELD = "SOURCE", "COLLECTION", "BANDS", "POINTS", "ID_FIELD"
     START, END, MAX_CLOUD, QUALITY_BAND, CLEAR_VALUES = "START", "END", "MAX_CLOUD", "QUALITY_BAND", "CLEAR_VALUES"
     OUTPUT = "OUTPUT"
+    FAIL_ON_BAD_INPUT = "FAIL_ON_BAD_INPUT"
+    SKIPPED_INPUTS, ROWS = "SKIPPED_INPUTS", "ROWS"
 
     def name(self) -> str:
         return "pointtimeseries"
@@ -86,7 +93,10 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             "override it.\n\nOUTPUT has one row per point and date: point_id, datetime (ISO 8601), item_id, one "
             "column per band or index with the scaled values, and valid (1 clear, 0 masked or no data; 1 when "
             "there is no quality rule). Items of the same day (overlapping tiles) give one row, the clear one "
-            "when only one is clear."
+            "when only one is clear.\n\nA file that cannot be read (an HTTP error, not a GeoTIFF, truncated) "
+            "leaves a gap: the run goes on and reports each such file by URL and cause; SKIPPED_INPUTS counts "
+            "them (and a GeoPackage output records them in its layer metadata, CUBESCOPE_SKIPPED_INPUTS). "
+            "FAIL_ON_BAD_INPUT (advanced) makes the run fail at the first one instead."
         )
 
     def createInstance(self) -> PointTimeSeriesAlgorithm:  # noqa: N802 (QGIS name)
@@ -118,6 +128,13 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, "Time series", Qgis.ProcessingSourceType.Vector))
+        fail = QgsProcessingParameterBoolean(
+            self.FAIL_ON_BAD_INPUT, "Fail at the first input that cannot be read (else leave it out and report it)",
+            defaultValue=False)
+        fail.setFlags(fail.flags() | Qgis.ProcessingParameterFlag.Advanced)
+        self.addParameter(fail)
+        self.addOutput(QgsProcessingOutputNumber(self.SKIPPED_INPUTS, "Inputs that could not be read (left out)"))
+        self.addOutput(QgsProcessingOutputNumber(self.ROWS, "Rows written"))
 
     # ---- inputs ----
 
@@ -178,7 +195,9 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"No items of '{collection}' at these points in {url} "
                                          "with these dates and cloud cover")
         feedback.pushInfo(f"{len(items)} items found")
-        reader = CogStackReader(items, options=qgis_gdal_http_config())  # the user's proxy and timeout
+        reader = CogStackReader(items, options=qgis_gdal_http_config(),  # the user's proxy and timeout
+                                stop_at_first_bad_input=self.parameterAsBoolean(parameters, self.FAIL_ON_BAD_INPUT,
+                                                                                context))
         for problem in reader.skipped:
             feedback.reportError(problem)
         return reader
@@ -246,7 +265,7 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("BANDS is required (e.g. red,nir,ndvi)")
         points = self._points(parameters, context, feedback)
         reader = self._reader(url, points, parameters, context, feedback)
-        written = 0
+        skipped = SkippedInputs()
         try:
             rule = self._quality_rule(reader, parameters, context)
             if rule is not None:
@@ -260,24 +279,66 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
                                                  QgsCoordinateReferenceSystem())
             if sink is None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-            for number, (point_id, lon, lat) in enumerate(points):
-                if feedback.isCanceled():
-                    break
-
-                def progress(done: int, total: int, number: int = number) -> None:
-                    feedback.setProgress(100.0 * (number + done / max(total, 1)) / len(points))
-
-                series = read_series(reader, lon, lat, names, rule, plan=plan, on_progress=progress,
-                                     is_canceled=feedback.isCanceled)
-                for warning in series.warnings:
-                    feedback.pushWarning(f"Point {point_id}: {warning}")
-                for row in series_to_rows(series, point_id):
-                    feature = QgsFeature(fields)
-                    feature.setAttributes([row[name] for name in fields.names()])
-                    sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-                    written += 1
-                feedback.pushInfo(f"Point {point_id}: {len(series.observations)} dates")
+            try:
+                written = self._write(sink, fields, reader, points, names, rule, plan, skipped, feedback)
+            finally:
+                # The sink writes (a GeoPackage commits) when it is deleted: here, not whenever the
+                # last reference to it goes, which a reference cycle can put off past the end of the
+                # run (a GeoPackage then had no table although the run reported its rows).
+                del sink
         finally:
             reader.close()
+        for line in skipped.lines(limit=_LISTED_SKIPPED):
+            feedback.pushWarning(f"Left out {line}")
+        if skipped:
+            feedback.pushWarning(f"{skipped.summary()}; the output has gaps at their dates")
+            _record_skipped(dest_id, skipped, feedback)
         feedback.pushInfo(f"Wrote {written} rows for {len(points)} points")
-        return {self.OUTPUT: dest_id}
+        return {self.OUTPUT: dest_id, self.SKIPPED_INPUTS: len(skipped), self.ROWS: written}
+
+    def _write(self, sink, fields, reader, points, names, rule, plan, skipped: SkippedInputs, feedback) -> int:
+        """Read every point's series into ``sink``; the rows written. Unreadable files go to ``skipped``."""
+        written = 0
+        for number, (point_id, lon, lat) in enumerate(points):
+            if feedback.isCanceled():
+                break
+
+            def progress(done: int, total: int, number: int = number) -> None:
+                feedback.setProgress(100.0 * (number + done / max(total, 1)) / len(points))
+
+            try:
+                series = read_series(reader, lon, lat, names, rule, plan=plan, on_progress=progress,
+                                     is_canceled=feedback.isCanceled)
+            except StopAtFirstBadInputError as error:
+                raise QgsProcessingException(
+                    f"Stopped at the first input that cannot be read ({self.FAIL_ON_BAD_INPUT} is set): "
+                    f"{error.url}: {error.cause}") from None
+            skipped.extend(series.skipped)
+            for warning in series.warnings:
+                feedback.pushWarning(f"Point {point_id}: {warning}")
+            for row in series_to_rows(series, point_id):
+                feature = QgsFeature(fields)
+                feature.setAttributes([row[name] for name in fields.names()])
+                if not sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert):
+                    raise QgsProcessingException(f"Could not write a row of point {point_id}: {sink.lastError()}")
+                written += 1
+            feedback.pushInfo(f"Point {point_id}: {len(series.observations)} dates")
+        return written
+
+
+def _record_skipped(dest_id: str, skipped: SkippedInputs, feedback) -> None:
+    """Count the skipped inputs in a GeoPackage output's layer metadata (CUBESCOPE_SKIPPED_INPUTS and the
+    list); other formats have no place for it, the run's SKIPPED_INPUTS output and log say it."""
+    path, _, options = dest_id.partition("|")
+    if not path.lower().endswith(".gpkg"):
+        return
+    layer_name = next((o.split("=", 1)[1] for o in options.split("|") if o.startswith("layername=")), "")
+    dataset = gdal.OpenEx(path, gdal.OF_VECTOR | gdal.OF_UPDATE)
+    layer = None if dataset is None else (dataset.GetLayerByName(layer_name) if layer_name else dataset.GetLayer(0))
+    if layer is None:
+        feedback.pushWarning(f"Could not record the skipped inputs in {path}'s metadata")
+        return
+    for key, value in skipped.metadata().items():
+        layer.SetMetadataItem(key, value)
+    layer = None
+    dataset = None
