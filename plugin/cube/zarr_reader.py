@@ -20,7 +20,8 @@ from osgeo import osr
 from ..stac.bands import BandNotFound
 from ..stac.written_metadata import variable_common_names
 from .reader import NAN, OnValues, PointOutsideCoverage, PointValues, Scene, iso
-from .zarr_cube import ZarrDescription, ZarrError, describe_dataset, open_zarr_dataset
+from .zarr_cube import ZarrDescription, ZarrError, open_zarr_dataset
+from .zarr_description import describe_dataset
 
 
 def _aware(when: datetime | None) -> datetime | None:
