@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from broken_cogs import FOREST, catalog_with_broken_reds
 from demo_series import (
     CLEAR,
     ZARR_NAME,
@@ -29,7 +30,9 @@ from cubescope.plugin.cube.zarr_cube import ZarrError
 from cubescope.plugin.cube.zarr_reader import ZarrReader
 from cubescope.plugin.demo.truth import date_index, expected_dn
 from cubescope.plugin.stac.bands import AmbiguousBand, BandNotFound
+from cubescope.plugin.stac.http import local_fetcher
 from cubescope.plugin.stac.sources import Source, SourceKind
+from cubescope.plugin.stac.unreadable import StopAtFirstBadInputError
 
 # ---- bad input and failures -----------------------------------------------------------------------
 
@@ -185,3 +188,43 @@ def test_a_server_that_dies_midway_keeps_the_values_read_so_far(catalog_items, t
     assert all(i["id"] in " ".join(series.warnings) for i in stack[5:])
 
 
+
+
+# ---- unreadable inputs: skipped, named by URL and cause, or the first one stops the read -----------
+
+def _broken_stack(demo_cube, nginx_server, tmp_path) -> tuple[list[dict], dict[str, str]]:
+    catalog, causes = catalog_with_broken_reds(demo_cube, tmp_path / "broken",
+                                               gone_url=f"{nginx_server.url}/stac/no-such-file.tif")
+    items = search_demo(Source("broken", SourceKind.STATIC, str(catalog)), local_fetcher())
+    return [i for i in items if i["properties"]["datetime"] < "2023-07"], causes
+
+
+def test_unreadable_cogs_are_skipped_and_named_by_url_and_cause(demo_cube, nginx_server, tmp_path):
+    """An HTTP 404, a PNG named red.tif and a truncated COG: each left out with its URL and the cause a
+    user reads, the other files still read (the PNG was dropped without a word before)."""
+    stack, causes = _broken_stack(demo_cube, nginx_server, tmp_path)
+    with CogStackReader(stack) as reader:
+        series = read_series(reader, *FOREST, ["red"])
+        found = {s.url: s.cause for s in series.skipped}
+        assert {s.url for s in reader.skipped_inputs} == set(causes)
+    assert set(found) == set(causes)
+    for url, cause in causes.items():
+        assert found[url].startswith(cause), (url, found[url])
+    gone = next(url for url in causes if url.startswith("http"))
+    assert found[gone] == "HTTP 404 (not found)"
+    text = "\n".join(series.warnings)
+    assert f"Cannot open {gone}: HTTP 404 (not found)" in text
+    assert "not a GeoTIFF: GDAL reads it as PNG" in text and "Cannot read " in text
+    assert len(series.skipped) == 3 and "3 inputs could not be read" in series.skipped.summary()
+    broken_ids = {Path(url).parent.name for url in causes if not url.startswith("http")}
+    assert broken_ids and not broken_ids & {o.item_id for o in series.observations}
+    assert len(series.observations) >= 5, "the readable files are still read"
+
+
+def test_a_reader_told_to_stop_stops_at_the_first_unreadable_cog(demo_cube, nginx_server, tmp_path):
+    stack, causes = _broken_stack(demo_cube, nginx_server, tmp_path)
+    with CogStackReader(stack, stop_at_first_bad_input=True) as reader:
+        with pytest.raises(StopAtFirstBadInputError) as raised:
+            read_series(reader, *FOREST, ["red"])
+    assert raised.value.url in causes and raised.value.cause.startswith(causes[raised.value.url])
+    assert str(raised.value) == f"{raised.value.url}: {raised.value.cause}"
