@@ -6,10 +6,14 @@ must equal what the engine gives in-process, and the truth's sky mask.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
+import sqlite3
 
 import pytest
+from broken_cogs import catalog_with_broken_reds
 from osgeo import ogr, osr
 from qgis_desktop import qgis_process
 
@@ -169,3 +173,61 @@ def test_bad_bands_fail_with_the_bands_that_exist(home, demo_cube, tmp_path):
                     "BANDS=nbr", *common)
     assert run.returncode != 0
     assert "NBR needs the 'swir22' band (common name), which is not available" in log
+
+
+def _rows_in(path) -> int:
+    """Rows in the file, read back by another reader than the one that wrote it."""
+    if path.suffix == ".gpkg":
+        with sqlite3.connect(path) as db:
+            (table,) = db.execute("SELECT table_name FROM gpkg_contents").fetchone()
+            return db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            return len(list(csv.DictReader(handle)))
+    return len(json.loads(path.read_text())["features"])
+
+
+def test_every_output_format_holds_the_rows_reported_when_reads_fail(home, demo_cube, nginx_server, tmp_path):
+    """Three red COGs cannot be read (HTTP 404, a PNG named red.tif, truncated): each is reported by URL
+    and cause, counted in SKIPPED_INPUTS (and the GeoPackage's metadata), and every format holds
+    exactly the rows the run reports (a GeoPackage had no table at all when any read failed)."""
+    catalog, causes = catalog_with_broken_reds(demo_cube, tmp_path / "broken",
+                                               gone_url=f"{nginx_server.url}/stac/no-such-file.tif")
+    points = tmp_path / "points.geojson"
+    points.write_text(README_POINTS)
+    counts = set()
+    for suffix in ("gpkg", "csv", "geojson"):
+        output = tmp_path / f"series.{suffix}"
+        run, log = _run(home, "run", "cubescope:pointtimeseries", "--", f"SOURCE={catalog}",
+                        "COLLECTION=demo-s2-l2a", "BANDS=red,ndvi", f"POINTS={points}", "ID_FIELD=name",
+                        "START=2023-01-01", "END=2023-06-30", f"OUTPUT={output}")
+        assert run.returncode == 0, log[-3000:]
+        reported = re.search(r"Wrote (\d+) rows for 2 points", log)
+        assert reported, log[-3000:]
+        assert _rows_in(output) == int(reported.group(1)) > 10, suffix
+        counts.add(int(reported.group(1)))
+        for url, cause in causes.items():
+            assert f"Left out {url}: {cause}" in log, (url, log[-3000:])
+        assert "3 inputs could not be read and were left out" in log
+        assert re.search(r"SKIPPED_INPUTS:\s+3\b", log) and re.search(rf"ROWS:\s+{reported.group(1)}\b", log)
+    assert len(counts) == 1, "the same rows whatever the format"
+    dataset = ogr.Open(str(tmp_path / "series.gpkg"))  # kept while its layer is used (GDAL would crash)
+    layer = dataset.GetLayer(0)
+    assert layer.GetMetadataItem("CUBESCOPE_SKIPPED_INPUTS") == "3"
+    assert set(causes) <= {line.split(": ", 1)[0] for line in layer.GetMetadataItem("CUBESCOPE_SKIPPED").splitlines()}
+
+
+def test_fail_on_bad_input_stops_at_the_first_unreadable_cog(home, demo_cube, nginx_server, tmp_path):
+    catalog, causes = catalog_with_broken_reds(demo_cube, tmp_path / "broken",
+                                               gone_url=f"{nginx_server.url}/stac/no-such-file.tif")
+    points = tmp_path / "points.geojson"
+    points.write_text(README_POINTS)
+    run, log = _run(home, "run", "cubescope:pointtimeseries", "--", f"SOURCE={catalog}", "COLLECTION=demo-s2-l2a",
+                    "BANDS=red", f"POINTS={points}", "START=2023-01-01", "END=2023-06-30",
+                    f"OUTPUT={tmp_path / 'x.gpkg'}", "FAIL_ON_BAD_INPUT=true")
+    assert run.returncode != 0
+    stopped = re.search(r"Stopped at the first input that cannot be read \(FAIL_ON_BAD_INPUT is set\): (\S+): (.+)",
+                        log)
+    assert stopped, log[-3000:]
+    assert stopped.group(1) in causes and stopped.group(2).startswith(causes[stopped.group(1)])
+    assert "Traceback" not in log
