@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+from broken_cogs import FOREST, catalog_with_broken_reds
 from demo_dock import WAIT_MS, search
-from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt
 
 from cubescope.plugin.gui.pixel_tool import PixelPickTool
+from cubescope.plugin.stac.sources import Source, SourceKind
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -112,3 +114,31 @@ def test_clicking_an_observation_opens_that_date_in_true_colour(dock, qtbot, tru
     assert layer.customProperty("cubescope/item") == observation.item_id
     assert layer.customProperty("cubescope/assets") == "red,green,blue"
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_click_with_unreadable_files_says_how_many_were_left_out(dock, qtbot, demo_cube, tmp_path):
+    """A missing COG, a PNG named red.tif and a truncated COG: the bar says how many inputs were left
+    out, the log lists each by URL and cause, the status line counts them."""
+    catalog, causes = catalog_with_broken_reds(demo_cube, tmp_path / "broken")
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source("broken", SourceKind.STATIC, str(catalog)))
+    search(dock, qtbot)
+    dock.form.seriesBandsCombo.setCheckedItems(["red"])
+    logged: list[str] = []
+    def record(message, tag, level) -> None:
+        logged.append(message)
+
+    QgsApplication.messageLog().messageReceived.connect(record)
+    try:
+        with qtbot.waitSignal(dock.timeseries.series_done, timeout=WAIT_MS) as blocker:
+            dock.show_picked_point(QgsPointXY(*FOREST), WGS84)
+    finally:
+        QgsApplication.messageLog().messageReceived.disconnect(record)
+    series = blocker.args[0]
+    assert len(series.skipped) == 3 and series.observations
+    assert "3 inputs could not be read and were left out" in dock.form.seriesStatus.text()
+    bar_texts = [item.text() for item in dock.message_bar.items()]
+    assert any("3 inputs could not be read and were left out" in text for text in bar_texts), bar_texts
+    listing = next(m for m in logged if "3 inputs could not be read" in m)
+    for url, cause in causes.items():
+        assert f"{url}: {cause}" in listing, (url, listing)
