@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -336,19 +337,58 @@ def test_a_folder_removed_midway_fails_and_leaves_no_file(demo_cube, tmp_path):
     assert not out_dir.exists()
 
 
-def test_an_unreadable_item_midway_fails_and_leaves_no_file(demo_cube, tmp_path):
-    """A real read failure: one date's COG is truncated; the blocks before it were already written."""
+def _with_red(items: list[list[dict]], index: int, href: Path) -> list[list[dict]]:
+    """The items with the red asset of the period's item ``index`` pointing to ``href``."""
+    changed = [list(found) for found in items]
+    item = changed[0][index]
+    changed[0][index] = {**item, "assets": {**item["assets"], "red": {**item["assets"]["red"], "href": str(href)}}}
+    return changed
+
+
+def test_an_item_truncated_midway_is_left_out_and_reported(demo_cube, tmp_path):
+    """A real read failure: one date's COG ends a third of the way in. The run finishes, the log and the
+    output's metadata name the file as truncated; asked to stop at the first bad input, it stops and
+    leaves no file."""
     request = _request(demo_cube, tmp_path / "out" / "x.tif", chunk_size=64)
     (tmp_path / "out").mkdir()
     items = search_periods(request)
     broken = tmp_path / "broken-red.tif"
     source = Path(items[0][-1]["assets"]["red"]["href"])
     broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
-    items[0][-1] = {**items[0][-1], "assets": {**items[0][-1]["assets"],
-                                              "red": {**items[0][-1]["assets"]["red"], "href": str(broken)}}}
-    with pytest.raises(ReadFailed, match=r"Reading the data failed: Failed to load .*broken-red\.tif"):
-        execute(plan(request, items))
-    assert _files(tmp_path / "out") == []
+    said: list[str] = []
+    path = execute(plan(request, _with_red(items, -1, broken)), log=said.append)
+    metadata = gdal.Open(str(path)).GetMetadata()
+    assert metadata["CUBESCOPE_SKIPPED_INPUTS"] == "1"
+    assert metadata["CUBESCOPE_SKIPPED"].startswith(f"{broken}: truncated or corrupt")
+    assert any(line.startswith(f"Warning:   {broken}: truncated or corrupt") for line in said), said
+
+    stopping = replace(request, output=str(tmp_path / "out" / "y.tif"), fail_on_bad_input=True)
+    with pytest.raises(ReadFailed, match=rf"Stopped at the first input .*{re.escape(str(broken))}: truncated"):
+        execute(plan(stopping, _with_red(items, -1, broken)))
+    assert _files(tmp_path / "out") == ["x.tif"]
+
+
+def test_a_png_named_tif_is_an_error_left_out_not_a_silent_drop(demo_cube, tmp_path):
+    """A file that is not what its name says: GDAL reads a PNG named red.tif (without georeferencing).
+    It is reported as not a GeoTIFF, and it gives no pixel: the composite equals the one where that
+    date's red file is missing."""
+    request = _request(demo_cube, tmp_path / "png.tif", bands=("red",))
+    items = search_periods(request)
+    source = items[0][2]["assets"]["red"]["href"]
+    png = tmp_path / "png" / "red.tif"
+    png.parent.mkdir()
+    gdal.Translate(str(png), source, format="PNG")
+    said: list[str] = []
+    path = execute(plan(request, _with_red(items, 2, png)), log=said.append)
+    assert f"Warning:   {png}: not a GeoTIFF: GDAL reads it as PNG" in said
+    assert gdal.Open(str(path)).GetMetadata()["CUBESCOPE_SKIPPED_INPUTS"] == "1"
+    missing = tmp_path / "missing" / "red.tif"
+    reference = execute(plan(replace(request, output=str(tmp_path / "missing.tif")), _with_red(items, 2, missing)),
+                        log=said.append)
+    assert f"Warning:   {missing}: not found" in said
+    np.testing.assert_array_equal(_read(path), _read(reference))
+    clean = execute(plan(replace(request, output=str(tmp_path / "clean.tif")), items))
+    assert not np.array_equal(_read(path), _read(clean), equal_nan=True)  # that date did count
 
 
 DISK_FULL = textwrap.dedent("""

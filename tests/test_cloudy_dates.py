@@ -190,14 +190,50 @@ def test_a_dask_cluster_skips_the_same_dates_with_the_same_result(cloudy, tmp_pa
     assert remote.tobytes() == local.tobytes()
 
 
-def test_a_missing_remote_file_fails_naming_it_and_leaves_nothing(cloudy, tmp_path):
-    """The slices of a remote chunk are read by several threads at once; a failure in one of them
-    still ends the job with the file's URL, and no output."""
-    server, items, _ = cloudy
+def test_a_missing_remote_file_is_left_out_named_with_its_status_and_counted(cloudy, tmp_path):
+    """The slices of a remote chunk are read by several threads at once; a 404 in one of them leaves
+    that date's red out of every block (as if the item had no red), the run finishes with the other
+    dates, the log names the URL with its status and the output's metadata counts it."""
+    server, items, truth = cloudy
     broken = copy.deepcopy(items)
     broken[3]["assets"]["red"]["href"] = f"{server.url}/d3/missing-red.tif"  # date 3 is read in every block
-    with pytest.raises(ReadFailed, match=r"127\.0\.0\.1:\d+/d3/missing-red\.tif"):
-        _run(server, broken, tmp_path / "broken.tif")
+    said: list[str] = []
+    path = execute(plan(_request(server, tmp_path / "broken.tif"), [broken]), log=said.append)
+    pixels = gdal.Open(str(path)).ReadAsArray()
+    for number, band in enumerate(("red", "nir")):
+        values, valid = _valid(truth, band)
+        if band == "red":
+            valid[3] = False
+        with np.errstate(all="ignore"):
+            reference = np.nanmedian(np.where(valid, values, np.nan), axis=0)
+        np.testing.assert_array_equal(pixels[number], reference.astype(np.float32))
+    expected = f"{server.url}/d3/missing-red.tif: HTTP 404 (not found)"
+    metadata = gdal.Open(str(path)).GetMetadata()
+    assert metadata["CUBESCOPE_SKIPPED_INPUTS"] == "1" and metadata["CUBESCOPE_SKIPPED"] == expected
+    assert "Warning: 1 input could not be read and was left out; the result is computed from the others:" in said
+    assert f"Warning:   {expected}" in said
+
+
+def test_a_dask_cluster_leaves_out_and_reports_the_same_missing_file(cloudy, tmp_path, dask_cluster):
+    """The workers are other processes: what they leave out reaches the run through the scheduler."""
+    server, items, _ = cloudy
+    broken = copy.deepcopy(items)
+    broken[3]["assets"]["red"]["href"] = f"{server.url}/d3/missing-red.tif"
+    local = _run(server, broken, tmp_path / "local.tif")
+    path = execute(plan(_request(server, tmp_path / "remote.tif", dask_scheduler=dask_cluster), [broken]))
+    assert gdal.Open(str(path)).ReadAsArray().tobytes() == local.tobytes()
+    metadata = gdal.Open(str(path)).GetMetadata()
+    assert metadata["CUBESCOPE_SKIPPED_INPUTS"] == "1"
+    assert metadata["CUBESCOPE_SKIPPED"] == f"{server.url}/d3/missing-red.tif: HTTP 404 (not found)"
+
+
+def test_a_run_asked_to_stop_at_the_first_bad_input_names_it_and_leaves_nothing(cloudy, tmp_path):
+    server, items, _ = cloudy
+    broken = copy.deepcopy(items)
+    broken[3]["assets"]["red"]["href"] = f"{server.url}/d3/missing-red.tif"
+    with pytest.raises(ReadFailed, match=r"Stopped at the first input that cannot be read \(as asked\): "
+                                         r"http://127\.0\.0\.1:\d+/d3/missing-red\.tif: HTTP 404 \(not found\)"):
+        _run(server, broken, tmp_path / "broken.tif", fail_on_bad_input=True)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -32,6 +32,7 @@ from ..analysis.engine.analysis_request import (
     AnalysisRequest,
     Period,
 )
+from ..analysis.engine.cog_writer import read_metadata
 from ..analysis.ops import composite, statistics
 from ..analysis.ops.quality import mask_fields
 from ..log import log
@@ -60,7 +61,23 @@ def _estimate(task, request):
 
 
 def _run(task, request):
-    return engine.run(request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=_fetcher(task, request))
+    return engine.run(request, progress=task.setProgress, is_canceled=task.isCanceled, fetch=_fetcher(task, request),
+                      log=_engine_log)
+
+
+def _engine_log(message: str) -> None:
+    """The engine's lines in the Cubescope log (from the task's thread: QgsMessageLog is thread-safe);
+    its "Warning: " lines, the inputs a run left out among them, as warnings."""
+    log(message, "warning" if message.startswith("Warning:") else "info")
+
+
+def _left_out(path) -> int:
+    """How many inputs the run that wrote ``path`` left out (its CUBESCOPE_SKIPPED_INPUTS)."""
+    metadata, _ = read_metadata(path)
+    try:
+        return int(metadata.get("CUBESCOPE_SKIPPED_INPUTS", "0"))
+    except ValueError:
+        return 0
 
 
 class AnalysisPanel(QObject):
@@ -315,9 +332,18 @@ class AnalysisPanel(QObject):
         project.layerTreeRoot().insertLayer(0, layer)
         # The whole path in the status line and the log; the bar names the layer the run added, on
         # one line: without the plugin's name as a title, which the dock's own bar needs not repeat.
-        self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
-        log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar, title="",
-            short=self.tr("Added “{name}”").format(name=name))
+        left_out = _left_out(path)
+        if left_out:
+            # A result with gaps is still a result: say so where the user looks, the inputs are in the log.
+            message = self.tr("Wrote {path}; {count} input(s) could not be read and were left out (listed in "
+                              "the Cubescope log)").format(path=path, count=left_out)
+            self.form.analysisStatus.setText(message)
+            log(message, "warning", bar=self.bar, title="", short=self.tr(
+                "Added “{name}”; {count} input(s) left out (see the log)").format(name=name, count=left_out))
+        else:
+            self.form.analysisStatus.setText(self.tr("Wrote {path}").format(path=path))
+            log(self.tr("Wrote {path}").format(path=path), "success", bar=self.bar, title="",
+                short=self.tr("Added “{name}”").format(name=name))
         self.finished.emit(layer)
 
     def _product_done(self, job: products.ProductJob, result) -> None:

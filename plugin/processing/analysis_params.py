@@ -8,6 +8,7 @@ feedback's progress and cancel, STAC requests through QGIS's network stack.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from qgis.core import (
     Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterExtent,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 SOURCE, COLLECTION, BANDS, EXTENT = "SOURCE", "COLLECTION", "BANDS", "EXTENT"
 RESOLUTION, TARGET_CRS, MAX_CLOUD = "RESOLUTION", "TARGET_CRS", "MAX_CLOUD"
 QUALITY_BAND, CLEAR_VALUES, DASK_SCHEDULER, OUTPUT = "QUALITY_BAND", "CLEAR_VALUES", "DASK_SCHEDULER", "OUTPUT"
+FAIL_ON_BAD_INPUT = "FAIL_ON_BAD_INPUT"
 #: Also the name Processing gives the loaded result's layer (QGIS 3.22), which its title replaces.
 OUTPUT_DESCRIPTION = "Output (Cloud-Optimized GeoTIFF)"
 
@@ -88,6 +91,29 @@ def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
         CLEAR_VALUES, "Clear values (e.g. 4,5,6) or masked bits (bits:1,3)", optional=True))
     add_scheduler_parameter(algorithm)
     algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, OUTPUT_DESCRIPTION))
+    add_fail_on_bad_input(algorithm)
+
+
+def add_fail_on_bad_input(algorithm: QgsProcessingAlgorithm) -> None:
+    """FAIL_ON_BAD_INPUT (advanced): stop at the first input that cannot be read. Off, such inputs are
+    left out, each reported by URL and cause, and counted in the output's metadata."""
+    parameter = QgsProcessingParameterBoolean(
+        FAIL_ON_BAD_INPUT, "Fail at the first input that cannot be read (else leave it out and report it)",
+        defaultValue=False)
+    parameter.setFlags(parameter.flags() | Qgis.ProcessingParameterFlag.Advanced)
+    algorithm.addParameter(parameter)
+
+
+def engine_log(feedback: Any) -> Callable[[str], None]:
+    """The engine's log lines as Processing feedback: its "Warning: " lines (inputs left out, ...) as
+    warnings, the rest as information."""
+    def say(message: str) -> None:
+        if message.startswith("Warning:"):
+            feedback.pushWarning(message[len("Warning:"):].strip())
+        else:
+            feedback.pushInfo(message)
+
+    return say
 
 
 def add_scheduler_parameter(algorithm: QgsProcessingAlgorithm) -> None:
@@ -168,6 +194,7 @@ def common_request_fields(algorithm: QgsProcessingAlgorithm, parameters: dict, c
     fields["dask_scheduler"] = scheduler_parameter(algorithm, parameters, context)
     fields["output"] = algorithm.parameterAsOutputLayer(parameters, OUTPUT, context)
     fields["gdal_options"] = tuple(sorted(qgis_gdal_http_config().items()))
+    fields["fail_on_bad_input"] = algorithm.parameterAsBool(parameters, FAIL_ON_BAD_INPUT, context)
     return fields
 
 
@@ -191,7 +218,7 @@ def run_analysis(fields: dict[str, Any], feedback: Any, context: Any) -> dict[st
         request = AnalysisRequest(**fields)
         path = run(request, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
                    fetch=ObjectStoreFetcher(qgis_fetcher(feedback=feedback), options=qgis_gdal_http_config()),
-                   log=feedback.pushInfo)
+                   log=engine_log(feedback))
     except Canceled:
         raise QgsProcessingException("Cancelled: nothing was written") from None
     except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

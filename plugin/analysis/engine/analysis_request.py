@@ -101,6 +101,8 @@ class AnalysisRequest:
     """Access token for sources signed with it (Brazil Data Cube)."""
     max_items: int = 0
     """Stop the search after this many items per period; 0 for all."""
+    fail_on_bad_input: bool = False
+    """Stop at the first input that cannot be read, instead of leaving it out and reporting it."""
 
     def __post_init__(self) -> None:
         if self.operation not in OPERATIONS:

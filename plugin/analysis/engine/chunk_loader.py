@@ -44,6 +44,7 @@ from .reader import (
     thread_dict,
 )
 from .reader_pools import is_remote, reader_pool, run_together
+from .skipped_reads import known_bad, left_out
 from .zarr_stack import read_hyperslabs
 
 #: Time slices of one chunk read at once when its files are remote: each read waits for a round trip
@@ -218,7 +219,11 @@ def _fill_value(dtype: np.dtype, cfg: Any) -> Any:
 
 def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, env: Mapping[str, Any],
                 token: str) -> None:
-    """One time slice of a chunk: what odc-stac's ``_fill_nd_slice`` gives, in fewer passes."""
+    """One time slice of a chunk: what odc-stac's ``_fill_nd_slice`` gives, in fewer passes.
+
+    A source that cannot be read gives no pixels, as if it did not cover the chunk, and is reported
+    (:func:`.skipped_reads.left_out`, which raises instead when the run stops at the first bad input).
+    """
     from odc.loader import resolve_fuser
     from odc.loader._fuser import fuser_for_nodata
 
@@ -226,44 +231,73 @@ def _fill_slice(sources: Sequence[Any], gbox: Any, cfg: Any, dst: np.ndarray, en
     fuse = resolve_fuser(cfg.fuser_fqn) if cfg.fuser_fqn is not None else fuser_for_nodata(fill)
     filled = False
     for number, src in enumerate(sources):
-        if _apart(src, gbox):
+        if _apart(src, gbox) or known_bad(env, src.uri):
             continue
-        # A Zarr slice is not kept open: each would hold a decoded chunk of all its dates (MBs).
-        entry = _opened(src.uri, token) if isinstance(src.band, int) and not src.uri.startswith("ZARR:") else None
-        placed = _window(entry, src, cfg, gbox) if entry is not None else None
-        if placed is None or dst.dtype.name not in GDAL_TYPES:
-            if not filled:
+        try:
+            filled = _fill_from(number, src, gbox, cfg, dst, env, token, fill, fuse, filled)
+        except _READ_ERRORS as error:  # what GDAL and rasterio raise for a broken or missing file
+            _forget(src.uri, token)
+            if number == 0:  # read in place: the part read before the failure is not kept
                 dst.fill(fill)
                 filled = True
-            roi, pixels = CubescopeReader(src, env).read(cfg, gbox)
-            fuse(dst[roi], pixels)
-            continue
-        roi, window, k = placed
-        area = dst[roi]
-        if area.size == 0:  # footprints touch, rasters do not: this file is not kept open for it
-            _handles(token).pop(src.uri).close()
-            continue
-        _, file_nodata = entry.band(src.band)
-        fix = nodata_fix(file_nodata, cfg, dst.dtype)
-        whole = area.shape == dst.shape
-        if number == 0 and cfg.fuser_fqn is None:
-            # The first source: odc-stac's fuse copies all of it; read it in place.
-            if not whole and not filled:
-                dst.fill(fill)
-            filled = True
-            pixels = _read_window(entry, src, window, k, dst.dtype, area)
-            if pixels is not area:
-                area[...] = pixels[: area.shape[0], : area.shape[1]]
-            fix(area)
-            continue
-        if not filled:
-            dst.fill(fill)
-            filled = True
-        pixels = _read_window(entry, src, window, k, dst.dtype, None)[: area.shape[0], : area.shape[1]]
-        fix(pixels)
-        fuse(area, pixels)
+            left_out(env, src.uri, error)
     if not filled:
         dst.fill(fill)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    try:  # odc-stac's own reader (warped sources) raises rasterio's errors, not all of them OSErrors
+        from rasterio.errors import RasterioError
+    except ImportError:
+        return (OSError, RuntimeError)
+    return (OSError, RuntimeError, RasterioError)
+
+
+_READ_ERRORS = _read_errors()
+
+
+def _forget(uri: str, token: str) -> None:
+    entry = _handles(token).pop(uri, None)
+    if entry is not None:
+        entry.close()
+
+
+def _fill_from(number: int, src: Any, gbox: Any, cfg: Any, dst: np.ndarray, env: Mapping[str, Any], token: str,
+               fill: Any, fuse: Callable[[np.ndarray, np.ndarray], None], filled: bool) -> bool:
+    """Read one source into the slice ``dst`` (in place for the first source); returns whether ``dst``
+    now holds its fill value or pixels everywhere."""
+    # A Zarr slice is not kept open: each would hold a decoded chunk of all its dates (MBs).
+    entry = _opened(src.uri, token) if isinstance(src.band, int) and not src.uri.startswith("ZARR:") else None
+    placed = _window(entry, src, cfg, gbox) if entry is not None else None
+    if placed is None or dst.dtype.name not in GDAL_TYPES:
+        if not filled:
+            dst.fill(fill)
+        roi, pixels = CubescopeReader(src, env).read(cfg, gbox)
+        fuse(dst[roi], pixels)
+        return True
+    roi, window, k = placed
+    area = dst[roi]
+    if area.size == 0:  # footprints touch, rasters do not: this file is not kept open for it
+        _handles(token).pop(src.uri).close()
+        return filled
+    _, file_nodata = entry.band(src.band)
+    fix = nodata_fix(file_nodata, cfg, dst.dtype)
+    whole = area.shape == dst.shape
+    if number == 0 and cfg.fuser_fqn is None:
+        # The first source: odc-stac's fuse copies all of it; read it in place.
+        if not whole and not filled:
+            dst.fill(fill)
+        pixels = _read_window(entry, src, window, k, dst.dtype, area)
+        if pixels is not area:
+            area[...] = pixels[: area.shape[0], : area.shape[1]]
+        fix(area)
+        return True
+    if not filled:
+        dst.fill(fill)
+    pixels = _read_window(entry, src, window, k, dst.dtype, None)[: area.shape[0], : area.shape[1]]
+    fix(pixels)
+    fuse(area, pixels)
+    return True
 
 
 def load_chunk(sources: Sequence[Sequence[Any]], gbox: Any, cfg: Any, env: Mapping[str, Any], token: str,

@@ -169,6 +169,13 @@ class CogWriter:
     def __enter__(self) -> CogWriter:
         return self
 
+    def add_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Metadata known only once the blocks are written (e.g. the inputs left out), before finish."""
+        if self._dataset is None:
+            raise WriteError("The writer is closed")
+        for key, value in metadata.items():
+            self._dataset.SetMetadataItem(key, str(value))
+
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if not self._finished:
             self.abort()

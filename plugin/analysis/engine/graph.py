@@ -18,6 +18,7 @@ from uuid import uuid4
 
 import numpy as np
 
+from ...stac.unreadable import StopAtFirstBadInputError
 from ..ops import composite
 from ..ops.blocks import BlockSpec, clear_counts, clear_dates, compute_block, reads_only_clear, spec_variables
 from .cog_writer import WriteError
@@ -54,6 +55,8 @@ def reading_errors() -> Iterator[None]:
         yield
     except (Canceled, WriteError, SchedulerUnreachable, MemoryError):
         raise
+    except StopAtFirstBadInputError as error:
+        raise ReadFailed(f"Stopped at the first input that cannot be read (as asked): {error}") from error
     except Exception as error:  # any reader error, from odc-stac, rasterio or GDAL
         detail = handler.messages[-1] if handler.messages else f"{type(error).__name__}: {error}"
         raise ReadFailed(f"Reading the data failed: {detail}") from error

@@ -21,6 +21,7 @@ from ...stac.http import Fetcher, fetcher_for_call
 from ...stac.items import item_datetime
 from ...stac.signing import signer_for
 from ...stac.sources import SourceKind
+from ...stac.unreadable import SkippedInputs
 from ..ops import composite
 from . import graph
 from .analysis_request import COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP, AnalysisRequest, Period, Progress
@@ -30,6 +31,7 @@ from .graph import ReadFailed
 from .grid import OutputGrid, crs_label, human_size, transform_bounds
 from .load import touching
 from .planning import AnalysisError, EmptyPeriod, PeriodPlan, colour_roles, plan_periods
+from .skipped_reads import Gathering
 from .zarr_items import cube_items, in_period
 
 
@@ -230,11 +232,13 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
     request, grid = job.request, job.grid
     selecting = request.operation != STATISTICS_OP and request.method == composite.BEST_PIXEL
     share = (10.0 if selecting else 0.0, 80.0)  # percent at the end of: scene order, blocks
-    with block_runner(request.dask_scheduler, request.threads, request.scheduler_timeout) as runner:
+    with block_runner(request.dask_scheduler, request.threads, request.scheduler_timeout) as runner, \
+            Gathering(request.fail_on_bad_input, runner.client) as skipped:
         say(f"Computing {grid.width:,} x {grid.height:,} px in blocks of {job.chunk} px on {runner.description}")
-        datasets = graph.load_periods(job.periods, grid, job.chunk, request.resampling, job.gdal_options,
-                                      job.signer, request.connection.s3, dict(request.credentials) or None,
-                                      auth_headers=dict(request.auth_headers), auth_scope=request.connection.url)
+        datasets = graph.load_periods(job.periods, grid, job.chunk, request.resampling,
+                                      {**job.gdal_options, **skipped.options}, job.signer, request.connection.s3,
+                                      dict(request.credentials) or None, auth_headers=dict(request.auth_headers),
+                                      auth_scope=request.connection.url)
         if selecting:
             graph.order_scenes(runner, job.periods, datasets, canceled, lambda f: report(share[0] * f))
         result = graph.result_array(job.periods, datasets, subtract=request.operation == DIFFERENCE_OP)
@@ -247,10 +251,22 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
                            graph.reads_per_block(job.periods))
             if canceled():
                 raise Canceled("Cancelled")
+            report_skipped(skipped.collect(), say)
+            out.add_metadata(skipped.inputs.metadata())
             path = out.finish(lambda fraction: report(share[1] + (100 - share[1]) * fraction), canceled)
     report(100.0)
     say(f"Wrote {path}")
     return path
+
+
+def report_skipped(inputs: SkippedInputs, say: Callable[[str], None]) -> None:
+    """Say which inputs a run left out, by URL and cause ("Warning: " lines, which the dock and the
+    Processing feedback show as warnings)."""
+    if not len(inputs):
+        return
+    say(f"Warning: {inputs.summary()}; the result is computed from the others:")
+    for line in inputs.lines():
+        say(f"Warning:   {line}")
 
 
 def output_metadata(job: JobPlan) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ...stac.gdal_env import THREAD_LOCAL_DEFAULTS, share_with_gdal_threads
+from ...stac.unreadable import check_format, display_url
 from .executor import ByValue
 
 GDAL_TYPES = {"uint8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "float32": 6, "float64": 7, "int8": 14}
@@ -92,9 +93,18 @@ def open_dataset(uri: str) -> Any:
 
     share_with_gdal_threads(uri)  # a Zarr store's options for GDAL 3.13's own threads (see there)
     gdal.ErrorReset()
-    dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY)
+    # OF_VERBOSE_ERROR: GDAL says why (an HTTP 404, a refused key) rather than "not recognised".
+    dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
+    if dataset is None and uri.startswith("/vsicurl") and "does not exist" in gdal.GetLastErrorMsg():
+        # GDAL remembers a missing URL for the session and then no longer says why (404? 403?): ask
+        # once more, afresh, so that the user reads the server's status.
+        gdal.VSICurlPartialClearCache(uri)
+        gdal.ErrorReset()
+        dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
     if dataset is None:
-        raise OSError(f"Cannot open {uri}: {gdal.GetLastErrorMsg() or 'GDAL could not open it'}")
+        raise OSError(f"Cannot open {display_url(uri)}: {gdal.GetLastErrorMsg() or 'GDAL could not open it'}")
+    driver = dataset.GetDriver()
+    check_format(uri, driver.ShortName if driver is not None else "")  # a PNG named red.tif is not a COG
     return dataset
 
 

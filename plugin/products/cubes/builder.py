@@ -20,7 +20,7 @@ with the same parameters continues with the first period not recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from ...analysis.engine import graph
 from ...analysis.engine.analysis_request import AnalysisRequest, Period
 from ...analysis.engine.executor import BlockRunner, block_runner
 from ...analysis.engine.grid import OutputGrid
-from ...analysis.engine.pipeline import Canceled, JobPlan, explain_empty, plan, search_items
+from ...analysis.engine.pipeline import Canceled, JobPlan, explain_empty, plan, report_skipped, search_items
 from ...analysis.engine.planning import EmptyPeriod
+from ...analysis.engine.skipped_reads import Gathering
 from ...analysis.ops import composite
 from ...stac.http import Fetcher, fetcher_for_call
 from ...stac.items import ItemError, item_datetime
@@ -118,7 +119,11 @@ def _build_periods(cube: CubeRequest, buckets: list[list[dict]], grid: OutputGri
                     _write_empty(sink, grid, names)
                 else:
                     job.signer = signer
-                    _compute(runner, job, sink, canceled, lambda f, s=share: report(s[0] + s[1] * 0.9 * f))
+                    with Gathering(request.fail_on_bad_input, runner.client) as skipped:
+                        _compute(runner, job, sink, canceled, lambda f, s=share: report(s[0] + s[1] * 0.9 * f),
+                                 skipped.options)
+                        report_skipped(skipped.collect(), say)
+                        sink.skipped_metadata = dict(skipped.inputs.metadata())
                 sink.finish_period(number, job, lambda f, s=share: report(s[0] + s[1] * (0.9 + 0.1 * f)),
                                    canceled)
             except Canceled:
@@ -176,10 +181,12 @@ def _period_job(request: AnalysisRequest, period: Period, items: list[dict], gri
 
 
 def _compute(runner: BlockRunner, job: JobPlan, sink: Sink, canceled: Callable[[], bool],
-             progress: Callable[[float], None]) -> None:
-    """engine.execute's computation of one period, with the blocks going to ``sink``."""
+             progress: Callable[[float], None], read_options: Mapping[str, str]) -> None:
+    """engine.execute's computation of one period, with the blocks going to ``sink``; ``read_options``
+    carry the run's policy for inputs that cannot be read (:mod:`.skipped_reads`)."""
     request = job.request
-    datasets = graph.load_periods(job.periods, job.grid, job.chunk, request.resampling, job.gdal_options,
+    datasets = graph.load_periods(job.periods, job.grid, job.chunk, request.resampling,
+                                  {**job.gdal_options, **read_options},
                                   job.signer, request.connection.s3, dict(request.credentials) or None,
                                   auth_headers=dict(request.auth_headers), auth_scope=request.connection.url)
     if request.method == composite.BEST_PIXEL:

@@ -64,6 +64,8 @@ class Sink:
         self.fingerprint = fingerprint
         self.path = cube.output
         self.number = -1
+        #: The current period's inputs left out (SkippedInputs.metadata()), set before finish_period.
+        self.skipped_metadata: dict[str, str] = {}
 
     @property
     def progress_file(self) -> Path:
@@ -308,6 +310,8 @@ class StacSink(Sink):
 
     def finish_period(self, number: int, job: JobPlan | None, progress: Callable[[float], None],
                       canceled: Callable[[], bool]) -> None:
+        for writer in self.writers:
+            writer.add_metadata(self.skipped_metadata)
         for count, writer in enumerate(self.writers):
             writer.finish(lambda f, c=count: progress((c + f) / len(self.writers)), canceled)
         self.writers = []
