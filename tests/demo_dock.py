@@ -8,8 +8,8 @@ from conftest import settle_tasks
 from qgis.core import QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QDateTime, Qt
 
-from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.gui.dock import CubescopeDock
+from cubescope.plugin.gui.search_form import WGS84
 
 WAIT_MS = 60_000
 S2 = "demo-s2-l2a"

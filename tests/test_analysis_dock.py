@@ -22,7 +22,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QDateTime, Qt
 from qgis.PyQt.QtGui import QFontMetrics
 
-from cubescope.plugin.gui.browse_panel import WGS84
+from cubescope.plugin.gui.search_form import WGS84
 from cubescope.plugin.stac.sources import Source, SourceKind
 
 

@@ -17,7 +17,7 @@ from qgis.PyQt.QtCore import QDateTime
 from cubescope.plugin import settings
 from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
 from cubescope.plugin.analysis.engine.pipeline import search_items
-from cubescope.plugin.gui.browse_panel import WGS84
+from cubescope.plugin.gui.search_form import WGS84
 from cubescope.plugin.products.chips import build as chips
 from cubescope.plugin.products.cubes.builder import build_cube, build_from_items
 from cubescope.plugin.products.cubes.model import CubeRequest

@@ -24,8 +24,8 @@ from servers.process import run_checked, server_env, servers_bin
 from servers.s3 import UPLOADER
 from stac_expected import disk_items, ids_where, in_box, when
 
-from cubescope.plugin.gui.browse_panel import WGS84
 from cubescope.plugin.gui.dock import CubescopeDock
+from cubescope.plugin.gui.search_form import WGS84
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
 from cubescope.plugin.stac.gdal_env import opened, read_array
 from cubescope.plugin.stac.hrefs import gdal_source

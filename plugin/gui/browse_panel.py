@@ -1,27 +1,22 @@
 """The Browse tab: connections, collections, search, the tile/date tree, footprints and layer loading.
 
 Every network or GDAL call runs in a CallTask; this class only copies inputs from widgets, starts
-tasks and shows what they report. Tasks it replaced are ignored when they report late.
+tasks and shows what they report. Tasks it replaced are ignored when they report late (`current_tasks`);
+the collections list is `collection_list`, the search's inputs `search_form`, the tree and the footprints
+selecting together `footprint_selection`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (
-    QgsApplication,
-    QgsCoordinateReferenceSystem,
-    QgsProject,
-    QgsRectangle,
-)
-from qgis.PyQt.QtCore import QDateTime, QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QObject, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QIcon, QPixmap
 
-from .. import settings
 from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR
 from ..demo import DemoCube, default_demo_dir
 from ..log import log
-from ..qt_dates import utc_day
 from ..stac.bands import list_bands
 from ..stac.catalog_client import PagingLimits, SearchQuery
 from ..stac.paging import PAGE_LIMIT, TIME_LIMIT, PagingStop
@@ -31,8 +26,10 @@ from ..stac.tiles import group_by_tile
 from ..tasks.call_task import CallTask
 from ..tasks.demo_cube_task import DemoCubeTask
 from ..tasks.source_tasks import SearchOutcome, fetch_thumbnails, list_collections, run_search
-from . import footprints
 from .collection_details import collection_html
+from .collection_list import COLLECTION_ROLE, CollectionList
+from .current_tasks import CurrentTasks
+from .footprint_selection import FootprintSelection
 from .layer_loader import (
     add_layers,
     check_item_layers,
@@ -41,15 +38,13 @@ from .layer_loader import (
     play_on_controller,
     zoom_if_outside,
 )
-from .results_model import ITEM_ROLE, TILE_ROLE, ResultsModel
+from .results_model import ResultsModel
+from .search_form import follow_collection, read_paging_limits, read_query, set_up_search_form
 from .source_access import SourceAccess
 
 DEMO_NAME = "Demo cube (offline)"
-COLLECTION_ROLE = Qt.ItemDataRole.UserRole + 1
 SOURCE_ROLE = Qt.ItemDataRole.UserRole + 2
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MAX_THUMBNAILS = 300
-
 
 
 class BrowsePanel(QObject):
@@ -67,77 +62,33 @@ class BrowsePanel(QObject):
         self.demo_cube: DemoCube | None = None
         self.zarr_description = None
         self.items: list[dict] = []
-        self.footprints_layer = None
-        self._tasks: dict[str, object] = {}
-        self._syncing = False
+        self.tasks = CurrentTasks(self._report_failure)
         self.access = SourceAccess(self)
 
-        self.collections = QStandardItemModel(self)
-        self.filtered = QSortFilterProxyModel(self)
-        self.filtered.setSourceModel(self.collections)
-        self.filtered.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.filtered.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.filtered.sort(0)
-        form.collectionList.setModel(self.filtered)
-        form.collectionFilter.textChanged.connect(self.filtered.setFilterFixedString)
+        self.collection_list = CollectionList(form.collectionList, form.collectionFilter, self)
+        self.collections = self.collection_list.model
         form.collectionList.selectionModel().currentChanged.connect(self._collection_changed)
 
         self.results = ResultsModel(self)
         form.resultsTree.setModel(self.results)
-        form.resultsTree.selectionModel().selectionChanged.connect(self._tree_selection_changed)
+        self.selection = FootprintSelection(form.resultsTree, self.results)
         form.sourceProgress.hide()
         form.searchProgress.hide()
-        form.extentBox.setOutputCrs(WGS84)
-        if canvas is not None:
-            form.extentBox.setMapCanvas(canvas)
-        for edit in (form.startEdit, form.endEdit):
-            edit.setAllowNull(False)
-        today = QDateTime.currentDateTimeUtc()
-        form.startEdit.setDateTime(today.addYears(-1))
-        form.endEdit.setDateTime(today)
-        limits = settings.paging_limits()
-        form.maxPagesSpin.setValue(limits.max_pages)
-        form.timeLimitSpin.setValue(int(limits.time_limit_s))
-        form.maxPagesSpin.valueChanged.connect(lambda _v: settings.set_paging_limits(self.paging_limits()))
-        form.timeLimitSpin.valueChanged.connect(lambda _v: settings.set_paging_limits(self.paging_limits()))
+        set_up_search_form(form, canvas)
 
         form.searchButton.clicked.connect(self.search)
-        form.cancelSearchButton.clicked.connect(lambda: self._cancel("search"))
+        form.cancelSearchButton.clicked.connect(lambda: self.tasks.cancel("search"))
         form.loadAssetButton.clicked.connect(lambda: self.load_selected([form.assetCombo.currentData() or ""]))
         form.trueColourButton.clicked.connect(lambda: self.load_selected(list(TRUE_COLOUR)))
         form.falseColourButton.clicked.connect(lambda: self.load_selected(list(FALSE_COLOUR)))
         form.stackButton.clicked.connect(self.load_stack)
 
     # -- tasks -------------------------------------------------------------------------------------
-    def _start(self, key: str, task, on_success, on_failure=None, on_partial=None) -> None:
-        """Start ``task`` as the current one for ``key``; a previous one is cancelled and ignored."""
-        self._cancel(key)
-        self._tasks[key] = task
-        task.succeeded.connect(lambda result: self._tasks.get(key) is task and self._done(key, on_success, result))
-        task.failed.connect(lambda message: self._tasks.get(key) is task
-                            and self._done(key, on_failure or self._report_failure, message))
-        if on_partial is not None:
-            task.partial.connect(lambda value: self._tasks.get(key) is task and on_partial(value))
-        QgsApplication.taskManager().addTask(task)
-
-    def _done(self, key: str, handler, value) -> None:
-        self._tasks.pop(key, None)
-        handler(value)
-
-    def _cancel(self, key: str) -> None:
-        task = self._tasks.pop(key, None)
-        if task is not None:
-            try:
-                task.cancel()
-            except RuntimeError:  # the C++ task finished and was deleted already
-                pass
-
     def cancel_all(self) -> None:
-        for key in list(self._tasks):
-            self._cancel(key)
+        self.tasks.cancel_all()
 
     def busy(self) -> bool:
-        return bool(self._tasks)
+        return self.tasks.busy()
 
     def _report_failure(self, message: str) -> None:
         self.form.sourceProgress.hide()
@@ -153,17 +104,16 @@ class BrowsePanel(QObject):
         self.form.sourceStatus.setToolTip(str(root))
         self.form.sourceProgress.setValue(0)
         self.form.sourceProgress.show()
-        self._cancel("source")
         task = DemoCubeTask(root)
-        self._tasks["source"] = task
-        current = lambda: self._tasks.get("source") is task  # noqa: E731 (a replaced task reports late)
+        self.tasks.adopt("source", task)
+        current = lambda: self.tasks.is_current("source", task)  # noqa: E731 (a replaced task reports late)
         task.progressChanged.connect(lambda v: current() and self.form.sourceProgress.setValue(int(v)))
         task.ready.connect(lambda cube, _collections: current() and self._demo_ready(cube))
-        task.failed.connect(lambda message: current() and self._done("source", self._report_failure, message))
+        task.failed.connect(lambda message: current() and self.tasks.finish("source", self._report_failure, message))
         QgsApplication.taskManager().addTask(task)
 
     def _demo_ready(self, cube: DemoCube) -> None:
-        self._tasks.pop("source", None)
+        self.tasks.finish("source")
         self.demo_cube = cube
         self.open_source(Source(name=DEMO_NAME, kind=SourceKind.STATIC, url=str(cube.catalog), preset=True))
 
@@ -185,7 +135,7 @@ class BrowsePanel(QObject):
         self.form.sourceProgress.show()
         task = CallTask(self.tr("Cubescope: listing collections of {name}").format(name=source.name),
                         list_collections, source, self.access.keys(source), self.access.headers(source))
-        self._start("source", task, self._collections_listed, on_partial=self._collections_page)
+        self.tasks.start("source", task, self._collections_listed, on_partial=self._collections_page)
 
     def _collections_page(self, value) -> None:
         kind, payload = value
@@ -197,14 +147,8 @@ class BrowsePanel(QObject):
                 n=len(payload), problems="\n".join(payload[:20])), "warning", bar=self.bar)
             return
         for collection in payload:
-            self._append_collection(collection)
+            self.collection_list.append(collection)
         self.form.sourceStatus.setText(self.tr("{n} collections so far…").format(n=self.collections.rowCount()))
-
-    def _append_collection(self, collection: CollectionSummary) -> None:
-        row = QStandardItem(collection.title)
-        row.setData(collection, COLLECTION_ROLE)
-        row.setToolTip(f"{collection.id}\n\n{collection.description[:300]}")
-        self.collections.appendRow(row)
 
     def _collections_listed(self, collections: list[CollectionSummary]) -> None:
         self.form.sourceProgress.setRange(0, 100)
@@ -212,7 +156,7 @@ class BrowsePanel(QObject):
         if self.collections.rowCount() != len(collections):  # Zarr, or pages not streamed
             self.collections.clear()
             for collection in collections:
-                self._append_collection(collection)
+                self.collection_list.append(collection)
         name = self.source.name if self.source else ""
         if self.source and self.source.name == DEMO_NAME:
             self.form.sourceStatus.setText(
@@ -220,64 +164,32 @@ class BrowsePanel(QObject):
         else:
             self.form.sourceStatus.setText(self.tr("{name}: {n} collections.").format(name=name, n=len(collections)))
         if collections:
-            self.form.collectionList.setCurrentIndex(self.filtered.index(0, 0))
+            self.collection_list.select_first()
         self.collections_listed.emit(collections)
 
     def collection_ids(self) -> list[str]:
         """In the order the list shows them (by title)."""
-        return [self.filtered.index(r, 0).data(COLLECTION_ROLE).id for r in range(self.filtered.rowCount())]
+        return self.collection_list.ids()
 
     def select_collection(self, collection_id: str) -> None:
-        for row in range(self.filtered.rowCount()):
-            index = self.filtered.index(row, 0)
-            if index.data(COLLECTION_ROLE).id == collection_id:
-                self.form.collectionList.setCurrentIndex(index)
-                return
-        raise KeyError(f"No collection '{collection_id}' in {self.source.name if self.source else 'this source'}")
+        if not self.collection_list.select(collection_id):
+            raise KeyError(f"No collection '{collection_id}' in {self.source.name if self.source else 'this source'}")
 
     def current_collection(self) -> CollectionSummary | None:
-        index = self.form.collectionList.currentIndex()
-        return index.data(COLLECTION_ROLE) if index.isValid() else None
+        return self.collection_list.current()
 
     def _collection_changed(self, current, _previous=None) -> None:
         collection = current.data(COLLECTION_ROLE) if current.isValid() else None
         self.form.collectionDetails.setHtml(collection_html(collection) if collection else "")
-        if collection is None:
-            return
-        if collection.bbox:
-            west, south, east, north = collection.bbox
-            self.form.extentBox.setOriginalExtent(QgsRectangle(west, south, east, north), WGS84)
-            self.form.extentBox.setOutputExtentFromOriginal()
-        start, end = collection.interval
-        if start:
-            self.form.startEdit.setDateTime(QDateTime.fromString(start[:10], "yyyy-MM-dd"))
-        if end:
-            self.form.endEdit.setDateTime(QDateTime.fromString(end[:10], "yyyy-MM-dd"))
-        self.form.assetCombo.clear()
-        for band in collection.bands:
-            label = band.asset_key if not band.common_name or band.common_name == band.asset_key else \
-                f"{band.asset_key} ({band.common_name})"
-            self.form.assetCombo.addItem(label, band.asset_key)
+        if collection is not None:
+            follow_collection(self.form, collection)
 
     # -- search ------------------------------------------------------------------------------------
     def query(self) -> SearchQuery:
-        collection = self.current_collection()
-        extent = self.form.extentBox.outputExtent()
-        bbox = None if extent.isEmpty() else \
-            (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
-        cloud = self.form.cloudSpin.value()
-        return SearchQuery(
-            collections=(collection.id,) if collection else (),
-            bbox=bbox,
-            start=utc_day(self.form.startEdit.dateTime()),
-            end=utc_day(self.form.endEdit.dateTime(), end_of_day=True),
-            max_cloud=None if cloud >= 100 else float(cloud),
-            cql2=self.form.cqlEdit.text().strip() or None,
-            paging=self.paging_limits(),
-        )
+        return read_query(self.form, self.current_collection())
 
     def paging_limits(self) -> PagingLimits:
-        return PagingLimits(self.form.maxPagesSpin.value(), float(self.form.timeLimitSpin.value()))
+        return read_paging_limits(self.form)
 
     def search(self) -> None:
         if self.source is None or self.current_collection() is None:
@@ -294,9 +206,9 @@ class BrowsePanel(QObject):
         self.form.searchCount.setText(self.tr("searching…"))
         task = CallTask(self.tr("Cubescope: searching {name}").format(name=self.source.name),
                         run_search, self.source, query, self.access.keys(self.source))
-        task.progressChanged.connect(lambda value: self._tasks.get("search") is task and (
+        task.progressChanged.connect(lambda value: self.tasks.is_current("search", task) and (
             self.form.searchProgress.setRange(0, 100) or self.form.searchProgress.setValue(int(value))))
-        self._start("search", task, self._search_done, self._search_failed, self._search_progress)
+        self.tasks.start("search", task, self._search_done, self._search_failed, self._search_progress)
 
     def _search_progress(self, value) -> None:
         received, matched = value
@@ -344,23 +256,15 @@ class BrowsePanel(QObject):
         self.form.resultsTree.expandToDepth(0)
         self.form.resultsTree.resizeColumnToContents(0)
         tiles = {item.get("id", ""): group.tile for group in groups for item in group.items}
-        project = QgsProject.instance()
-        if self.footprints_layer is not None and project.mapLayer(self.footprints_layer.id()):
-            project.removeMapLayer(self.footprints_layer.id())
         collection = self.current_collection()
-        self.footprints_layer = footprints.footprints_layer(
-            items, self.tr("Footprints {c}").format(c=collection.id if collection else ""), tiles)
-        # At the bottom of the layer tree: imagery loaded later draws over the outlines.
-        project.addMapLayer(self.footprints_layer, False)
-        project.layerTreeRoot().addLayer(self.footprints_layer)
-        self.footprints_layer.selectionChanged.connect(self._layer_selection_changed)
+        self.selection.show(items, self.tr("Footprints {c}").format(c=collection.id if collection else ""), tiles)
         if items and not self.form.assetCombo.count():
             for band in list_bands(items[0]):
                 self.form.assetCombo.addItem(band.asset_key, band.asset_key)
         if items and self.source is not None:
             task = CallTask(self.tr("Cubescope: thumbnails"), fetch_thumbnails, self.source, items[:MAX_THUMBNAILS],
                             self.access.keys(self.source))
-            self._start("thumbnails", task, lambda _n: None, lambda _message: None, self._show_thumbnail)
+            self.tasks.start("thumbnails", task, lambda _n: None, lambda _message: None, self._show_thumbnail)
 
     def _show_thumbnail(self, value) -> None:
         item_id, image = value
@@ -369,49 +273,17 @@ class BrowsePanel(QObject):
             row.setIcon(QIcon(QPixmap.fromImage(image)))
 
     # -- selection, linked both ways -----------------------------------------------------------------
+    @property
+    def footprints_layer(self):
+        """The current search's footprints (None before the first search)."""
+        return self.selection.layer
+
     def selected_items(self) -> list[dict]:
         """Selected dates; a selected tile row stands for its whole time stack."""
-        chosen: dict[str, dict] = {}
-        for index in self.form.resultsTree.selectionModel().selectedRows(0):
-            group = index.data(TILE_ROLE)
-            items = list(group.items) if group is not None else [index.data(ITEM_ROLE)]
-            chosen.update({item["id"]: item for item in items if item})
-        return list(chosen.values())
+        return self.selection.selected_items()
 
     def select_tile(self, tile: str) -> None:
-        for row in range(self.results.rowCount()):
-            index = self.results.index(row, 0)
-            if index.data(TILE_ROLE).tile == tile:
-                self.form.resultsTree.selectionModel().select(
-                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-                return
-        raise KeyError(f"No tile '{tile}' in the search result")
-
-    def _tree_selection_changed(self, *_args) -> None:
-        if self._syncing or self.footprints_layer is None:
-            return
-        self._syncing = True
-        try:
-            ids = {item["id"] for item in self.selected_items()}
-            self.footprints_layer.selectByIds(footprints.feature_ids_of(self.footprints_layer, ids))
-        finally:
-            self._syncing = False
-
-    def _layer_selection_changed(self, selected, _deselected, _clear) -> None:
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            ids = set(footprints.ids_of_features(self.footprints_layer, self.footprints_layer.selectedFeatureIds()))
-            selection = self.form.resultsTree.selectionModel()
-            selection.clearSelection()
-            for item_id in ids:
-                row = self.results.row_for(item_id)
-                if row is not None:
-                    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
-                    selection.select(row.index(), flags)
-        finally:
-            self._syncing = False
+        self.selection.select_tile(tile)
 
     # -- loading -------------------------------------------------------------------------------------
     def load_selected(self, bands: list[str], stack: bool = False) -> None:
@@ -432,7 +304,7 @@ class BrowsePanel(QObject):
             return
         task = CallTask(self.tr("Cubescope: opening {n} layers").format(n=len(items)),
                         check_item_layers, items, bands, self.source, self.workdir, stack, access)
-        self._start("load", task, lambda result: self._layers_ready(result, stack))
+        self.tasks.start("load", task, lambda result: self._layers_ready(result, stack))
 
     def load_stack(self) -> None:
         """A tile's (or a Zarr variable's) whole time stack, playable on the temporal controller."""
@@ -440,7 +312,7 @@ class BrowsePanel(QObject):
             variable = self.form.assetCombo.currentData() or self.zarr_description.variables[0].name
             task = CallTask(self.tr("Cubescope: opening {v}").format(v=variable), check_zarr_layers,
                             self.source, variable, list(self.zarr_description.times), self.access.of(self.source))
-            self._start("load", task, lambda result: self._layers_ready(result, True))
+            self.tasks.start("load", task, lambda result: self._layers_ready(result, True))
             return
         bands = [self.form.assetCombo.currentData()] if self.form.assetCombo.currentData() else list(TRUE_COLOUR)
         self.load_selected(bands, stack=True)

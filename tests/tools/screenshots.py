@@ -88,7 +88,7 @@ def analysis_difference(dock) -> None:
     """The Analysis tab after an NDVI difference (summer 2024 minus summer 2023) over tile A's clear-cut."""
     from qgis.core import QgsRectangle
 
-    from cubescope.plugin.gui.browse_panel import WGS84
+    from cubescope.plugin.gui.search_form import WGS84
 
     form = dock.form
     form.tabs.setCurrentWidget(form.analysisTab)
@@ -134,7 +134,7 @@ def analysis_zarr_std(dock) -> None:
     from qgis.core import QgsRectangle
 
     from cubescope.plugin.demo.cache import default_demo_dir, describe
-    from cubescope.plugin.gui.browse_panel import WGS84
+    from cubescope.plugin.gui.search_form import WGS84
     from cubescope.plugin.stac.sources import Source, SourceKind
 
     QgsProject.instance().removeAllMapLayers()
