@@ -4,6 +4,8 @@ file stays open."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import replace
 
@@ -63,17 +65,35 @@ def test_cancelling_midway_leaves_the_older_output_as_it_was(demo_cube, tmp_path
     assert _files(tmp_path) == before
 
 
-def test_a_failure_midway_leaves_nothing(demo_cube, tmp_path):
+def test_a_failure_midway_leaves_nothing_when_asked_to_stop_at_the_first_bad_input(demo_cube, tmp_path):
     """A real read failure: every red COG of a copy of the catalog is cut where its lower row of tiles
     starts, so the chips over the upper rows are written before one over a lower row fails."""
     catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
     (tmp_path / "out").mkdir()
     written: list[float] = []
-    request = replace(_many_chips(demo_cube, tmp_path / "out" / "chips.zarr", ch.ZARR), source=str(catalog))
-    with pytest.raises(OSError, match=rf"Cannot read {tmp_path}/stac/demo-s2-l2a/.*/red\.tif"):
+    request = replace(_many_chips(demo_cube, tmp_path / "out" / "chips.zarr", ch.ZARR), source=str(catalog),
+                      fail_on_bad_input=True)
+    with pytest.raises(OSError, match=rf"Stopped at the first input .*{tmp_path}/stac/demo-s2-l2a/.*/red\.tif: "
+                                      r"truncated or corrupt"):
         ch.run(request, progress=written.append)
     assert written and 0 < written[-1] < 100  # some chips were written before the failure
     assert _files(tmp_path / "out") == {}
     # Every thread closed the files it opened before the run returned; left open in threads that a
     # traceback keeps alive, they were closed later by the garbage collector, and GDAL crashed.
+    assert open_files_under(tmp_path / "stac") == []
+
+
+def test_cut_cogs_are_left_out_reported_and_counted_in_the_summary(demo_cube, tmp_path):
+    """By default the same cut COGs are left out: the chips are written, the log names each file with
+    its cause, and the summary beside the manifest counts and lists them."""
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    said: list[str] = []
+    request = replace(_many_chips(demo_cube, tmp_path / "chips.zarr", ch.ZARR), source=str(catalog))
+    result = ch.run(request, log=said.append)
+    summary = json.loads(result.manifest.with_suffix(".json").read_text())
+    left_out = summary["cubescope_skipped"].splitlines()
+    assert int(summary["cubescope_skipped_inputs"]) == len(left_out) > 0 and result.samples > 0
+    for line in left_out:
+        assert re.fullmatch(rf"{tmp_path}/stac/demo-s2-l2a/\w+/red\.tif: truncated or corrupt.*", line), line
+        assert f"Warning:   {line}" in said
     assert open_files_under(tmp_path / "stac") == []

@@ -20,7 +20,7 @@ import pytest
 from osgeo import gdal
 from pyproj import Transformer
 
-from cubescope.plugin.analysis.engine import chunk_loader
+from cubescope.plugin.analysis.engine import open_files
 from cubescope.plugin.analysis.engine.executor import Canceled, block_runner, block_state, in_every_thread
 from cubescope.plugin.analysis.engine.graph import ReadFailed, reading_errors
 from cubescope.plugin.analysis.engine.grid import OutputGrid
@@ -138,14 +138,14 @@ def test_a_file_rewritten_between_two_loads_is_read_afresh(tmp_path):
 
 
 def test_open_files_are_bounded_and_closed_on_failure(tmp_path):
-    when = [DAY + timedelta(days=d) for d in range(chunk_loader.HANDLES + 10)]  # one red file per date
+    when = [DAY + timedelta(days=d) for d in range(open_files.HANDLES + 10)]  # one red file per date
     items = [_tile(tmp_path, f"d{n}", day, X0, Y0, 128, n) for n, day in enumerate(when)]
     grid = OutputGrid("EPSG:32634", RES, (X0, Y0 - 1280, X0 + 1280, Y0))
     with dask.config.set(scheduler="sync"):  # every read in this thread
         values = _load(items, grid, direct=True, chunk=64).red.values
     assert values.shape == (len(when), 128, 128) and (values > 0).all()
     files = threading.current_thread().__dict__["_cubescope_handles"]["files"]
-    assert len(files) == chunk_loader.HANDLES, "more files than the bound were read; the bound held"
+    assert len(files) == open_files.HANDLES, "more files than the bound were read; the bound held"
 
     broken = Path(items[3]["assets"]["red"]["href"])
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])

@@ -264,3 +264,29 @@ def test_algorithm_computes_on_the_scheduler_it_is_given(qgis_app, demo_cube, tm
     first, second = outputs.values()
     assert first.shape == (3, 32, 32) and np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
+
+
+def test_cut_cogs_are_left_out_reported_and_counted_or_stop_the_run_when_asked(demo_cube, tmp_path):
+    """Every red COG of a copy of the catalog ends where its second row of tiles starts: the minicube is
+    written from what can be read, the log names each file left out with its cause and the store's
+    attributes count them; asked to stop at the first bad input, the run stops and writes nothing."""
+    from cut_catalog import catalog_with_cut_red, open_files_under
+
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    sources = f"{catalog}|demo-s2-l2a|red,nir|median"
+    said: list[str] = []
+    path = mc.run(_blocks_request(demo_cube, tmp_path / "cut.zarr", sources, format=mc.ZARR), log=said.append)
+    attrs = xarray.open_zarr(path).attrs
+    left_out = attrs["cubescope_skipped"].splitlines()
+    assert int(attrs["cubescope_skipped_inputs"]) == len(left_out) > 0
+    for line in left_out:
+        assert line.startswith(f"{tmp_path}/stac/demo-s2-l2a/") and "/red.tif: truncated or corrupt" in line, line
+        assert f"Warning:   {line}" in said
+    nir = xarray.open_zarr(path)["nir"].values
+    assert np.isfinite(nir).mean() > 0.95  # the other band of the same items is whole
+
+    stopping = _blocks_request(demo_cube, tmp_path / "stopped.nc", sources, fail_on_bad_input=True)
+    with pytest.raises(OSError, match=r"Stopped at the first input that cannot be read .*red\.tif: truncated"):
+        mc.run(stopping)
+    assert not any(p.name.startswith("stopped") for p in tmp_path.iterdir())
+    assert open_files_under(tmp_path / "stac") == []

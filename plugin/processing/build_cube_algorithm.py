@@ -101,7 +101,7 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
                 cyclic=self.parameterAsBoolean(parameters, self.CYCLIC, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)])
             path = build_cube(cube, progress=feedback.setProgress, is_canceled=feedback.isCanceled,
-                              fetch=qgis_fetcher(feedback=feedback), log=feedback.pushInfo)
+                              fetch=qgis_fetcher(feedback=feedback), log=common.engine_log(feedback))
         except Canceled as error:
             raise QgsProcessingException(str(error)) from None
         except (ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

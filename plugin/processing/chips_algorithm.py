@@ -24,7 +24,14 @@ from qgis.core import (
 from .. import vector_features
 from ..qgis_crs import crs_text
 from ..tasks.thread_state import keep_thread_state
-from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
+from .analysis_params import (
+    FAIL_ON_BAD_INPUT,
+    add_fail_on_bad_input,
+    add_scheduler_parameter,
+    date_parameter,
+    engine_log,
+    scheduler_parameter,
+)
 
 MODES = ("composite", "dates", "forecast")
 FORMATS = ("zarr", "npz")
@@ -125,6 +132,7 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                                                   fileFilter="Zarr (*.zarr)"))
         self.addOutput(QgsProcessingOutputFile(self.MANIFEST, "Manifest (CSV)"))
         self.addOutput(QgsProcessingOutputNumber(self.SAMPLES, "Samples written"))
+        add_fail_on_bad_input(self)
 
     def _source(self, parameters, name: str, context):
         source = self.parameterAsSource(parameters, name, context)
@@ -198,9 +206,10 @@ class ChipsAlgorithm(QgsProcessingAlgorithm):
                 buffer=self.parameterAsDouble(parameters, self.BUFFER, context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
-                dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
+                dask_scheduler=scheduler_parameter(self, parameters, context),
+                fail_on_bad_input=self.parameterAsBool(parameters, FAIL_ON_BAD_INPUT, context), **fields)
             result = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
-                         is_canceled=feedback.isCanceled, log=feedback.pushInfo)
+                         is_canceled=feedback.isCanceled, log=engine_log(feedback))
         except InterruptedError:
             raise QgsProcessingException("Cancelled") from None
         except (ChipError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

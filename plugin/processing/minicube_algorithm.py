@@ -19,7 +19,14 @@ from qgis.core import (
 from ..products.minicubes.build import MAX_SIDE
 from ..qgis_crs import crs_text
 from ..tasks.thread_state import keep_thread_state
-from .analysis_params import add_scheduler_parameter, date_parameter, scheduler_parameter
+from .analysis_params import (
+    FAIL_ON_BAD_INPUT,
+    add_fail_on_bad_input,
+    add_scheduler_parameter,
+    date_parameter,
+    engine_log,
+    scheduler_parameter,
+)
 
 FORMATS = ("netcdf", "zarr")
 
@@ -86,6 +93,7 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
         add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Minicube (.nc or .zarr)", fileFilter="NetCDF (*.nc);;Zarr (*.zarr)"))
+        add_fail_on_bad_input(self)
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
@@ -117,9 +125,10 @@ class MinicubeAlgorithm(QgsProcessingAlgorithm):
                 resolution=self.parameterAsDouble(parameters, self.RESOLUTION, context),
                 cadence=self.parameterAsString(parameters, self.CADENCE, context),
                 format=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
-                dask_scheduler=scheduler_parameter(self, parameters, context), **fields)
+                dask_scheduler=scheduler_parameter(self, parameters, context),
+                fail_on_bad_input=self.parameterAsBool(parameters, FAIL_ON_BAD_INPUT, context), **fields)
             path = run(request, fetch=qgis_fetcher(feedback=feedback), progress=feedback.setProgress,
-                       is_canceled=feedback.isCanceled, log=feedback.pushInfo)
+                       is_canceled=feedback.isCanceled, log=engine_log(feedback))
         except InterruptedError:
             raise QgsProcessingException("Cancelled: nothing was written") from None
         except (MinicubeError, ValueError, OSError, RuntimeError, HttpError, KeyError) as error:

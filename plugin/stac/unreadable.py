@@ -49,7 +49,11 @@ def cause_of(message: str) -> str:
     if _NOT_RECOGNISED.search(text):
         return "not a raster GDAL recognises (not a GeoTIFF)"
     if _TRUNCATED.search(text):
-        return f"truncated or corrupt ({text[:160]})" if text else "truncated or corrupt"
+        # GDAL repeats the path and nests its reasons ("Cannot read f: f, band 1: IReadBlock failed at X
+        # offset 0, Y offset 1: TIFFReadEncodedTile() failed."): keep the first reason, it says where.
+        parts = [part.strip() for part in re.split(r";\s|:\s", text)]
+        reason = next((part for part in parts if _TRUNCATED.search(part)), "")
+        return f"truncated or corrupt ({reason[:120]})" if reason else "truncated or corrupt"
     return text[:200] or "unreadable"
 
 
@@ -151,3 +155,6 @@ class SkippedInputs:
 
 class StopAtFirstBadInputError(UnreadableInputError):
     """Raised instead of skipping when the user asked a run to fail at the first unreadable input."""
+
+    def __str__(self) -> str:
+        return f"Stopped at the first input that cannot be read (as asked): {self.url}: {self.cause}"

@@ -12,31 +12,27 @@ taken from its ``debug`` output) with the same result: a slice's first source is
 straight into the chunk (for the first source, odc-stac's "fill where still no-data" fuse is a
 plain copy), later sources of the same solar day are fused exactly as odc-stac fuses them, and
 sources that are not on the grid go through :class:`.reader.CubescopeReader` (odc-stac's or GDAL's
-warper) unchanged. Files stay open per thread, at most :data:`HANDLES` of them and for one load
+warper) unchanged. Files stay open per thread (:mod:`.open_files`), at most ``HANDLES`` of them and for one load
 only, so memory stays bounded and a file rewritten between two runs is read afresh.
 """
 
 from __future__ import annotations
 
-import atexit
 import math
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .executor import BlockState, ByValue, Canceled, at_run_end_in_each_thread, block_state
+from .executor import BlockState, ByValue, Canceled, block_state
+from .open_files import OpenFile, handles, opened, release
 from .reader import (
     GDAL_TYPES,
     CubescopeReader,
-    file_grid,
     gdal_read_options,
     nodata_fix,
-    open_dataset,
     placement,
     read_plan,
     same_crs,
@@ -55,92 +51,7 @@ REMOTE_READERS = 8
 #: off, each slice is read as its own raster, as before (the benchmark's baseline).
 ZARR_HYPERSLABS = True
 
-#: Open files kept per thread (about 0.2 MB of decoder buffers each): more than the files of one
-#: block of a tile (24 dates x 5 bands), so the blocks of a tile reuse them.
-HANDLES = 160
-
-
-class _Open:
-    """An open file, its grid and its bands."""
-
-    def __init__(self, uri: str) -> None:
-        self.dataset = open_dataset(uri)
-        self.bands: dict[int, tuple[Any, float | None]] = {}
-        try:
-            self.grid = file_grid(uri, self.dataset)
-        except Exception:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Close the file now (bands first), not whenever the garbage collector frees it.
-
-        A failed read leaves references to this object in its traceback; freed later by the
-        collector, in whichever thread, GDAL's closing of a broken file crashed QGIS 3.22.
-        """
-        self.bands.clear()
-        self.dataset = None
-
-    def band(self, number: int) -> tuple[Any, float | None]:
-        """(GDAL band, its no-data value); the band keeps the dataset open, so both stay here."""
-        if number not in self.bands:
-            band = self.dataset.GetRasterBand(number)
-            if band is None:
-                raise OSError(f"Cannot read {self.dataset.GetDescription()}: it has no band {number}")
-            self.bands[number] = (band, band.GetNoDataValue())
-        return self.bands[number]
-
-
-def _state() -> dict:
-    return threading.current_thread().__dict__.setdefault("_cubescope_handles", {})
-
-
-def _handles(token: str) -> OrderedDict:
-    """This thread's open files for the load ``token`` (those of an earlier load are closed)."""
-    state = _state()
-    if state.get("token") != token or "files" not in state:  # another load, or closed after a failure
-        release()
-        if not state and threading.current_thread() is threading.main_thread():
-            atexit.register(_abandon)
-        state.update(token=token, files=OrderedDict())
-    return state["files"]
-
-
-def release() -> None:
-    """Close the files this thread keeps open (the block runner calls it in each of its threads when a
-    run ends, succeeded or not)."""
-    files = _state().pop("files", None) or {}
-    for entry in files.values():
-        entry.close()
-    files.clear()
-
-
-at_run_end_in_each_thread(release)
-
-
-def _abandon() -> None:
-    """At exit: let the process take the main thread's open files along. Closing them then would
-    crash: QGIS (exitQgis) may already have shut GDAL's drivers down."""
-    for entry in (_state().pop("files", None) or {}).values():
-        entry.bands.clear()
-        if entry.dataset is not None:
-            entry.dataset.thisown = False  # no GDALClose when Python frees it
-        entry.dataset = None
-
-
-def _opened(uri: str, token: str) -> _Open:
-    files = _handles(token)
-    entry = files.get(uri)
-    if entry is None:
-        entry = files[uri] = _Open(uri)
-        while len(files) > HANDLES:
-            files.popitem(last=False)[1].close()
-    else:
-        files.move_to_end(uri)
-    return entry
-
-
-def _window(entry: _Open, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, slice], tuple, int] | None:
+def _window(entry: OpenFile, src: Any, cfg: Any, gbox: Any) -> tuple[tuple[slice, slice], tuple, int] | None:
     """(roi in the chunk, (x_off, y_off, x_size, y_size) in the file, k) when ``src`` lies on the
     chunk's grid with pixels k times larger; None when it needs a warper."""
     declared = getattr(src.geobox, "crs", None)
@@ -179,7 +90,7 @@ def _apart(src: Any, gbox: Any) -> bool:
     return right <= x0 or x1 <= left or top <= y0 or y1 <= bottom
 
 
-def _read_window(entry: _Open, src: Any, window: tuple, k: int, dtype: np.dtype, out: np.ndarray | None
+def _read_window(entry: OpenFile, src: Any, window: tuple, k: int, dtype: np.dtype, out: np.ndarray | None
                  ) -> np.ndarray:
     """The window upsampled k times (nearest), into ``out`` when it has exactly that shape."""
     from osgeo import gdal
@@ -257,7 +168,7 @@ _READ_ERRORS = _read_errors()
 
 
 def _forget(uri: str, token: str) -> None:
-    entry = _handles(token).pop(uri, None)
+    entry = handles(token).pop(uri, None)
     if entry is not None:
         entry.close()
 
@@ -267,7 +178,7 @@ def _fill_from(number: int, src: Any, gbox: Any, cfg: Any, dst: np.ndarray, env:
     """Read one source into the slice ``dst`` (in place for the first source); returns whether ``dst``
     now holds its fill value or pixels everywhere."""
     # A Zarr slice is not kept open: each would hold a decoded chunk of all its dates (MBs).
-    entry = _opened(src.uri, token) if isinstance(src.band, int) and not src.uri.startswith("ZARR:") else None
+    entry = opened(src.uri, token) if isinstance(src.band, int) and not src.uri.startswith("ZARR:") else None
     placed = _window(entry, src, cfg, gbox) if entry is not None else None
     if placed is None or dst.dtype.name not in GDAL_TYPES:
         if not filled:
@@ -278,7 +189,7 @@ def _fill_from(number: int, src: Any, gbox: Any, cfg: Any, dst: np.ndarray, env:
     roi, window, k = placed
     area = dst[roi]
     if area.size == 0:  # footprints touch, rasters do not: this file is not kept open for it
-        _handles(token).pop(src.uri).close()
+        handles(token).pop(src.uri).close()
         return filled
     _, file_nodata = entry.band(src.band)
     fix = nodata_fix(file_nodata, cfg, dst.dtype)

@@ -56,7 +56,7 @@ def reading_errors() -> Iterator[None]:
     except (Canceled, WriteError, SchedulerUnreachable, MemoryError):
         raise
     except StopAtFirstBadInputError as error:
-        raise ReadFailed(f"Stopped at the first input that cannot be read (as asked): {error}") from error
+        raise ReadFailed(str(error)) from error
     except Exception as error:  # any reader error, from odc-stac, rasterio or GDAL
         detail = handler.messages[-1] if handler.messages else f"{type(error).__name__}: {error}"
         raise ReadFailed(f"Reading the data failed: {detail}") from error

@@ -21,7 +21,6 @@ from ...stac.http import Fetcher, fetcher_for_call
 from ...stac.items import item_datetime
 from ...stac.signing import signer_for
 from ...stac.sources import SourceKind
-from ...stac.unreadable import SkippedInputs
 from ..ops import composite
 from . import graph
 from .analysis_request import COMPOSITE_OP, DIFFERENCE_OP, STATISTICS_OP, AnalysisRequest, Period, Progress
@@ -31,7 +30,7 @@ from .graph import ReadFailed
 from .grid import OutputGrid, crs_label, human_size, transform_bounds
 from .load import touching
 from .planning import AnalysisError, EmptyPeriod, PeriodPlan, colour_roles, plan_periods
-from .skipped_reads import Gathering
+from .skipped_reads import Gathering, report_skipped
 from .zarr_items import cube_items, in_period
 
 
@@ -257,16 +256,6 @@ def execute(job: JobPlan, progress: Progress | None = None, is_canceled: Callabl
     report(100.0)
     say(f"Wrote {path}")
     return path
-
-
-def report_skipped(inputs: SkippedInputs, say: Callable[[str], None]) -> None:
-    """Say which inputs a run left out, by URL and cause ("Warning: " lines, which the dock and the
-    Processing feedback show as warnings)."""
-    if not len(inputs):
-        return
-    say(f"Warning: {inputs.summary()}; the result is computed from the others:")
-    for line in inputs.lines():
-        say(f"Warning:   {line}")
 
 
 def output_metadata(job: JobPlan) -> dict[str, str]:

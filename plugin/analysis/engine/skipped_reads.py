@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...stac.unreadable import (
@@ -113,3 +113,13 @@ def left_out(env: Mapping[str, Any], uri: str, error: BaseException) -> None:
     if inputs is None:
         raise error
     inputs.add(url, cause)
+
+
+def report_skipped(inputs: SkippedInputs, say: Callable[[str], None]) -> None:
+    """Say which inputs a run left out, by URL and cause ("Warning: " lines, which the dock and the
+    Processing feedback show as warnings)."""
+    if not len(inputs):
+        return
+    say(f"Warning: {inputs.summary()}; the result is computed from the others:")
+    for line in inputs.lines():
+        say(f"Warning:   {line}")

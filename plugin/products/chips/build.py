@@ -19,7 +19,7 @@ replaces it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,6 +35,7 @@ from ...analysis.engine.grid import (
     output_grid,
     transform_bounds,
 )
+from ...analysis.engine.skipped_reads import Gathering, report_skipped
 from ...analysis.ops import composite
 from ...analysis.ops.quality import QualityRule, rule_for, rule_from_user
 from ...stac.http import Fetcher
@@ -137,7 +138,7 @@ def _rule(request: ChipRequest, items: list[dict]) -> QualityRule | None:
     return rule
 
 
-def _label_raster(request: ChipRequest, grid: OutputGrid, fetch: Fetcher) -> Any:
+def _label_raster(request: ChipRequest, grid: OutputGrid, fetch: Fetcher, read_options: Mapping[str, str]) -> Any:
     if not request.label_collection:
         return None
     bbox = transform_bounds(grid.bounds, grid.crs, "EPSG:4326")
@@ -145,7 +146,8 @@ def _label_raster(request: ChipRequest, grid: OutputGrid, fetch: Fetcher) -> Any
                    max_items=500)
     if not items:
         raise ChipError(f"No items of the label collection {request.label_collection} touch the chips")
-    loaded, _ = load_stac_bands(items, [request.label_band or "data"], grid, resampling="nearest")
+    loaded, _ = load_stac_bands(items, [request.label_band or "data"], grid, resampling="nearest",
+                                read_options=read_options)
     data = loaded[request.label_band or "data"]
     return data.isel(time=0) if data.sizes["time"] == 1 else data.max("time")
 
@@ -207,14 +209,15 @@ def run(request: ChipRequest, fetch: Fetcher | None = None, progress: Callable[[
     report, say = progress or (lambda _p: None), log or (lambda _m: None)
     try:
         with fetcher_for_call(fetch, local_only="://" not in request.source) as fetcher, \
-                block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
-            return _run(request, fetcher, runner, report, is_canceled, say)
+                block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner, \
+                Gathering(request.fail_on_bad_input, runner.client) as skipped:
+            return _run(request, fetcher, runner, report, is_canceled, say, skipped)
     except Canceled:
         raise InterruptedError("Cancelled") from None
 
 
 def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Callable[[float], None],
-         is_canceled: Callable[[], bool], say: Callable[[str], None]) -> ChipResult:
+         is_canceled: Callable[[], bool], say: Callable[[str], None], skipped: Gathering) -> ChipResult:
     import dask.array as da
 
     items = search(request.source, request.collection, _search_bbox(request), request.start, request.end, fetcher)
@@ -228,12 +231,12 @@ def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Ca
     rule = _rule(request, items)
     names = list(request.bands) + ([rule.band] if rule is not None and rule.band not in request.bands else [])
     try:
-        loaded, _ = load_stac_bands(items, names, grid, chunk=request.chip_size)
+        loaded, _ = load_stac_bands(items, names, grid, chunk=request.chip_size, read_options=skipped.options)
     except MinicubeError as error:
         raise ChipError(str(error)) from error
     days = [str(t)[:10] for t in loaded["time"].values]
     stack = da.stack([loaded[name].data for name in names], axis=1)  # (time, plane, y, x), lazy
-    labels = _label_raster(request, grid, fetcher)
+    labels = _label_raster(request, grid, fetcher, skipped.options)
     label_data = labels.data if labels is not None else None
     chips = chip_windows(request, grid)
     spec = ChipSpec(len(request.bands), names.index(rule.band) if rule is not None else None, rule,
@@ -268,6 +271,9 @@ def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Ca
                     label = _rasterise(request, grid, chip)
                 _samples(request, chip, payload, days, label, writer)
             report(share[0] + share[1] * min(len(chips), first + batch) / len(chips))
+        inputs = skipped.collect()
+        report_skipped(inputs, say)
+        writer.attrs.update({key.lower(): value for key, value in inputs.metadata().items()})
         return writer.finish()
     except BaseException:
         writer.discard()

@@ -80,6 +80,8 @@ class ChipRequest:
     """Address of a Dask scheduler (tcp://host:8786); empty to compute with local threads."""
     scheduler_timeout: float = CONNECT_TIMEOUT_S
     """Seconds to wait for the scheduler (and for its first worker) before giving up."""
+    fail_on_bad_input: bool = False
+    """Stop at the first input that cannot be read, instead of leaving it out and reporting it."""
     read_at_once: int = IN_MEMORY
     """Bytes (float32 stack of every date and band) up to which the job is read at once and cut in
     memory; larger jobs are read chip by chip. 0: always chip by chip."""

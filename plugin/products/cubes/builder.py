@@ -30,9 +30,9 @@ from ...analysis.engine import graph
 from ...analysis.engine.analysis_request import AnalysisRequest, Period
 from ...analysis.engine.executor import BlockRunner, block_runner
 from ...analysis.engine.grid import OutputGrid
-from ...analysis.engine.pipeline import Canceled, JobPlan, explain_empty, plan, report_skipped, search_items
+from ...analysis.engine.pipeline import Canceled, JobPlan, explain_empty, plan, search_items
 from ...analysis.engine.planning import EmptyPeriod
-from ...analysis.engine.skipped_reads import Gathering
+from ...analysis.engine.skipped_reads import Gathering, report_skipped
 from ...analysis.ops import composite
 from ...stac.http import Fetcher, fetcher_for_call
 from ...stac.items import ItemError, item_datetime

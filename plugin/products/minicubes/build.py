@@ -27,7 +27,7 @@ NetCDF is copied from a streamed Zarr store into a file that scipy keeps in memo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import numpy as np
 from ...analysis.engine.executor import block_runner
 from ...analysis.engine.grid import OutputGrid, transform_bounds
 from ...analysis.engine.load import gdal_items, grid_longitude, group_by_solar_day, load_lazy, touching
+from ...analysis.engine.skipped_reads import Gathering, report_skipped
 from ...stac.bands import BandNotFound, quality_band, resolve_band
 from ...stac.catalog_client import CatalogClient, SearchQuery
 from ...stac.http import Fetcher
@@ -116,9 +117,10 @@ def categorical(item: dict, asset_key: str) -> bool:
 
 
 def load_stac_bands(items: list[dict], bands: Sequence[str], grid: OutputGrid, resampling: str = "bilinear",
-                    chunk: int = BLOCK) -> tuple[Any, list[dict]]:
+                    chunk: int = BLOCK, read_options: Mapping[str, str] | None = None) -> tuple[Any, list[dict]]:
     """The bands on ``grid`` as a lazy float32 Dataset (physical values, NaN no-data) named as asked,
-    and per band its provenance (asset key, resampling, scale, offset)."""
+    and per band its provenance (asset key, resampling, scale, offset). ``read_options`` carry the run's
+    policy for inputs that cannot be read (:class:`.skipped_reads.Gathering`)."""
     reference = items[0]
     infos = []
     for band in bands:
@@ -131,7 +133,7 @@ def load_stac_bands(items: list[dict], bands: Sequence[str], grid: OutputGrid, r
     ready, options = gdal_items(items, keys)
     slices = group_by_solar_day(ready, grid_longitude(grid))
     dataset = load_lazy(ready, slices, keys, grid, chunk, resampling=resampling, nearest=nearest,
-                        gdal_options=options)
+                        gdal_options={**options, **(read_options or {})})
     import xarray
 
     out, provenance = {}, []
@@ -168,7 +170,8 @@ def _cf_grid_mapping(crs: str) -> dict[str, Any]:
 
 
 def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Callable[[float], None] | None = None,
-          is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] | None = None) -> Any:
+          is_canceled: Callable[[], bool] = lambda: False, log: Callable[[str], None] | None = None,
+          read_options: Mapping[str, str] | None = None) -> Any:
     """The minicube as a lazy ``xarray.Dataset`` on one grid, with CF and provenance attributes.
 
     Only the searches happen here; every variable is a dask array of BLOCK x BLOCK blocks (all cadence
@@ -212,7 +215,7 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
                 if not items:
                     raise MinicubeError(f"No items of {spec.collection} touch the minicube "
                                         f"(lon {bbox[0]:.4f} to {bbox[2]:.4f}, lat {bbox[1]:.4f} to {bbox[3]:.4f})")
-                loaded, provenance = load_stac_bands(items, spec.sources, grid)
+                loaded, provenance = load_stac_bands(items, spec.sources, grid, read_options=read_options)
                 for name, band, prov in zip(spec.names, spec.sources, provenance):
                     data = loaded[band]
                     how = "static" if static else ("first" if prov["categorical"] and spec.aggregation in (
@@ -272,11 +275,19 @@ def run(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Callab
     threads; returns the written path. SchedulerUnreachable (an OSError) within the request's timeout
     when the scheduler does not answer."""
     report, say = progress or (lambda _p: None), log or (lambda _m: None)
-    with block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner:
-        dataset = build(request, fetch, lambda p: report(0.05 * p), is_canceled, log)
+    with block_runner(request.dask_scheduler, 0, request.scheduler_timeout) as runner, \
+            Gathering(request.fail_on_bad_input, runner.client) as skipped:
+        dataset = build(request, fetch, lambda p: report(0.05 * p), is_canceled, log, skipped.options)
         say(f"Computing {dataset.sizes['x']:,} x {dataset.sizes['y']:,} px in blocks of {BLOCK} px on "
             f"{runner.description}")
-        path = write(dataset, request.output, request.format, lambda p: report(5.0 + 0.95 * p), is_canceled, runner)
+
+        def left_out() -> dict[str, Any]:  # once the blocks are computed, before the store is closed
+            inputs = skipped.collect()
+            report_skipped(inputs, say)
+            return {key.lower(): value for key, value in inputs.metadata().items()}
+
+        path = write(dataset, request.output, request.format, lambda p: report(5.0 + 0.95 * p), is_canceled, runner,
+                     final_attrs=left_out)
     report(100.0)
     say(f"Wrote {path}")
     return path

@@ -157,6 +157,8 @@ class MinicubeRequest:
     """Address of a Dask scheduler (tcp://host:8786); empty to compute with local threads."""
     scheduler_timeout: float = CONNECT_TIMEOUT_S
     """Seconds to wait for the scheduler (and for its first worker) before giving up."""
+    fail_on_bad_input: bool = False
+    """Stop at the first input that cannot be read, instead of leaving it out and reporting it."""
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):

@@ -16,7 +16,7 @@ about the size of the minicube (plus one variable), which is why NetCDF keeps th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,13 @@ LOCAL = "cubescope-local"
 
 
 def write(dataset: Any, output: str | Path, fmt: str, progress: Callable[[float], None] | None = None,
-          is_canceled: Callable[[], bool] = lambda: False, runner: BlockRunner | None = None) -> Path:
+          is_canceled: Callable[[], bool] = lambda: False, runner: BlockRunner | None = None,
+          final_attrs: Callable[[], Mapping[str, Any]] | None = None) -> Path:
     """The minicube written block by block and atomically: into ``<output>.partial`` (NetCDF through a
     temporary ``<output>.partial.zarr``), moved into place when complete. Lazy variables are computed
     one block at a time by ``runner`` (default: local threads); ``progress`` gets percent. A cancelled
-    or failed write raises (InterruptedError when cancelled) and leaves neither output nor partial files."""
+    or failed write raises (InterruptedError when cancelled) and leaves neither output nor partial files.
+    ``final_attrs`` gives global attributes known only once the blocks are computed (inputs left out)."""
     import os
 
     path = Path(output)
@@ -51,7 +53,7 @@ def write(dataset: Any, output: str | Path, fmt: str, progress: Callable[[float]
         for leftover in (partial, staging):
             remove(leftover)
         written = _stream_zarr(dataset, staging, encoding, runner or BlockRunner(), lambda f: report(share * f),
-                               is_canceled)
+                               is_canceled, final_attrs)
         if fmt != ZARR:
             _zarr_to_netcdf(written, staging, partial, encoding, lambda f: report(share + (100.0 - share) * f),
                             is_canceled)
@@ -89,7 +91,8 @@ def _encoding(dataset: Any) -> dict[str, dict]:
 
 
 def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: BlockRunner,
-                 progress: Callable[[float], None], is_canceled: Callable[[], bool]) -> Any:
+                 progress: Callable[[float], None], is_canceled: Callable[[], bool],
+                 final_attrs: Callable[[], Mapping[str, Any]] | None = None) -> Any:
     """Write ``dataset`` into a new Zarr ``store``: the metadata and in-memory variables first, then
     every block of every lazy variable into its own chunk as it is computed. Returns the dataset as
     written (lazy variables chunked with the time axis whole, like the store)."""
@@ -124,6 +127,10 @@ def _stream_zarr(dataset: Any, store: Path, encoding: dict[str, dict], runner: B
             raise Canceled("Cancelled")
         (block,) = dask.compute(task, scheduler=get_sync)  # named, it would import distributed
         consume(key, block)
+    if final_attrs is not None:
+        extra = dict(final_attrs())
+        group.attrs.update(extra)
+        dataset.attrs.update(extra)  # the NetCDF copy takes its attributes from the dataset
     zarr.consolidate_metadata(str(store))
     return dataset
 
