@@ -6,6 +6,7 @@ raster the pure engine writes for the same request in this process.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import numpy as np
@@ -122,3 +123,32 @@ def test_a_start_after_the_end_is_refused_before_any_work_without_a_traceback(ho
     assert "START 2024-05-01 is after END 2024-03-01" in output
     assert "Traceback" not in output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cut_cogs_from_the_command_line_are_left_out_reported_or_stop_the_run(home, demo_cube, tmp_path):
+    """`qgis_process` on a catalog whose red COGs end partway: the composite is written, each file left
+    out is a warning naming it with its cause, and the output counts them; with FAIL_ON_BAD_INPUT the
+    run fails naming the first one, and writes nothing."""
+    from cut_catalog import catalog_with_cut_red
+
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    arguments = [f"SOURCE={catalog}", "COLLECTION=demo-s2-l2a", "BANDS=red", "START=2023-06-01",
+                 "END=2023-08-31", "METHOD=0", f"EXTENT={TILE}"]
+    out = tmp_path / "out" / "median.tif"
+    out.parent.mkdir()
+    done = qgis_process(home, "run", "cubescope:composite", "--", *arguments, f"OUTPUT={out}")
+    _check(done, out)
+    left_out = gdal.Open(str(out)).GetMetadata()["CUBESCOPE_SKIPPED"].splitlines()
+    assert int(gdal.Open(str(out)).GetMetadata()["CUBESCOPE_SKIPPED_INPUTS"]) == len(left_out) > 0
+    said = done.stdout + done.stderr
+    assert "could not be read and w" in said
+    for line in left_out:
+        assert "/red.tif: truncated or corrupt (" in line and line in said, line
+
+    stopped = qgis_process(home, "run", "cubescope:composite", "--", *arguments, "FAIL_ON_BAD_INPUT=true",
+                           f"OUTPUT={tmp_path / 'out' / 'stopped.tif'}")
+    assert stopped.returncode != 0
+    assert re.search(r"Stopped at the first input that cannot be read \(as asked\): \S+/red\.tif: truncated",
+                     stopped.stdout + stopped.stderr), stopped.stdout[-2000:] + stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stdout + stopped.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["median.tif"]

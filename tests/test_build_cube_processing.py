@@ -79,7 +79,7 @@ def test_buildcube_parameters_in_process(qgis_app, demo_cube, tmp_path):
     names = [p.name() for p in algorithm.parameterDefinitions()]
     assert names == ["SOURCE", "COLLECTION", "BANDS", "START", "END", "PERIOD", "CYCLIC", "METHOD", "EXTRA_BANDS",
                      "EXTENT", "RESOLUTION", "TARGET_CRS", "MAX_CLOUD", "QUALITY_BAND", "CLEAR_VALUES",
-                     "DASK_SCHEDULER", "FORMAT", "OUTPUT"]
+                     "DASK_SCHEDULER", "FORMAT", "OUTPUT", "FAIL_ON_BAD_INPUT"]
     out = tmp_path / "inside.zarr"
     parameters = dict(arg.split("=", 1) for arg in _arguments(demo_cube, out, 0))
     parameters.update(CYCLIC=True, EXTRA_BANDS=False, METHOD=0, FORMAT=0)

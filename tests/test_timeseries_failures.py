@@ -227,4 +227,5 @@ def test_a_reader_told_to_stop_stops_at_the_first_unreadable_cog(demo_cube, ngin
         with pytest.raises(StopAtFirstBadInputError) as raised:
             read_series(reader, *FOREST, ["red"])
     assert raised.value.url in causes and raised.value.cause.startswith(causes[raised.value.url])
-    assert str(raised.value) == f"{raised.value.url}: {raised.value.cause}"
+    assert str(raised.value) == (f"Stopped at the first input that cannot be read (as asked): "
+                                 f"{raised.value.url}: {raised.value.cause}")

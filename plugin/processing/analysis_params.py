@@ -91,7 +91,6 @@ def add_common_parameters(algorithm: QgsProcessingAlgorithm) -> None:
         CLEAR_VALUES, "Clear values (e.g. 4,5,6) or masked bits (bits:1,3)", optional=True))
     add_scheduler_parameter(algorithm)
     algorithm.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, OUTPUT_DESCRIPTION))
-    add_fail_on_bad_input(algorithm)
 
 
 def add_fail_on_bad_input(algorithm: QgsProcessingAlgorithm) -> None:

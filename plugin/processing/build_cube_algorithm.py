@@ -68,6 +68,7 @@ class BuildCubeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.FORMAT, "Format", options=["Zarr", "COG + STAC catalog"], defaultValue=0))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Output (.zarr path or folder)"))
+        common.add_fail_on_bad_input(self)  # last: the parameters before it keep their places
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)

@@ -51,6 +51,7 @@ class CompositeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.EXTRA_BANDS, "Add CLEAROB, TOTALOB and PROVENANCE bands", defaultValue=False))
         common.add_common_parameters(self)
+        common.add_fail_on_bad_input(self)  # last: the parameters before it keep their places
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)

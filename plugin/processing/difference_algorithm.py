@@ -42,6 +42,7 @@ class DifferenceAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, "Composite method", options=list(METHODS),
                                                      defaultValue=0))
         common.add_common_parameters(self)
+        common.add_fail_on_bad_input(self)  # last: the parameters before it keep their places
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802 (QGIS name)
         keep_thread_state()  # pyproj in a pooled QThread (tasks/thread_state.py)
