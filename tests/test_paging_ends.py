@@ -238,3 +238,29 @@ def test_searchitems_writes_the_kept_items_and_warns_at_the_page_cap(tmp_path, s
     assert sorted(f["id"] for f in layer.getFeatures()) == [f"p{n}-{k}" for n in range(1, 5) for k in (1, 2)]
     assert ("Paging stopped after 4 pages (the page limit): 8 items kept, the catalog has more; "
             "raise it in the MAX_PAGES parameter.") in run.stdout + run.stderr
+
+
+def test_the_engines_and_the_minicubes_searches_warn_why_paging_stopped_and_keep_the_items(server, fetch):
+    """Composites, cubes, minicubes and chips search the catalog themselves: a server repeating its items
+    with endless tokens is stopped there too, and the run's log says why (not a silently short list)."""
+    from datetime import datetime
+
+    from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
+    from cubescope.plugin.analysis.engine.pipeline import search_items
+    from cubescope.plugin.products.minicubes.build import search
+
+    api(server, fetch)
+    endless(server, same_two)
+    period = Period(datetime(2024, 5, 1), datetime(2024, 5, 31))
+    request = AnalysisRequest(source=f"{server.url}/", collection="c", operation="composite", bands=("red",),
+                              periods=(period,), output="unused.tif")
+    said: list[str] = []
+    found = search_items(request, period, fetch, say=said.append)
+    assert [i["id"] for i in found] == ["a", "b"]
+    assert said == ["Warning: The server sent page 2 with no new item and yet another next link: "
+                    "paging stopped, 2 items kept."]
+    said.clear()
+    found = search(f"{server.url}/", "c", (10, 40, 11, 41), period.start, period.end, fetch, say=said.append)
+    assert [i["id"] for i in found] == ["a", "b"]
+    assert said == [f"Warning: {server.url}/: The server sent page 2 with no new item and yet another next link: "
+                    "paging stopped, 2 items kept."]

@@ -121,6 +121,15 @@ class PagingStop:
         return f"{text}; raise it in {where}." if where else f"{text}."
 
 
+def page_notes(page: SearchPage, where: str = "") -> list[str]:
+    """What a search that is not the dock's must still tell its user about a page: the items left out
+    (no geometry, unreadable dates, broken links) and why paging stopped early, if it did."""
+    notes = [f"item left out: {reason}" for reason in page.skipped]
+    if page.stop is not None:
+        notes.append(page.stop.message(where))
+    return notes
+
+
 def item_key(feature: Any) -> tuple[str, str]:
     """What tells items apart across pages: collection and id."""
     collection = feature.get("collection", "") if isinstance(feature, dict) else ""

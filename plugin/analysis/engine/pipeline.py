@@ -19,6 +19,7 @@ from pathlib import Path
 from ...stac.catalog_client import CatalogClient, SearchQuery
 from ...stac.http import Fetcher, fetcher_for_call
 from ...stac.items import item_datetime
+from ...stac.paging import page_notes
 from ...stac.signing import signer_for
 from ...stac.sources import SourceKind
 from ..ops import composite
@@ -102,8 +103,10 @@ def zarr_cube_items(request: AnalysisRequest, fetch: Fetcher | None = None) -> l
 
 
 def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None = None,
-                 is_canceled: Callable[[], bool] = lambda: False, cube: list[dict] | None = None) -> list[dict]:
-    """The items of ``period`` in the request's extent and cloud limit.
+                 is_canceled: Callable[[], bool] = lambda: False, cube: list[dict] | None = None,
+                 say: Callable[[str], None] | None = None) -> list[dict]:
+    """The items of ``period`` in the request's extent and cloud limit; ``say`` hears, as warnings, the
+    items the catalog gave that were left out and why paging stopped early (the run goes on with the rest).
 
     For a Zarr source, its time steps in the period (``cube``: the cube's items when already read).
     A Zarr cube has no cloud cover per date, so the cloud limit does not apply (`plan` says so).
@@ -117,6 +120,8 @@ def search_items(request: AnalysisRequest, period: Period, fetch: Fetcher | None
     with fetcher_for_call(fetch) as fetch:
         for page in CatalogClient(request.connection, fetch).search(query, is_canceled=is_canceled):
             items.extend(page.items)
+            for note in page_notes(page):
+                (say or (lambda _message: None))(f"Warning: {note}")
     if is_canceled():
         raise Canceled("Cancelled")
     return items
@@ -195,7 +200,7 @@ def search_periods(request: AnalysisRequest, fetch: Fetcher | None = None,
         cube = zarr_cube_items(request, fetch) if request.connection.kind == SourceKind.ZARR else None
         found = []
         for period in request.periods:
-            items = search_items(request, period, fetch, is_canceled, cube)
+            items = search_items(request, period, fetch, is_canceled, cube, log)
             if not items:
                 explain_empty(request, period, fetch, cube)
             if log is not None:

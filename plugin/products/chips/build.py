@@ -220,7 +220,8 @@ def _run(request: ChipRequest, fetcher: Fetcher, runner: BlockRunner, report: Ca
          is_canceled: Callable[[], bool], say: Callable[[str], None], skipped: Gathering) -> ChipResult:
     import dask.array as da
 
-    items = search(request.source, request.collection, _search_bbox(request), request.start, request.end, fetcher)
+    items = search(request.source, request.collection, _search_bbox(request), request.start, request.end, fetcher,
+                   say=say)
     if not items:
         raise ChipError(f"No items of {request.collection} between {request.start:%Y-%m-%d} and "
                         f"{request.end:%Y-%m-%d} touch the points or extent")

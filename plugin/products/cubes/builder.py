@@ -63,7 +63,7 @@ def build_cube(cube: CubeRequest, progress: Callable[[float], None] | None = Non
         raise CubeError("The timeline has no period between the start and the end")
     whole = request.periods[0]
     with fetcher_for_call(fetch) as fetch:  # the signer may fetch a token while the cube is built
-        items = search_items(request, whole, fetch, canceled)
+        items = search_items(request, whole, fetch, canceled, say=log)
         if not items:
             explain_empty(request, whole, fetch)
         signer = signer_for(request.connection, fetch, request.token or None)

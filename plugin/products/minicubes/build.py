@@ -41,6 +41,7 @@ from ...analysis.engine.skipped_reads import Gathering, report_skipped
 from ...stac.bands import BandNotFound, quality_band, resolve_band
 from ...stac.catalog_client import CatalogClient, SearchQuery
 from ...stac.http import Fetcher
+from ...stac.paging import page_notes
 from ...stac.sources import Source, guess_kind
 from .errors import MinicubeError
 from .request import (
@@ -96,14 +97,18 @@ def grid_bbox_lonlat(grid: OutputGrid) -> tuple[float, float, float, float]:
 
 
 def search(url: str, collection: str, bbox: tuple[float, float, float, float], start: datetime | None,
-           end: datetime | None, fetch: Fetcher, max_items: int = 0) -> list[dict]:
-    """The items of ``collection`` touching ``bbox`` (lon/lat) between ``start`` and ``end``."""
+           end: datetime | None, fetch: Fetcher, max_items: int = 0,
+           say: Callable[[str], None] | None = None) -> list[dict]:
+    """The items of ``collection`` touching ``bbox`` (lon/lat) between ``start`` and ``end``; ``say``
+    hears the items left out and why paging stopped early, as warnings."""
     client = CatalogClient(Source(name=url, kind=guess_kind(url), url=url), fetch)
     query = SearchQuery(collections=(collection,), bbox=bbox, start=start, end=end, max_cloud=None,
                         max_items=max_items)
     items: list[dict] = []
     for page in client.search(query):
         items.extend(page.items)
+        for note in page_notes(page):
+            (say or (lambda _message: None))(f"Warning: {url}: {note}")
     return touching(items, bbox)
 
 
@@ -203,11 +208,11 @@ def build(request: MinicubeRequest, fetch: Fetcher | None = None, progress: Call
                 say(f"{spec.url}: {', '.join(spec.bands)}")
             else:
                 items = [] if spec.aggregation == STATIC else search(
-                    spec.url, spec.collection, bbox, request.start, request.end, fetcher)
+                    spec.url, spec.collection, bbox, request.start, request.end, fetcher, say=say)
                 static = spec.aggregation == STATIC or (
                     bool(items) and not any((i.get("properties") or {}).get("datetime") for i in items))
                 if not items:
-                    items = search(spec.url, spec.collection, bbox, None, None, fetcher, max_items=200)
+                    items = search(spec.url, spec.collection, bbox, None, None, fetcher, max_items=200, say=say)
                     static = True
                     if len(group_by_solar_day(items, grid_longitude(grid))) > 1 and spec.aggregation != STATIC:
                         raise MinicubeError(f"No items of {spec.collection} between {request.start:%Y-%m-%d} and "
