@@ -264,3 +264,23 @@ def test_the_engines_and_the_minicubes_searches_warn_why_paging_stopped_and_keep
     assert [i["id"] for i in found] == ["a", "b"]
     assert said == [f"Warning: {server.url}/: The server sent page 2 with no new item and yet another next link: "
                     "paging stopped, 2 items kept."]
+
+
+def test_a_collections_list_with_endless_next_links_ends_and_says_why(server, fetch):
+    """/collections answered forever with the same collection and a new token: the list ends at the
+    first page without a new collection, with a note saying so, and the collection is listed once."""
+    from test_stac_failures import collection
+
+    client = api(server, fetch)
+
+    def collections(request: Recorded) -> Reply:
+        number = int(request.query.get("token", ["1"])[0])
+        return Reply(body={"collections": [collection("c", [10, 40, 11, 41])], "links": [
+            {"rel": "next", "href": f"{server.url}/collections?token={number + 1}"}]})
+
+    server.route("GET", "/collections", collections)
+    pages = list(client.collections())
+    assert [c.id for page in pages for c in page] == ["c"]
+    assert len([r for r in server.requests if r.path == "/collections"]) == 2
+    assert pages[-1].skipped == ["The server sent page 2 with no new collection and yet another next link: "
+                                 "paging stopped, 1 collection kept."]

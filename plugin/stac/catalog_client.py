@@ -27,7 +27,6 @@ from .paging import (
     SearchPage,
     get_params,
     next_request,
-    request_key,
 )
 from .search_query import STATIC_CAPABILITIES, Capabilities, SearchPlan, SearchQuery
 from .sources import Source, SourceKind, static_catalog_url
@@ -121,18 +120,28 @@ class CatalogClient:
             return
         base = self._endpoint("data", "collections")
         request = Request("GET", f"{base}?{urlencode({'limit': page_size})}" if page_size else base)
-        seen: set[str] = set()
-        while request is not None and request_key(request) not in seen:
-            seen.add(request_key(request))
+        # The same guard as searches: a server handing out next links forever (new tokens, the same
+        # collections) is stopped, and the last page says why among its notes.
+        guard, kept, listed_ids = PagingGuard(PagingLimits()), 0, set()
+        while request is not None:
+            guard.sent(request)
             document = self._get_json(request.url, request.method, request.body, request.headers)
             if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
                 raise HttpError(request.method, request.url, 200, problem="not a STAC collections list")
+            listed = [c for c in document["collections"] if isinstance(c, dict)]
             page = summarize_page([(c, _self_href(c) or f"{base.rstrip('/')}/{quote(str(c.get('id')))}")
-                                   for c in document["collections"] if isinstance(c, dict)])
+                                   for c in listed])
+            page[:] = [c for c in page if c.id not in listed_ids]  # a server repeating itself lists each once
+            listed_ids.update(c.id for c in page)
+            kept += len(page)
+            following = next_request(document, request)
+            stop = guard.after_page(listed, following, kept)
+            if stop is not None:
+                page.skipped.append(stop.message(what="collection"))
             if not page and not page.skipped:
                 return
             yield page
-            request = next_request(document, request)
+            request = None if stop is not None else following
 
     def collection(self, collection_id: str) -> dict:
         if self._static is not None:

@@ -82,8 +82,8 @@ class PagingLimits:
 DEFAULT_LIMITS = PagingLimits()
 
 
-def _items(n: int) -> str:
-    return f"{n} item" if n == 1 else f"{n} items"
+def _items(n: int, what: str = "item") -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,12 @@ class PagingStop:
         """A limit the user set stopped paging: raising it gets more items."""
         return self.reason in (PAGE_LIMIT, TIME_LIMIT)
 
-    def message(self, where: str = "") -> str:
-        """What the user reads; `where` names the setting that raises the limit (dock or Processing)."""
-        kept = _items(self.kept)
+    def message(self, where: str = "", what: str = "item") -> str:
+        """What the user reads; `where` names the setting that raises the limit (dock or Processing),
+        `what` what was paged ("item", "collection")."""
+        kept = _items(self.kept, what)
         if self.reason == NO_NEW_ITEM:
-            return (f"The server sent page {self.pages} with no new item and yet another next link: "
+            return (f"The server sent page {self.pages} with no new {what} and yet another next link: "
                     f"paging stopped, {kept} kept.")
         if self.reason == REPEATED_LINK:
             return (f"The server sent page {self.pages} with a next link already followed: "
