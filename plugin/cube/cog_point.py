@@ -11,7 +11,7 @@ from typing import Any
 from osgeo import gdal, osr
 
 from ..stac.bands import BandInfo
-from ..stac.gdal_env import gdal_config
+from ..stac.gdal_env import gdal_config, open_saying_why
 from ..stac.hrefs import GdalSource
 from ..stac.unreadable import UnreadableInputError, cause_of, check_format
 from .handle_cache import HandleCache
@@ -72,16 +72,6 @@ def transform_to(wkt: str) -> osr.CoordinateTransformation | None:
     return cache[wkt]
 
 
-def _open_verbose(path: str) -> tuple[Any, str]:
-    """(the dataset or None, GDAL's message when None)."""
-    gdal.ErrorReset()
-    try:
-        dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
-    except RuntimeError as error:  # someone enabled gdal.UseExceptions()
-        return None, str(error)
-    return dataset, "" if dataset is not None else gdal.GetLastErrorMsg()
-
-
 def open_cog(source: GdalSource, media_type: str = "") -> OpenedCog:
     """Open in this thread; OF_VERBOSE_ERROR makes GDAL say why (an HTTP 404 rather than nothing).
 
@@ -89,12 +79,7 @@ def open_cog(source: GdalSource, media_type: str = "") -> OpenedCog:
     PNG" (a file that is not what its media type or name promises), a geotransform that cannot be used.
     """
     url = source.description or source.path
-    dataset, message = _open_verbose(source.path)
-    if dataset is None and source.path.startswith("/vsicurl") and "HTTP" not in message:
-        # GDAL remembers a URL that failed before and then says only "does not exist": ask once more,
-        # afresh, for the server's status (this costs a request only for a file that failed)
-        gdal.VSICurlPartialClearCache(source.path)
-        dataset, message = _open_verbose(source.path)
+    dataset, message = open_saying_why(source.path)
     if dataset is None:
         raise CogReadError(url, _cause(source, message or "not found or not a raster"))
     driver = dataset.GetDriver()

@@ -110,6 +110,27 @@ def open_raster(source: GdalSource, update: bool = False) -> gdal.Dataset:
     return dataset
 
 
+def open_saying_why(path: str) -> tuple[gdal.Dataset | None, str]:
+    """(the raster at ``path``, "") or (None, GDAL's reason): with OF_VERBOSE_ERROR GDAL says an HTTP 404
+    rather than "not recognised". GDAL remembers a URL that failed for the session and then only says
+    it "does not exist": such a URL is asked once more, afresh, for the server's status (a request only
+    for a file that already failed). Call it inside the options of ``path`` (gdal_config)."""
+    dataset, message = _open_verbose(path)
+    if dataset is None and path.startswith("/vsicurl") and "HTTP" not in message:
+        gdal.VSICurlPartialClearCache(path)
+        dataset, message = _open_verbose(path)
+    return dataset, message
+
+
+def _open_verbose(path: str) -> tuple[gdal.Dataset | None, str]:
+    gdal.ErrorReset()
+    try:
+        dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
+    except RuntimeError as error:  # someone enabled gdal.UseExceptions()
+        return None, str(error)
+    return dataset, "" if dataset is not None else gdal.GetLastErrorMsg()
+
+
 @contextmanager
 def opened(source: GdalSource, update: bool = False) -> Iterator[gdal.Dataset]:
     """The dataset of ``source`` with its options set for this thread while the block runs.

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ...stac.gdal_env import THREAD_LOCAL_DEFAULTS, share_with_gdal_threads
+from ...stac.gdal_env import THREAD_LOCAL_DEFAULTS, open_saying_why, share_with_gdal_threads
 from ...stac.unreadable import check_format, display_url
 from .executor import ByValue
 
@@ -89,20 +89,10 @@ class FileGrid:
 
 
 def open_dataset(uri: str) -> Any:
-    from osgeo import gdal
-
     share_with_gdal_threads(uri)  # a Zarr store's options for GDAL 3.13's own threads (see there)
-    gdal.ErrorReset()
-    # OF_VERBOSE_ERROR: GDAL says why (an HTTP 404, a refused key) rather than "not recognised".
-    dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
-    if dataset is None and uri.startswith("/vsicurl") and "does not exist" in gdal.GetLastErrorMsg():
-        # GDAL remembers a missing URL for the session and then no longer says why (404? 403?): ask
-        # once more, afresh, so that the user reads the server's status.
-        gdal.VSICurlPartialClearCache(uri)
-        gdal.ErrorReset()
-        dataset = gdal.OpenEx(uri, gdal.OF_RASTER | gdal.OF_READONLY | gdal.OF_VERBOSE_ERROR)
+    dataset, message = open_saying_why(uri)
     if dataset is None:
-        raise OSError(f"Cannot open {display_url(uri)}: {gdal.GetLastErrorMsg() or 'GDAL could not open it'}")
+        raise OSError(f"Cannot open {display_url(uri)}: {message or 'GDAL could not open it'}")
     driver = dataset.GetDriver()
     check_format(uri, driver.ShortName if driver is not None else "")  # a PNG named red.tif is not a COG
     return dataset
