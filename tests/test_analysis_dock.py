@@ -102,7 +102,7 @@ def test_a_composite_asked_blue_first_shows_in_true_colour(dock, qtbot, tmp_path
     setup(dock, "composite", "median", "blue,green,red,nir", tmp_path / "natural.tif")
     # The desktop inserts new layers into the selected group: here a loaded scene's date group.
     root = QgsProject.instance().layerTreeRoot()
-    scene_group = root.insertGroup(0, "MGRS-34TGR").addGroup("2023-07-13")
+    scene_group = root.insertGroup(0, "34TGR").addGroup("2023-07-13")
     bridge = QgsProject.instance().layerTreeRegistryBridge()
     bridge.setLayerInsertionPoint(QgsLayerTreeRegistryBridge.InsertionPoint(scene_group, 0))
     try:

@@ -42,7 +42,7 @@ def test_search_groups_items_by_tile_and_fills_the_footprints_layer(dock, qtbot,
     model = dock.browse.results
     tiles = {model.item(row, 0).data(Qt.ItemDataRole.UserRole + 2).tile: model.item(row, 0).rowCount()
              for row in range(model.rowCount())}
-    assert tiles == {"MGRS-34TGR": 37, "MGRS-35TKL": 37}
+    assert tiles == {"34TGR": 37, "35TKL": 37}
     layer = dock.browse.footprints_layer
     assert layer.featureCount() == len(expected)
     assert [f.name() for f in layer.fields()] == ["id", "collection", "datetime", "cloud_cover", "tile"]
@@ -59,9 +59,9 @@ def test_cloud_filter_applies_to_a_static_catalog(dock, qtbot, demo_cube):
 def test_selection_is_linked_both_ways(dock, qtbot):
     search(dock, qtbot)
     panel = dock.browse
-    panel.select_tile("MGRS-35TKL")
+    panel.select_tile("35TKL")
     selected = panel.footprints_layer.selectedFeatures()
-    assert len(selected) == 37 and {f["tile"] for f in selected} == {"MGRS-35TKL"}
+    assert len(selected) == 37 and {f["tile"] for f in selected} == {"35TKL"}
     first = next(panel.footprints_layer.getFeatures())
     panel.footprints_layer.selectByIds([first.id()])
     assert [item["id"] for item in panel.selected_items()] == [first["id"]]
@@ -69,13 +69,13 @@ def test_selection_is_linked_both_ways(dock, qtbot):
 
 def test_time_stack_loads_and_plays_on_the_temporal_controller(dock, qtbot):
     search(dock, qtbot)
-    dock.browse.select_tile("MGRS-34TGR")
+    dock.browse.select_tile("34TGR")
     dock.form.assetCombo.setCurrentIndex(dock.form.assetCombo.findData("nir"))
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(dock.form.stackButton, Qt.MouseButton.LeftButton)
     layers = blocker.args[0]
     assert len(layers) == 37 and all(layer.isValid() for layer in layers)
-    assert {layer.customProperty("cubescope/tile") for layer in layers} == {"MGRS-34TGR"}
+    assert {layer.customProperty("cubescope/tile") for layer in layers} == {"34TGR"}
     ranges = [layer.temporalProperties().fixedTemporalRange() for layer in layers]
     assert all(a.end() == b.begin() for a, b in zip(ranges, ranges[1:])), "a stack's ranges follow each other"
 
@@ -105,7 +105,7 @@ def test_loaded_layers_outlive_the_task_threads(dock, qtbot):
     the next PROJ error there crashed QGIS (seen late in the full test run). Layers are made on the
     GUI thread now: after the pool's threads are gone, they still transform and QGIS survives."""
     search(dock, qtbot)
-    dock.browse.select_tile("MGRS-34TGR")
+    dock.browse.select_tile("34TGR")
     with qtbot.waitSignal(dock.browse.layers_loaded, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(dock.form.stackButton, Qt.MouseButton.LeftButton)
     layers = blocker.args[0]

@@ -54,5 +54,33 @@ def test_qgis_process_searchitems_on_the_static_catalog_and_an_api(tmp_path, dem
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         rows = _footprints(out)
         assert sorted(r["id"] for r in rows) == expected, source
-        assert {r["tile"] for r in rows} == {"MGRS-34TGR", "MGRS-35TKL"}
+        assert {r["tile"] for r in rows} == {"34TGR", "35TKL"}
         assert all(r["collection"] == "demo-s2-l2a" and r["cloud_cover"] <= 20 for r in rows)
+
+
+def test_qgis_process_searchitems_names_untiled_items_by_their_cluster(tmp_path, demo_cube):
+    """Items that name no tile (a copy of the demo's Sentinel-1 items without grid:code and mgrs:*):
+    their rows carry their footprint cluster's name, as the dock's groups do, never an empty tile."""
+    import shutil
+
+    from cubescope.plugin.stac.tiles import group_by_tile
+
+    stac = tmp_path / "stac"
+    shutil.copytree(demo_cube.catalog.parent, stac, ignore=shutil.ignore_patterns("*.tif"))
+    items = []
+    for path in (stac / "demo-s1-rtc").glob("*/*.json"):
+        item = json.loads(path.read_text())
+        item["properties"] = {k: v for k, v in item["properties"].items()
+                              if k != "grid:code" and not k.startswith("mgrs:")}
+        path.write_text(json.dumps(item))
+        items.append(item)
+    home = tmp_path / "home"
+    assert qgis_process(home, "plugins", "enable", "cubescope").returncode == 0
+    out = tmp_path / "s1.gpkg"
+    run = qgis_process(home, "run", "cubescope:searchitems", "--", f"SOURCE={stac / demo_cube.catalog.name}",
+                       "COLLECTION=demo-s1-rtc", "START=2023-01-01", "END=2024-12-31", "LIMIT=0", f"OUTPUT={out}")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    rows = _footprints(out)
+    expected = {item["id"]: group.tile for group in group_by_tile(items) for item in group.items}
+    assert len(rows) == len(items) > 0 and {r["id"]: r["tile"] for r in rows} == expected
+    assert len(set(expected.values())) >= 2 and all(tile.startswith("near ") for tile in expected.values())

@@ -48,9 +48,9 @@ def read_pc(shared_data: Path) -> tuple[list[dict], dict]:
 
 
 def check_demo_tiles(groups, truth) -> None:
-    assert [g.tile for g in groups] == ["MGRS-34TGR", "MGRS-35TKL"]
+    assert [g.tile for g in groups] == ["34TGR", "35TKL"]
     for group in groups:
-        tile = group.tile.removeprefix("MGRS-")
+        tile = group.tile
         expected = [entry["id"] for entry in sorted(truth["s2"]["items"][tile], key=lambda e: e["datetime"])]
         assert len(expected) == len(truth["s2"]["datetimes"]) == 37
         assert [i["id"] for i in group.items] == expected
@@ -117,7 +117,7 @@ def test_cluster_names_do_not_depend_on_the_order_items_arrive() -> None:
              _footprint("no-proj-1", 10, None, day=1), _footprint("no-proj-2", 9, None, south=-1, day=4, size=3),
              {"id": "tiled", "properties": {"datetime": "2024-01-01T00:00:00Z", "s2:mgrs_tile": "32TNS"}}]
     names = [g.tile for g in group_by_tile(items)]
-    assert names == ["MGRS-32TNS", "near 0.50N 10.50E (1)", "near 0.50N 10.50E (2)", "near 0.50N 10.50E EPSG:32632",
+    assert names == ["32TNS", "near 0.50N 10.50E (1)", "near 0.50N 10.50E (2)", "near 0.50N 10.50E EPSG:32632",
                      "near 0.50N 10.50E EPSG:32633", "near 34.40S 58.10W"]
     for seed in range(5):
         shuffled = items[:]
@@ -128,29 +128,29 @@ def test_cluster_names_do_not_depend_on_the_order_items_arrive() -> None:
 
 
 @pytest.mark.parametrize(("properties", "expected"), [
-    ({"grid:code": "MGRS-4QFJ"}, "MGRS-04QFJ"),
-    ({"s2:mgrs_tile": "13TDE"}, "MGRS-13TDE"),
-    ({"mgrs:utm_zone": 13, "mgrs:latitude_band": "T", "mgrs:grid_square": "DE"}, "MGRS-13TDE"),
-    ({"sentinel:utm_zone": 35, "sentinel:latitude_band": "T", "sentinel:grid_square": "KL"}, "MGRS-35TKL"),
-    ({"bdc:tiles": ["012010"]}, "BDC:012010"),
-    ({"bdc:tile": "007004"}, "BDC:007004"),
-    ({"landsat:wrs_path": "221", "landsat:wrs_row": "71"}, "WRS2-221/071"),
-    ({"landsat:wrs_path": 28, "landsat:wrs_row": 30}, "WRS2-028/030"),
-    ({"landsat:wrs_type": "1", "landsat:wrs_path": "001", "landsat:wrs_row": "010"}, "WRS1-001/010"),
-    ({"grid:code": "WRS2-221071"}, "WRS2-221/071"),  # the grid extension's spelling, read like path/row
-    ({"grid:code": "MGRS-35MNM"}, "MGRS-35MNM"),  # CDSE
-    ({"grid:code": "MODIS-h12v11"}, "MODIS-h12v11"),
+    ({"grid:code": "MGRS-4QFJ"}, "04QFJ"),
+    ({"s2:mgrs_tile": "13TDE"}, "13TDE"),
+    ({"mgrs:utm_zone": 13, "mgrs:latitude_band": "T", "mgrs:grid_square": "DE"}, "13TDE"),
+    ({"sentinel:utm_zone": 35, "sentinel:latitude_band": "T", "sentinel:grid_square": "KL"}, "35TKL"),
+    ({"bdc:tiles": ["012010"]}, "012010"),
+    ({"bdc:tile": "007004"}, "007004"),
+    ({"landsat:wrs_path": "221", "landsat:wrs_row": "71"}, "221/071"),
+    ({"landsat:wrs_path": 28, "landsat:wrs_row": 30}, "028/030"),
+    ({"landsat:wrs_type": "1", "landsat:wrs_path": "001", "landsat:wrs_row": "010"}, "001/010"),
+    ({"grid:code": "WRS2-221071"}, "221/071"),  # the grid extension's spelling, read like path/row
+    ({"grid:code": "MGRS-35MNM"}, "35MNM"),  # CDSE
+    ({"grid:code": "MODIS-h12v11"}, "h12v11"),
     ({"grid:code": "CUSTOM-abc"}, "CUSTOM-abc"),
-    ({"odc:region_code": "x174y056"}, "ODC:x174y056"),
-    ({"odc:region_code": "55HFA"}, "MGRS-55HFA"),  # DEA Sentinel-2 ARD
-    ({"odc:region_code": "092084"}, "WRS2-092/084"),  # DEA Landsat ARD
-    ({"sentinel:mgrs": "12SYJ"}, "MGRS-12SYJ"),
-    ({"modis:horizontal-tile": 12, "modis:vertical-tile": 11}, "MODIS-h12v11"),
-    ({"modis:tile-id": "51012011"}, "MODIS-h12v11"),
-    ({"modis:tile-id": "h18v03"}, "MODIS-h18v03"),
+    ({"odc:region_code": "x174y056"}, "x174y056"),
+    ({"odc:region_code": "55HFA"}, "55HFA"),  # DEA Sentinel-2 ARD
+    ({"odc:region_code": "092084"}, "092/084"),  # DEA Landsat ARD
+    ({"sentinel:mgrs": "12SYJ"}, "12SYJ"),
+    ({"modis:horizontal-tile": 12, "modis:vertical-tile": 11}, "h12v11"),
+    ({"modis:tile-id": "51012011"}, "h12v11"),
+    ({"modis:tile-id": "h18v03"}, "h18v03"),
     # Earth Search v0 without sentinel:utm_zone: the zone from the projection, if its hemisphere agrees
-    ({"sentinel:latitude_band": "M", "sentinel:grid_square": "NM", "proj:epsg": 32735}, "MGRS-35MNM"),
-    ({"sentinel:latitude_band": "T", "sentinel:grid_square": "KL", "proj:code": "EPSG:32635"}, "MGRS-35TKL"),
+    ({"sentinel:latitude_band": "M", "sentinel:grid_square": "NM", "proj:epsg": 32735}, "35MNM"),
+    ({"sentinel:latitude_band": "T", "sentinel:grid_square": "KL", "proj:code": "EPSG:32635"}, "35TKL"),
     ({"sentinel:latitude_band": "M", "sentinel:grid_square": "NM", "proj:epsg": 32635}, None),
     ({"platform": "x"}, None),
 ])
@@ -159,19 +159,19 @@ def test_tile_ids_from_every_convention(properties, expected) -> None:
 
 
 @pytest.mark.parametrize(("item_id", "expected"), [
-    ("HLS.S30.T06WVS.2021181T211519.v2.0", "MGRS-06WVS"),
-    ("HLS.L30.T10TES.2023215T185020.v2.0", "MGRS-10TES"),
-    ("S2B_35MNM_20200105_0_L2A", "MGRS-35MNM"),  # Earth Search v0
-    ("S2A_T35MNM_20240101T080000_L2A", "MGRS-35MNM"),
-    ("S2B_MSIL2A_20200606T080609_N0212_R078_T35MNM_20200826T094900.SAFE", "MGRS-35MNM"),
-    ("S2B_OPER_MSI_L2A_TL_ESRI_20200826T094902_A016978_T35MNM_N02.12", "MGRS-35MNM"),
-    ("S1B_20161121_12SYJ_ASC", "MGRS-12SYJ"),
-    ("LC08_L2SP_021030_20200911_20200919_02_T1", "WRS2-021/030"),
-    ("LC08_L2SP_028030_20201204_20210313_02_T1_SR", "WRS2-028/030"),
-    ("LM01_L1GS_001010_19720908_20200909_02_T2", "WRS1-001/010"),
-    ("LM05_L1GS_001001_19850524_20210918_02_T2", "WRS2-001/001"),
-    ("LE70210302010009EDC00", "WRS2-021/030"),
-    ("MOD13Q1.A2020273.h09v09.006.2020291073948", "MODIS-h09v09"),
+    ("HLS.S30.T06WVS.2021181T211519.v2.0", "06WVS"),
+    ("HLS.L30.T10TES.2023215T185020.v2.0", "10TES"),
+    ("S2B_35MNM_20200105_0_L2A", "35MNM"),  # Earth Search v0
+    ("S2A_T35MNM_20240101T080000_L2A", "35MNM"),
+    ("S2B_MSIL2A_20200606T080609_N0212_R078_T35MNM_20200826T094900.SAFE", "35MNM"),
+    ("S2B_OPER_MSI_L2A_TL_ESRI_20200826T094902_A016978_T35MNM_N02.12", "35MNM"),
+    ("S1B_20161121_12SYJ_ASC", "12SYJ"),
+    ("LC08_L2SP_021030_20200911_20200919_02_T1", "021/030"),
+    ("LC08_L2SP_028030_20201204_20210313_02_T1_SR", "028/030"),
+    ("LM01_L1GS_001010_19720908_20200909_02_T2", "001/010"),
+    ("LM05_L1GS_001001_19850524_20210918_02_T2", "001/001"),
+    ("LE70210302010009EDC00", "021/030"),
+    ("MOD13Q1.A2020273.h09v09.006.2020291073948", "h09v09"),
     # ids of no known layout say nothing, even with a tile-like token in them
     ("S1A_IW_GRDH_1SDV_20230305T160000_T34TGR_RTC", None), ("ga_ls5t_gm_cyear_3-x11y22-1990", None),
     ("a3f2c1d0-5e4b-4c3d-9a8b-7f6e5d4c3b2a", None), ("S2B_MSIL2A_20200606T080609_N0212_R078", None),
@@ -188,12 +188,12 @@ def provider_item(name: str) -> dict:
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("modis-MOD09A1.A2022033.h19v10.json", "MODIS-h19v10"),
-    ("s1-rtc-S1A_20200103_17RMJ_ASC.json", "MGRS-17RMJ"),
-    ("earth-search-v0-S2B_33SVB_20210221_0_L2A.json", "MGRS-33SVB"),
-    ("earth-search-v0-S2A_29TNG_20170128_0_L2A.json", "MGRS-29TNG"),
-    ("dea-ls5-ard-113081.json", "WRS2-113/081"),
-    ("deafrica-s2-l2a-38LMK.json", "MGRS-38LMK"),
+    ("modis-MOD09A1.A2022033.h19v10.json", "h19v10"),
+    ("s1-rtc-S1A_20200103_17RMJ_ASC.json", "17RMJ"),
+    ("earth-search-v0-S2B_33SVB_20210221_0_L2A.json", "33SVB"),
+    ("earth-search-v0-S2A_29TNG_20170128_0_L2A.json", "29TNG"),
+    ("dea-ls5-ard-113081.json", "113/081"),
+    ("deafrica-s2-l2a-38LMK.json", "38LMK"),
 ])
 def test_real_items_of_each_provider_get_their_official_tile(name, expected) -> None:
     assert tile_id(provider_item(name)) == expected
@@ -217,9 +217,9 @@ def test_real_modis_item_tile_from_each_of_its_fields() -> None:
     item = provider_item("modis-MOD09A1.A2022033.h19v10.json")
     assert item["properties"]["datetime"] is None
     del item["properties"]["modis:horizontal-tile"]
-    assert tile_id(item) == "MODIS-h19v10", "from modis:tile-id 51019010"
+    assert tile_id(item) == "h19v10", "from modis:tile-id 51019010"
     del item["properties"]["modis:tile-id"]
-    assert tile_id(item) == "MODIS-h19v10", "from the id"
+    assert tile_id(item) == "h19v10", "from the id"
 
 
 def test_real_unpadded_landsat_and_region_code_agree() -> None:
@@ -228,7 +228,7 @@ def test_real_unpadded_landsat_and_region_code_agree() -> None:
     assert (props["landsat:wrs_path"], props["landsat:wrs_row"]) == (113, 81)
     by_region = {"properties": {"odc:region_code": props["odc:region_code"]}}
     by_name = {"id": props["landsat:landsat_product_id"], "properties": {}}
-    assert tile_id(item) == tile_id(by_region) == tile_id(by_name) == "WRS2-113/081"
+    assert tile_id(item) == tile_id(by_region) == tile_id(by_name) == "113/081"
 
 
 def test_real_items_whose_tile_is_only_in_their_id() -> None:
@@ -236,22 +236,22 @@ def test_real_items_whose_tile_is_only_in_their_id() -> None:
     assert [tile_id(f) for f in features] == [f["_tile"] for f in features]
     dated = [f for f in features if f["properties"]]
     groups = group_by_tile(dated)
-    assert {g.tile: len(g.items) for g in groups} == {"MGRS-11SLT": 3, "MGRS-11SLU": 3}, "HLS and S2 share tiles"
+    assert {g.tile: len(g.items) for g in groups} == {"11SLT": 3, "11SLU": 3}, "HLS and S2 share tiles"
 
 
 def test_real_shared_provider_items_get_their_official_tile(shared_data) -> None:
     folder = shared_data / "stac" / "providers"
-    expected = {"modis-MOD11A2.A2022017.h10v05.006.json": {"MODIS-h10v05"},
-                "s1-rtc-S1B_20161121_12SYJ_ASC.json": {"MGRS-12SYJ"},
-                "landsat-c2-l2-LE07_L2SP_021030_20100109_02_T1.json": {"WRS2-021/030"},
-                "landsat-c2-l1-LM01_L1GS_001010_19720908_02_T2.json": {"WRS1-001/010"}}
+    expected = {"modis-MOD11A2.A2022017.h10v05.006.json": {"h10v05"},
+                "s1-rtc-S1B_20161121_12SYJ_ASC.json": {"12SYJ"},
+                "landsat-c2-l2-LE07_L2SP_021030_20100109_02_T1.json": {"021/030"},
+                "landsat-c2-l1-LM01_L1GS_001010_19720908_02_T2.json": {"001/010"}}
     for name, tiles in expected.items():
         assert {tile_id(json.loads((folder / name).read_text()))} == tiles, name
     features = json.loads((folder / "earth-search-v0-s2-l2a-35MNM-9-items.geojson").read_text())["features"]
     assert len(features) == 9
     for feature in features:
         tile = tile_id(feature)
-        assert tile == f"MGRS-{feature['properties']['s2:mgrs_tile']}"
+        assert tile == f"{feature['properties']['s2:mgrs_tile']}"
         by_id = {"id": feature["id"], "properties": {}}
         assert tile_id(by_id) == tile, "the product name in the id names the same tile"
 
@@ -259,7 +259,7 @@ def test_real_shared_provider_items_get_their_official_tile(shared_data) -> None
 def test_real_earth_search_and_planetary_computer_items_share_a_tile(shared_data) -> None:
     es_items, _ = read_es(shared_data)
     pc_items, _ = read_pc(shared_data)
-    assert {tile_id(i) for i in es_items} == {tile_id(i) for i in pc_items} == {"MGRS-13TDE"}
+    assert {tile_id(i) for i in es_items} == {tile_id(i) for i in pc_items} == {"13TDE"}
     (group,) = group_by_tile(es_items + pc_items)
     assert len(group.items) == 110 and group.epsg == 32613
     dates = [i["properties"]["datetime"] for i in group.items]

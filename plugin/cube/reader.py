@@ -39,7 +39,7 @@ class Scene:
     item_id: str
     """STAC item id, or the ISO time of a Zarr time step."""
     tile: str | None = None
-    """Grid tile ("MGRS-34TGR"); None for a Zarr cube."""
+    """Grid tile as its provider writes it ("34TGR"); None for a Zarr cube."""
     group: str = ""
     """Scenes with the same group are one observation (one day of a COG stack); see timeseries.dedupe."""
     order: int = 0

@@ -28,6 +28,7 @@ from ..stac.items import sort_by_date
 from ..stac.object_store import ObjectStoreFetcher
 from ..stac.paging import DEFAULT_MAX_PAGES, DEFAULT_TIME_LIMIT_S, PAGE_LIMIT, TIME_LIMIT, PagingStop
 from ..stac.sources import Source, guess_kind
+from ..stac.tiles import group_by_tile
 from ..tasks.thread_state import keep_thread_state
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -148,10 +149,12 @@ class SearchItemsAlgorithm(QgsProcessingAlgorithm):
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, Qgis.WkbType.MultiPolygon, WGS84)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        # Items without a tile get their footprint cluster's name ("near 45.12N 25.34E"), as in the dock.
+        group_of = {id(item): group.tile for group in group_by_tile(items) for item in group.items}
         for item in items:
             feature = QgsFeature(fields)
             feature.setGeometry(footprint_geometry(item))
-            feature.setAttributes(footprint_attributes(item))
+            feature.setAttributes(footprint_attributes(item, group_of.get(id(item))))
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         feedback.pushInfo(f"Wrote {len(items)} footprints")
         return {self.OUTPUT: dest_id}

@@ -1,9 +1,9 @@
 """How each provider writes an item's grid tile, read into one name per tile so that catalogs agree.
 
-A name is the grid and the code as the provider writes it: "MGRS-35MNM", "WRS2-028/030" ("WRS1-..."
-for Landsat 1-3), "MODIS-h10v05", "CBERS-157/101", "BDC:012010", "ODC:x174y088". The grid prefixes
-are the forms that searches, layer properties and saved projects already hold (`MGRS-34TGR`,
-`WRS2-221/071`), so nothing stored before changes meaning.
+A name is the code as the provider writes it: "35MNM" (MGRS), "028/030" (Landsat WRS path/row,
+zero-padded as USGS writes it), "h10v05" (MODIS), "157/101" (CBERS path/row), "012010" (Brazil Data
+Cube), "x174y088" (Digital Earth Australia/Africa). One collection's items are on one grid, so the
+code alone tells its tiles apart.
 
 Properties come first (they are the provider's statement); an id is read only when they say nothing,
 and only in the id layouts listed here, so that an arbitrary id never passes for a tile.
@@ -29,12 +29,12 @@ PRODUCT_NAME_KEYS = ("s2:product_uri", "sentinel:product_id", "sentinel:product_
 
 
 def mgrs(code: object) -> str | None:
-    """ "35MNM", "T35MNM", "MGRS-35MNM", "5QFJ" -> "MGRS-35MNM" / "MGRS-05QFJ"; None if not MGRS."""
+    """ "35MNM", "T35MNM", "MGRS-35MNM", "5QFJ" -> "35MNM" / "05QFJ"; None if not MGRS."""
     match = _MGRS_CODE.fullmatch(code) if isinstance(code, str) else None
     if not match or not 1 <= int(match.group(1)) <= 60:
         return None
     zone, band, square = match.groups()
-    return f"MGRS-{int(zone):02d}{band.upper()}{square.upper()}"
+    return f"{int(zone):02d}{band.upper()}{square.upper()}"
 
 
 def path_row(path: object, row: object) -> str | None:
@@ -46,18 +46,19 @@ def path_row(path: object, row: object) -> str | None:
     return f"{p:03d}/{r:03d}" if p >= 0 and r >= 0 else None
 
 
-def wrs(path: object, row: object, wrs_type: object = 2) -> str | None:
-    pair = path_row(path, row)
-    return f"WRS{1 if str(wrs_type).strip() == '1' else 2}-{pair}" if pair else None
+def wrs(path: object, row: object) -> str | None:
+    """Landsat path/row as USGS writes it ("028/030"), whether on WRS-1 (Landsat 1-3) or WRS-2: the two
+    grids never meet in one collection."""
+    return path_row(path, row)
 
 
 def modis(horizontal: object, vertical: object) -> str | None:
-    """The MODIS sinusoidal tile as NASA names it: h 0-35, v 0-17 -> "MODIS-h10v05"."""
+    """The MODIS sinusoidal tile as NASA names it: h 0-35, v 0-17 -> "h10v05"."""
     try:
         h, v = int(str(horizontal)), int(str(vertical))
     except ValueError:
         return None
-    return f"MODIS-h{h:02d}v{v:02d}" if 0 <= h <= 35 and 0 <= v <= 17 else None
+    return f"h{h:02d}v{v:02d}" if 0 <= h <= 35 and 0 <= v <= 17 else None
 
 
 def modis_tile_id(value: object) -> str | None:
@@ -79,7 +80,7 @@ def from_grid_code(code: str) -> str:
     if grid == "MGRS":
         named = mgrs(rest)
     elif grid in ("WRS1", "WRS2") and (match := re.fullmatch(r"(\d{1,3})/?(\d{3})", rest)):
-        named = wrs(match.group(1), match.group(2), grid[-1])
+        named = wrs(match.group(1), match.group(2))
     elif grid == "MODIS":
         named = modis_tile_id(rest)
     return named or code
@@ -118,16 +119,15 @@ def from_region_code(code: str) -> str:
     if re.fullmatch(r"\d{2}[A-Z]{3}", code, re.IGNORECASE) and (named := mgrs(code)):
         return named
     if re.fullmatch(r"\d{6}", code):
-        return wrs(code[:3], code[3:]) or f"ODC:{code}"
-    return f"ODC:{code}"
+        return wrs(code[:3], code[3:]) or code
+    return code
 
 
 # ---- ids ------------------------------------------------------------------------------------------
 # Each layout: (pattern, how its groups name the tile). Anchored, so only these layouts are read.
 
-def _landsat_from_id(mission: str, path: str, row: str) -> str | None:
-    # Landsat 1-3 (LM01-LM03) were on the WRS-1 grid; every later mission is on WRS-2.
-    return wrs(path, row, 1 if mission in ("01", "02", "03", "1", "2", "3") else 2)
+def _landsat_from_id(_mission: str, path: str, row: str) -> str | None:
+    return wrs(path, row)
 
 
 _ID_LAYOUTS: tuple[tuple[re.Pattern[str], Callable[..., str | None]], ...] = (

@@ -26,7 +26,7 @@ class TileGroup:
     """The items of one grid tile, oldest first."""
 
     tile: str
-    """e.g. "MGRS-34TGR", "WRS2-221/071", "MODIS-h10v05", "BDC:012010", "ODC:x174y088", or for items
+    """e.g. "34TGR", "221/071", "h10v05", "012010", "x174y088" (each as its provider writes it), or for items
     without a tile "near 45.12N 25.34E" (the centre of their footprints)."""
     items: tuple[dict, ...]
     epsg: int | None
@@ -51,15 +51,15 @@ def _from_properties(props: dict) -> str | None:
         return named
     tiles = props.get("bdc:tiles") or props.get("bdc:tile")
     if isinstance(tiles, str) and tiles:
-        return f"BDC:{tiles}"
+        return tiles
     if isinstance(tiles, list) and tiles:
-        return "BDC:" + "+".join(str(t) for t in tiles)
+        return "+".join(str(t) for t in tiles)
     if props.get("landsat:wrs_path") is not None and props.get("landsat:wrs_row") is not None:
-        if named := rules.wrs(props["landsat:wrs_path"], props["landsat:wrs_row"], props.get("landsat:wrs_type", 2)):
+        if named := rules.wrs(props["landsat:wrs_path"], props["landsat:wrs_row"]):
             return named
     if props.get("cbers:path") is not None and props.get("cbers:row") is not None:
         if pair := rules.path_row(props["cbers:path"], props["cbers:row"]):
-            return f"CBERS-{pair}"
+            return pair
     region = props.get("odc:region_code")
     if isinstance(region, str) and region.strip():
         return rules.from_region_code(region)
