@@ -45,7 +45,7 @@ def test_search_groups_items_by_tile_and_fills_the_footprints_layer(dock, qtbot,
     assert tiles == {"34TGR": 37, "35TKL": 37}
     layer = dock.browse.footprints_layer
     assert layer.featureCount() == len(expected)
-    assert [f.name() for f in layer.fields()] == ["id", "collection", "datetime", "cloud_cover", "tile"]
+    assert [f.name() for f in layer.fields()] == ["id", "collection", "datetime", "cloud_cover", "tile", "end_datetime"]
     assert layer.temporalProperties().isActive()
 
 

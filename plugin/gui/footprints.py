@@ -15,12 +15,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, QMetaType, Qt
 
-from ..stac.items import item_cloud_cover, item_datetime
+from ..stac.items import item_cloud_cover, item_datetime, item_time_range
 from ..stac.tiles import tile_id
 
 FIELDS = [("id", QMetaType.Type.QString), ("collection", QMetaType.Type.QString),
           ("datetime", QMetaType.Type.QDateTime), ("cloud_cover", QMetaType.Type.Double),
-          ("tile", QMetaType.Type.QString)]
+          ("tile", QMetaType.Type.QString), ("end_datetime", QMetaType.Type.QDateTime)]
 
 
 def footprint_geometry(item: dict) -> QgsGeometry:
@@ -38,14 +38,21 @@ def footprint_geometry(item: dict) -> QgsGeometry:
 
 
 def footprint_attributes(item: dict, group_tile: str | None = None) -> list:
-    when = item_datetime(item)
+    """The attributes in FIELDS' order; `end_datetime` is the end of the item's interval (its datetime
+    for an instant), so an item known by its interval only covers that interval on the time slider."""
+    when, end = item_datetime(item), item_time_range(item)[1]
     return [
         item.get("id", ""),
         item.get("collection", ""),
-        QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.DateFormat.ISODate),
+        _qt_datetime(when),
         item_cloud_cover(item),
         group_tile or tile_id(item) or "",
+        _qt_datetime(max(end, when)),
     ]
+
+
+def _qt_datetime(when) -> QDateTime:
+    return QDateTime.fromString(when.strftime("%Y-%m-%dT%H:%M:%SZ"), Qt.DateFormat.ISODate)
 
 
 def footprints_layer(items: list[dict], name: str, tiles: dict[str, str] | None = None) -> QgsVectorLayer:
@@ -67,8 +74,9 @@ def footprints_layer(items: list[dict], name: str, tiles: dict[str, str] | None 
     )
     layer.renderer().setSymbol(symbol)
     temporal = layer.temporalProperties()
-    temporal.setMode(Qgis.VectorTemporalMode.FeatureDateTimeInstantFromField)
+    temporal.setMode(Qgis.VectorTemporalMode.FeatureDateTimeStartAndEndFromFields)
     temporal.setStartField("datetime")
+    temporal.setEndField("end_datetime")
     temporal.setIsActive(True)
     return layer
 

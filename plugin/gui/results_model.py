@@ -5,7 +5,7 @@ from __future__ import annotations
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QStandardItem, QStandardItemModel
 
-from ..stac.items import item_cloud_cover, item_datetime
+from ..stac.items import item_cloud_cover, item_when
 from ..stac.tiles import TileGroup
 
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -33,10 +33,10 @@ class ResultsModel(QStandardItemModel):
             tile.setData(group, TILE_ROLE)
             tile.setToolTip(f"EPSG:{group.epsg}" if group.epsg else "")
             for item in group.items:
-                moment = item_datetime(item)
-                when = QStandardItem(moment.strftime("%Y-%m-%d"))
+                # An item without a datetime shows its interval (start_datetime/end_datetime).
+                when = QStandardItem(item_when(item))
                 when.setData(item, ITEM_ROLE)
-                when.setToolTip(f"{item.get('id', '')}\n{moment:%Y-%m-%d %H:%M:%S} UTC")
+                when.setToolTip(f"{item.get('id', '')}\n{item_when(item, with_time=True)} UTC")
                 cloud = QStandardItem(_cloud_text(item))
                 cloud.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 tile.appendRow([when, cloud])

@@ -72,6 +72,17 @@ def item_time_range(item: dict) -> tuple[datetime, datetime]:
     raise ItemError(f"item {item_name(item)} has no datetime (nor start_datetime)")
 
 
+def item_when(item: dict, with_time: bool = False) -> str:
+    """The item's date as a user reads it: "2023-06-13", or its interval "2022-01-17/2022-01-24" when it
+    has one (a MODIS 8-day composite, a yearly land-cover map); ``with_time`` adds the UTC times."""
+    fmt = "%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d"
+    if _properties(item).get("datetime"):
+        return item_datetime(item).strftime(fmt)
+    start, end = item_time_range(item)
+    first, last = start.strftime(fmt), end.strftime(fmt)
+    return first if first == last else f"{first}/{last}"
+
+
 def item_datetime(item: dict) -> datetime:
     """The item's date as an aware UTC datetime; `start_datetime` when `datetime` is null."""
     props = _properties(item)
