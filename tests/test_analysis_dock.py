@@ -309,3 +309,26 @@ def test_a_start_after_the_end_is_explained_and_starts_no_task(dock, qtbot, tmp_
     assert dock.form.analysisStatus.text() == blocker.args[0]
     assert dock.form.runAnalysisButton.isEnabled() and not dock.form.cancelAnalysisButton.isEnabled()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_tab_can_stop_at_the_first_unreadable_cog(dock, qtbot, demo_cube, tmp_path):
+    """With "Stop at the first input that cannot be read" ticked, the same cut COGs end the run: the
+    tab names the file and its cause, and nothing is written or left open."""
+    catalog = catalog_with_cut_red(demo_cube, tmp_path / "stac")
+    with qtbot.waitSignal(dock.browse.collections_listed, timeout=WAIT_MS):
+        dock.open_source(Source(name="cut COGs", kind=SourceKind.STATIC, url=str(catalog)))
+    (tmp_path / "out").mkdir()
+    setup(dock, "composite", "median", "red", tmp_path / "out" / "median.tif")
+    dock.form.analysisExtentBox.setOutputExtentFromUser(QgsRectangle(*TILE_A),
+                                                       QgsCoordinateReferenceSystem("EPSG:32634"))
+    dock.form.startAEdit.setDateTime(QDateTime.fromString("2023-06-01", "yyyy-MM-dd"))
+    dock.form.endAEdit.setDateTime(QDateTime.fromString("2023-08-31", "yyyy-MM-dd"))
+    dock.form.failOnBadInputCheck.setChecked(True)
+    with qtbot.waitSignal(dock.analysis.failed, timeout=WAIT_MS) as blocker:
+        dock.form.runAnalysisButton.click()
+    message = blocker.args[0]
+    assert re.search(rf"Stopped at the first input that cannot be read \(as asked\): {tmp_path}/stac/demo-s2-l2a/"
+                     r"S2\w+/red\.tif: truncated or corrupt", message), message
+    assert dock.form.analysisStatus.text() == message and dock.form.runAnalysisButton.isEnabled()
+    assert list((tmp_path / "out").iterdir()) == []
+    assert open_files_under(tmp_path / "stac") == []

@@ -236,6 +236,7 @@ class AnalysisPanel(QObject):
             method=method if method in composite.METHODS else composite.MEDIAN,
             statistic=method if operation == STATISTICS_OP else statistics.MEAN,
             extra_bands=self.form.extraBandsCheck.isChecked() and operation == COMPOSITE_OP,
+            fail_on_bad_input=self.form.failOnBadInputCheck.isChecked(),
             extent=None if extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
                                                   extent.xMaximum(), extent.yMaximum()),
             resolution=self.form.resolutionSpin.value(),

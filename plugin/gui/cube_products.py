@@ -96,7 +96,8 @@ def minicube_request(analysis: AnalysisRequest, source: Source, collection: Any,
         sources=tuple(specs), start=period.start, end=period.end, output=analysis.output,
         extent=analysis.extent, extent_crs=analysis.extent_crs, crs=analysis.crs,
         resolution=analysis.resolution or native_resolution(collection, analysis.bands),
-        cadence=cadence.strip() or minicube.NATIVE, format=fmt, dask_scheduler=analysis.dask_scheduler)
+        cadence=cadence.strip() or minicube.NATIVE, format=fmt, dask_scheduler=analysis.dask_scheduler,
+        fail_on_bad_input=analysis.fail_on_bad_input)
 
 
 def chip_request(analysis: AnalysisRequest, source: Source, mode: str, fmt: str, chip_size: int,
@@ -119,7 +120,8 @@ def chip_request(analysis: AnalysisRequest, source: Source, mode: str, fmt: str,
         source=source.url, collection=analysis.collection, bands=analysis.bands, start=period.start,
         end=period.end, output=analysis.output, chip_size=chip_size, resolution=analysis.resolution,
         crs=analysis.crs, mode=mode, max_masked=max_masked_percent / 100.0, quality_band=analysis.quality_band,
-        clear_values=analysis.clear_values, format=fmt, dask_scheduler=analysis.dask_scheduler, **where)
+        clear_values=analysis.clear_values, format=fmt, dask_scheduler=analysis.dask_scheduler,
+        fail_on_bad_input=analysis.fail_on_bad_input, **where)
 
 
 def check_source(source: Source | None, product: str) -> None:
