@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from ..stac.http import HttpError
 from .reader import iso
-from .wtss_reader import WtssError, parse_time
+from .wtss_reader import WtssError, parse_time, split_query
 
 
 class WltsError(WtssError):
@@ -116,19 +116,17 @@ def _step_end(start: datetime, unit: str, value: float) -> datetime | None:
 
 
 class WltsClient:
-    """The WLTS operations on one service (its root URL) through ``fetch`` (see `stac.http.Fetcher`)."""
+    """The WLTS operations on one service (its root URL; a query in it goes with every request) through
+    ``fetch`` (see `stac.http.Fetcher`)."""
 
-    def __init__(self, url: str, fetch: Any, *, access_token: str = "", timeout_s: float = 60.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, url: str, fetch: Any, *, timeout_s: float = 60.0) -> None:
+        self.url, self.params = split_query(url)  # BDC's ?access_token=... goes with every request
         self.fetch = fetch
-        self.access_token = access_token
         self.timeout_s = timeout_s
         self._described: dict[str, WltsCollection] = {}
 
     def _get(self, operation: str, **params: Any) -> dict:
-        query = {k: v for k, v in params.items() if v not in (None, "")}
-        if self.access_token:
-            query["access_token"] = self.access_token
+        query = {**self.params, **{k: v for k, v in params.items() if v not in (None, "")}}
         url = f"{self.url}/{operation}" + (f"?{urlencode(query)}" if query else "")
         document = self.fetch("GET", url, timeout_s=self.timeout_s).json()
         if not isinstance(document, dict):

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import parse_qsl, quote, urlencode, urlparse
 
 from ..stac.bands import BandNotFound
 from ..stac.http import Fetcher, HttpError
@@ -147,17 +147,32 @@ def _number(value: Any, default: float | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
+def split_query(url: str) -> tuple[str, dict[str, str]]:
+    """(the URL without its query, the query's parameters): a service URL's query (BDC's
+    ``?access_token=...``) goes with every request made below it."""
+    base, _, query = url.strip().partition("?")
+    return base.rstrip("/"), dict(parse_qsl(query, keep_blank_values=True))
+
+
+def with_query(url: str, params: Mapping[str, Any]) -> str:
+    """``url`` with ``params`` as its query, unless it has one already (a link the service gave)."""
+    if not params or "?" in url:
+        return url
+    return f"{url}?{urlencode(params)}"
+
+
 class WtssClient:
-    """The three WTSS operations on one service (its root URL) through ``fetch``."""
+    """The three WTSS operations on one service (its root URL; a query in it goes with every request)
+    through ``fetch``."""
 
     def __init__(self, url: str, fetch: Fetcher, *, timeout_s: float = 60.0) -> None:
-        self.url = url.rstrip("/")
+        self.url, self.params = split_query(url)
         self.fetch = fetch
         self.timeout_s = timeout_s
         self._hrefs: dict[str, str] = {}
 
     def _get(self, url: str) -> Any:
-        document = self.fetch("GET", url, timeout_s=self.timeout_s).json()
+        document = self.fetch("GET", with_query(url, self.params), timeout_s=self.timeout_s).json()
         if not isinstance(document, dict):
             raise WtssError(f"GET {url}: the answer is not a JSON object")
         return document
@@ -226,7 +241,8 @@ class WtssClient:
         values: dict[str, list] = {name: [] for name in attributes}
         method, target, payload = "POST", url, body
         for _page in range(MAX_PAGES):
-            document = self.fetch(method, target, json_body=payload, timeout_s=self.timeout_s).json()
+            document = self.fetch(method, with_query(target, self.params), json_body=payload,
+                                  timeout_s=self.timeout_s).json()
             dates, page = _one_series(document, f"{method} {target}", attributes)
             timeline.extend(dates)
             for name in attributes:
@@ -235,7 +251,7 @@ class WtssClient:
             following = request.get("nextURL") if isinstance(request, dict) and not request.get("completed") else None
             if not following:
                 return timeline, values
-            method, target, payload = "GET", following, None
+            method, target, payload = "GET", str(following), None
         raise WtssError(f"POST {url}: more than {MAX_PAGES} pages")
 
 

@@ -1,4 +1,5 @@
-"""Where data comes from: a STAC API, a static STAC catalog or a Zarr cube, and the presets users expect.
+"""Where data comes from: a STAC API, a static STAC catalog, a Zarr cube, or the Brazil Data Cube's point
+services (WTSS time series, WLTS land-use trajectories), and the presets users expect.
 
 A Source is what the connections list stores in QGIS settings (via `to_dict`), so it holds names and
 ids only: credentials stay in QGIS's authentication manager, referenced by `authcfg`.
@@ -24,6 +25,10 @@ class SourceKind(str, Enum):
     STAC_API = "stac-api"
     STATIC = "static"
     ZARR = "zarr"
+    WTSS = "wtss"
+    """A Web Time Series Service (v2): its coverages are read point by point."""
+    WLTS = "wlts"
+    """A Web Land Trajectory Service: the land-use classes of a point through time."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,8 @@ class Source:
     name: str
     kind: SourceKind
     url: str
-    """Landing page of an API, catalog.json (URL or local path) of a static catalog, or the Zarr store."""
+    """Landing page of an API, catalog.json (URL or local path) of a static catalog, the Zarr store, or the
+    root of a WTSS or WLTS service."""
     authcfg: str = ""
     """Id of a QGIS authentication configuration (never the credentials themselves)."""
     signing: str = ""
@@ -120,6 +126,9 @@ def guess_kind(url: str) -> SourceKind:
         return SourceKind.ZARR
     if trimmed.endswith(("catalog.json", "collection.json")):
         return SourceKind.STATIC
+    service = re.search(r"/(wtss|wlts)(/|$)", trimmed)
+    if scheme in ("http", "https") and service:
+        return SourceKind.WTSS if service.group(1) == "wtss" else SourceKind.WLTS
     if scheme in ("s3", "gs", "az"):
         return SourceKind.ZARR  # object stores hold cubes; STAC APIs are served over http(s)
     path = local_path(text)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .bdc_services import BdcServer, start_wlts, start_wtss
 from .dask_cluster import start_bare_dask_cluster, start_dask_cluster
 from .nginx import NginxServer, start_nginx
 from .s3 import S3Server, demo_subset, start_s3
@@ -80,3 +81,23 @@ def dask_cluster_without_cubescope(tmp_path_factory: pytest.TempPathFactory) -> 
         yield cluster.address
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def wtss_server(demo_cube: DemoCube) -> Iterator[BdcServer]:
+    """A WTSS v2 server (brazil-data-cube/wtss-spec) whose coverage is the demo's Sentinel-2 COGs."""
+    server = start_wtss(demo_cube.root / "stac")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def wlts_server(demo_cube: DemoCube) -> Iterator[BdcServer]:
+    """A WLTS server (brazil-data-cube/wlts-spec) whose collection is the demo's land-cover map."""
+    server = start_wlts(demo_cube.root / "stac")
+    try:
+        yield server
+    finally:
+        server.stop()
