@@ -72,6 +72,12 @@ def transform_to(wkt: str) -> osr.CoordinateTransformation | None:
     return cache[wkt]
 
 
+def _wkt(srs: str) -> str:
+    """WKT of a CRS the item declares ("EPSG:32634"), for a file that declares none; '' when unknown."""
+    target = osr.SpatialReference()
+    return target.ExportToWkt() if srs and target.SetFromUserInput(srs) == 0 else ""
+
+
 def open_cog(source: GdalSource, media_type: str = "") -> OpenedCog:
     """Open in this thread; OF_VERBOSE_ERROR makes GDAL say why (an HTTP 404 rather than nothing).
 
@@ -93,7 +99,7 @@ def open_cog(source: GdalSource, media_type: str = "") -> OpenedCog:
         raise CogReadError(url, "its geotransform cannot be inverted")
     if isinstance(inverse, (list, tuple)) and len(inverse) == 2 and isinstance(inverse[1], (list, tuple)):
         inverse = inverse[1]  # old bindings return (success, transform)
-    return OpenedCog(dataset, band, tuple(inverse), dataset.GetProjection() or "", dataset.RasterXSize,
+    return OpenedCog(dataset, band, tuple(inverse), dataset.GetProjection() or _wkt(source.srs), dataset.RasterXSize,
                      dataset.RasterYSize, band.GetNoDataValue(), band.GetScale(), band.GetOffset())
 
 

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..stac.bands import AmbiguousBand, BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
@@ -22,6 +22,7 @@ from ..stac.hrefs import GdalSource, gdal_source
 from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
 from ..stac.tiles import tile_id
 from ..stac.unreadable import SkippedInputs, StopAtFirstBadInputError, UnreadableInputError
+from ..stac.zarr_hrefs import asset_of, declared_crs
 from .cog_point import OUTSIDE, OpenedCog, read_pixel
 from .footprint import covers
 from .handle_cache import AffineWorkers, HandleCache
@@ -219,10 +220,14 @@ class CogStackReader:
         source = self._sources.get(key)
         if source is None:
             item = self._items[index]
-            href = str(item["assets"][band.asset_key]["href"])
-            source = gdal_source(href, base=item_self_href(item), s3=self._s3, signer=self._signer,
+            asset = asset_of(item, band.asset_key)
+            if asset is None:
+                raise KeyError(band.asset_key)
+            source = gdal_source(str(asset["href"]), base=item_self_href(item), s3=self._s3, signer=self._signer,
                                  credentials=self._credentials, options=self._options,
                                  auth_headers=self._auth_headers, auth_scope=self._auth_scope)
+            if source.path.startswith("ZARR:"):  # EOPF arrays: GDAL reads their grid, not their CRS
+                source = replace(source, srs=declared_crs(item, asset))
             self._sources[key] = source
         return source
 
@@ -253,7 +258,7 @@ class CogStackReader:
                     continue
                 by_asset.setdefault(found.asset_key, (found, []))[1].append(name)
             for key, (band, names) in by_asset.items():
-                asset = (self._items[index].get("assets") or {}).get(key)
+                asset = asset_of(self._items[index], key)
                 asset = asset if isinstance(asset, dict) else {}
                 try:
                     source = self._source(index, band)

@@ -18,6 +18,7 @@ from ..stac.hrefs import GdalSource, gdal_source, redact_text, zarr_gdal_path
 from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
+from ..stac.zarr_hrefs import asset_of
 from .vrt import colour_stretch, percentile_stretch, stack_vrt
 
 TRUE_COLOUR = ("red", "green", "blue")
@@ -65,7 +66,7 @@ def asset_source(item: dict, asset: str, source: Source, signer: Callable[[str],
                  credentials: Mapping[str, str] | None = None, header_file: str = "") -> tuple[GdalSource, str]:
     """The GDAL source of one band of an item (asset key or common name), and its asset key."""
     band = resolve_band(item, asset)
-    href = item["assets"][band.asset_key]["href"]
+    href = (asset_of(item, band.asset_key) or {})["href"]
     return (
         gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials,
                     header_file=header_file, auth_scope=source.url),

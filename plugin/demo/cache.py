@@ -36,6 +36,7 @@ class DemoCube:
     collections: dict[str, Path]  #: collection id -> its collection.json
     zarr: Path  #: the Zarr v2 cube of tile A
     truth: Path  #: the truth directory (truth.json and rasters)
+    eopf_catalog: Path | None = None  #: eopf/catalog.json: EOPF Zarr products of tile A (demo-eopf-s2-l2a)
 
 
 def default_demo_dir() -> Path:
@@ -60,6 +61,7 @@ def describe(root: Path) -> DemoCube:
         collections={cid: layout.collection_path(root, cid) for cid in layout.COLLECTION_IDS},
         zarr=layout.zarr_path(root),
         truth=layout.truth_dir(root),
+        eopf_catalog=layout.eopf_catalog_path(root),
     )
 
 

@@ -19,6 +19,7 @@ from . import layout
 from . import other_products as op
 from . import sentinel2 as s2w
 from .datacube import write_cube
+from .eopf_writer import write_collection as write_eopf
 from .grids import TILES
 from .landscape import CHANGE_DATE
 from .layout import DemoCubeCanceled
@@ -169,5 +170,8 @@ def generate(out: Path, seed: int, progress: Progress | None = None,
     scenes_a = [r["scene"] for r in by_kind["s2"] if r["tile"] == layout.TILE_A_CODE]
     (out / layout.ZARR_DIR).mkdir()
     write_cube(layout.zarr_path(out), TILES[0], s2, scenes_a, layout.GENERATOR_VERSION)
+    reporter.check()
+    eopf = [a for a in s2 if layout.EOPF_PERIOD[0] <= a.iso[:10] <= layout.EOPF_PERIOD[1]]
+    write_eopf(out, TILES[0], eopf, [scenes_a[a.index] for a in eopf])
     reporter.report(1.0)
 

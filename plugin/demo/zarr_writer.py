@@ -72,8 +72,9 @@ def _write_chunks(path: Path, arr: ZarrArray) -> None:
         (path / key).write_bytes(zlib.compress(np.ascontiguousarray(block).tobytes(), _ZLIB_LEVEL))
 
 
-def write_zarr(path: Path, arrays: list[ZarrArray], attrs: dict[str, Any]) -> None:
-    """Write a Zarr v2 group with `arrays` and consolidated metadata (``.zmetadata``)."""
+def write_zarr(path: Path, arrays: list[ZarrArray], attrs: dict[str, Any], consolidated: bool = True) -> None:
+    """Write a Zarr v2 group with `arrays` and (unless told not to: a group inside a hierarchy whose root
+    consolidates it) consolidated metadata (``.zmetadata``)."""
     path.mkdir(parents=True)
     meta: dict[str, Any] = {".zgroup": {"zarr_format": 2}, ".zattrs": attrs}
     for arr in arrays:
@@ -88,5 +89,5 @@ def write_zarr(path: Path, arrays: list[ZarrArray], attrs: dict[str, Any]) -> No
         _write_chunks(sub, arr)
     (path / ".zgroup").write_text(_json(meta[".zgroup"]), encoding="utf-8")
     (path / ".zattrs").write_text(_json(attrs), encoding="utf-8")
-    consolidated = {"zarr_consolidated_format": 1, "metadata": meta}
-    (path / ".zmetadata").write_text(_json(consolidated), encoding="utf-8")
+    if consolidated:
+        (path / ".zmetadata").write_text(_json({"zarr_consolidated_format": 1, "metadata": meta}), encoding="utf-8")

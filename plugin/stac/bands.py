@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .zarr_hrefs import group_band_assets, is_group_asset
+
 _SKIP_ROLES = {"thumbnail", "overview", "metadata"}
 _NOT_RASTER = ("application/json", "application/geo+json", "application/xml", "text/", "application/x-protobuf")
 #: Other names people use for a band, mapped to the STAC common name or asset key.
@@ -201,9 +203,17 @@ def _band_info(name: str, key: str, asset: dict, document: dict, is_item: bool) 
 
 
 def _raster_assets(document: dict) -> tuple[list[tuple[str, dict]], bool]:
+    """Raster assets, but not Zarr groups (EOPF's SR_10m): GDAL reads their arrays, see :func:`_grouped`."""
     assets, is_item = _assets(document)
-    found = [(k, a) for k, a in assets.items() if isinstance(a, dict) and _is_raster(a)]
+    found = [(k, a) for k, a in assets.items() if isinstance(a, dict) and _is_raster(a) and not is_group_asset(a)]
     return sorted(found, key=lambda pair: pair[0].casefold()), is_item
+
+
+def _grouped(document: dict) -> list[tuple[str, dict]]:
+    """The band arrays of the Zarr group assets, as single-band assets keyed ``SR_10m:b08``."""
+    assets, _ = _assets(document)
+    return [pair for key, asset in sorted(assets.items()) if isinstance(asset, dict)
+            for pair in group_band_assets(key, asset).items()]
 
 
 def _matches(wanted: str, key: str, asset: dict) -> int | None:
@@ -234,9 +244,15 @@ def resolve_band(item_or_collection: dict, name: str) -> BandInfo:
     wanted = _ALIASES.get(wanted, wanted)
     candidates, is_item = _raster_assets(item_or_collection)
     ranked: list[tuple[int, str, dict]] = []
+    # Bands of Zarr group assets (EOPF's SR_10m: its `bands`, each an array of the group) come after the
+    # assets themselves: a product's own per-band asset (B08_10m) is the band at its finest resolution.
+    grouped = _grouped(item_or_collection)
     for looked_for in with_substitutes(wanted):  # a stand-in only when nothing matches the name itself
-        ranked = [(rank, key, asset) for key, asset in candidates
-                  if (rank := _matches(looked_for, key, asset)) is not None]
+        for pool in (candidates, grouped):
+            ranked = [(rank, key, asset) for key, asset in pool
+                      if (rank := _matches(looked_for, key, asset)) is not None]
+            if ranked:
+                break
         if ranked:
             break
     if not ranked:
@@ -286,7 +302,7 @@ def _identity(key: str, asset: dict) -> str:
 def available_band_names(item_or_collection: dict) -> list[str]:
     """Asset keys, common names and band ids that `resolve_band` accepts."""
     names: list[str] = []
-    for key, asset in _raster_assets(item_or_collection)[0]:
+    for key, asset in _raster_assets(item_or_collection)[0] + _grouped(item_or_collection):
         names.append(key)
         if _band_count(asset) == 1:
             names.extend(n for n in _names(asset) if n)
@@ -297,8 +313,10 @@ def available_band_names(item_or_collection: dict) -> list[str]:
 def list_bands(item_or_collection: dict) -> list[BandInfo]:
     """Every single-band raster asset (by asset key); for a collection without item_assets, its summaries."""
     candidates, is_item = _raster_assets(item_or_collection)
-    bands = [_band_info(key, key, asset, item_or_collection, is_item)
-             for key, asset in candidates if _band_count(asset) == 1]
+    single = [(key, asset) for key, asset in candidates if _band_count(asset) == 1]
+    known = {_identity(key, asset) for key, asset in single}  # a group's band that has an asset of its own
+    single += [(key, asset) for key, asset in _grouped(item_or_collection) if _identity(key, asset) not in known]
+    bands = [_band_info(key, key, asset, item_or_collection, is_item) for key, asset in single]
     if bands or is_item:
         return bands
     summaries = item_or_collection.get("summaries") or {}
@@ -319,7 +337,9 @@ def quality_band(item_or_collection: dict) -> BandInfo | None:
             key, asset = by_key[wanted]
             return _band_info(key, key, asset, item_or_collection, is_item)
     for key, asset in candidates:
-        if _matches("scl", key, asset) is not None or re.search(r"\bfmask\b|cloud mask", str(asset.get("title", "")),
-                                                                re.IGNORECASE):
+        # EOPF's SCL_20m: .../conditions/mask/l2a_classification/r20m/scl
+        in_zarr = str(asset.get("href") or "").rstrip("/").rsplit("/", 1)[-1].casefold() == "scl"
+        titled = re.search(r"\bfmask\b|cloud mask", str(asset.get("title", "")), re.IGNORECASE)
+        if in_zarr or titled or _matches("scl", key, asset) is not None:
             return _band_info(key, key, asset, item_or_collection, is_item)
     return None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from .sites import within_auth_scope
+from .zarr_hrefs import split_zarr_href
 
 if TYPE_CHECKING:
     from .s3_options import S3Options
@@ -63,6 +64,8 @@ class GdalSource:
     credentials, so it is never shown in ``repr``."""
     description: str = ""
     """Where it came from, for messages: the original href, never a signature or a credential."""
+    srs: str = ""
+    """The CRS to take when the file declares none ("EPSG:32634" from the item: EOPF Zarr arrays)."""
 
     def __repr__(self) -> str:
         return f"GdalSource(path={redact_text(redact(self.path))!r}, config_keys={sorted(self.config)!r}, " \
@@ -291,6 +294,10 @@ def gdal_source(
                               credentials=credentials, auth_headers=auth_headers, header_file=header_file,
                               options=options, auth_scope=auth_scope)
     resolved = resolve_href(href, base)
+    inside = split_zarr_href(resolved)
+    if inside:  # an array inside a Zarr hierarchy (EOPF products): the store is mapped as any href
+        return zarr_gdal_path(inside[0], inside[1], s3=s3, credentials=credentials, auth_headers=auth_headers,
+                              header_file=header_file, options=options, auth_scope=auth_scope)
     scheme = _scheme(resolved)
     config: dict[str, str] = {}
     if not scheme:

@@ -19,6 +19,7 @@ from uuid import uuid4
 from ...cube.header_files import header_file as private_header_file
 from ...stac.hrefs import gdal_source, within_auth_scope
 from ...stac.items import item_bbox, item_datetime, item_name
+from ...stac.zarr_hrefs import asset_of
 from .grid import OutputGrid, transform_point
 
 #: Resampling odc-stac applies to the data bands (the quality band always gets "nearest").
@@ -92,7 +93,7 @@ def gdal_items(items: Sequence[dict], asset_keys: Sequence[str], signer: Callabl
     (``/vsicurl?header_file=``), which only workers on this machine can read.
     """
     hrefs = [str(asset["href"]) for item in items for key in asset_keys
-             if isinstance(asset := (item.get("assets") or {}).get(key), dict) and asset.get("href")]
+             if isinstance(asset := asset_of(item, key), dict) and asset.get("href")]
     header_file = ""
     if auth_headers and not all(within_auth_scope(auth_scope, h) for h in hrefs if h.startswith("http")):
         header_file = private_header_file(auth_scope, auth_headers)
@@ -101,13 +102,15 @@ def gdal_items(items: Sequence[dict], asset_keys: Sequence[str], signer: Callabl
     for item in items:
         assets = dict(item.get("assets") or {})
         for key in asset_keys:
-            asset = assets.get(key)
+            asset = asset_of(item, key)
             if not isinstance(asset, dict) or not asset.get("href"):
                 continue
             source = gdal_source(str(asset["href"]), signer=signer, s3=s3, options=options, credentials=credentials,
                                  auth_headers=auth_headers, header_file=header_file, auth_scope=auth_scope)
             config.update(source.config)
             assets[key] = {**asset, "href": source.path}
+            if source.path.startswith("ZARR:"):  # EOPF's application/vnd+zarr is no raster type to odc-stac
+                assets[key]["type"] = "application/zarr"
         out.append({**item, "assets": assets})
     return out, config
 

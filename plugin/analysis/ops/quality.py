@@ -169,7 +169,10 @@ def rule_for(item_or_collection: dict) -> QualityRule | None:
         return None
     key = info.asset_key or info.name
     asset = _asset(item_or_collection, key)
-    preset = _BY_KEY.get(key.casefold())
+    # EOPF names the asset SCL_20m and its array .../conditions/mask/l2a_classification/r20m/scl
+    array = str(asset.get("href") or "").rstrip("/").rsplit("/", 1)[-1]
+    preset = _BY_KEY.get(key.casefold()) or _BY_KEY.get(re.sub(r"_\d+m$", "", key.casefold())) \
+        or (_BY_KEY.get(array.casefold()) if array.casefold() == "scl" else None)
     if preset is None:
         title = str(asset.get("title") or "").casefold()
         if "scene classification" in title or "(scl)" in title:
