@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from demo_series import check_against_truth
 from osgeo import gdal
+from qgis.core import QgsRasterLayer
 from servers.process import run_checked, server_env, servers_bin
 from servers.s3 import UPLOADER
 
@@ -22,6 +23,7 @@ from cubescope.plugin.analysis.engine.pipeline import run
 from cubescope.plugin.analysis.ops.quality import SENTINEL2_SCL, rule_for
 from cubescope.plugin.analysis.timeseries import read_series
 from cubescope.plugin.cube.cog_reader import CogStackReader
+from cubescope.plugin.cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR, plan_layers
 from cubescope.plugin.stac.bands import AmbiguousBand, BandNotFound, quality_band, resolve_band
 from cubescope.plugin.stac.catalog_client import CatalogClient, SearchQuery
 from cubescope.plugin.stac.gdal_env import opened, read_array
@@ -187,6 +189,29 @@ def test_the_quality_band_is_the_products_scene_classification(eopf_items):
     assert rule_for(untitled).band == "SCL_20m" and rule_for(untitled).clear_values == SENTINEL2_SCL.clear_values
 
 
+# ---- layers ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bands", [("nir",), TRUE_COLOUR, FALSE_COLOUR, ("swir16", "nir", "red")])
+def test_layers_are_georeferenced_with_the_items_crs(qgis_app, eopf_items, cog_items, demo_cube, tmp_path, bands):
+    """One band, true or false colour, across the 10 m and 20 m groups: a VRT giving the item's CRS."""
+    source = Source("eopf", SourceKind.STATIC, str(demo_cube.eopf_catalog))
+    plans, problems = plan_layers(eopf_items[:2], list(bands), source, tmp_path / "vrt", stack=True)
+    expected, _ = plan_layers(cog_items[:2], list(bands), Source("demo", SourceKind.STATIC, str(demo_cube.catalog)),
+                              tmp_path / "cog-vrt", stack=True)
+    assert problems == [] and len(plans) == 2 and plans[0].end == plans[1].start, "a stack for the time slider"
+    for plan, cog in zip(plans, expected):
+        assert plan.path.endswith(".vrt") and plan.hrefs[0].endswith(".zarr/" + {
+            "nir": B08, "red": "measurements/reflectance/r10m/b04", "swir16": "measurements/reflectance/r20m/b11",
+        }[bands[0]])
+        got, want = gdal.Open(plan.path), gdal.Open(cog.path)
+        assert got.GetSpatialRef().GetAuthorityCode(None) == "32634"
+        assert got.GetGeoTransform() == want.GetGeoTransform() and got.RasterCount == len(bands)
+        assert np.array_equal(got.ReadAsArray(), want.ReadAsArray())
+        assert plan.stretch == cog.stretch
+        layer = QgsRasterLayer(plan.path, plan.name, "gdal")
+        assert layer.isValid() and layer.crs().authid() == "EPSG:32634" and layer.bandCount() == len(bands)
+
+
 # ---- time series and composites -------------------------------------------------------------------
 
 def _series(items, truth, point, **reader_options):
@@ -222,6 +247,20 @@ def test_a_median_composite_equals_the_cog_demos(demo_cube, tmp_path):
     assert eopf.tobytes() == cog.tobytes()
     clear, total = eopf[-2], eopf[-1]  # CLEAROB, TOTALOB
     assert (total == 6).all() and (clear < total).any(), "the scene classification masked some observations"
+
+
+@pytest.mark.parametrize(("crs", "resolution"), [("EPSG:32635", 10.0), ("EPSG:4326", 0.0002)])
+def test_a_reprojected_composite_equals_the_cog_demos(demo_cube, tmp_path, crs, resolution):
+    """Onto another grid the arrays, which have no CRS GDAL reads, are warped from the item's CRS."""
+    def composite(name: str, source: str, collection: str) -> np.ndarray:
+        request = AnalysisRequest(source=source, collection=collection, operation="composite",
+                                  bands=("red", "nir", "swir16"), periods=(SUMMER,), output=str(tmp_path / name),
+                                  extent=WEST, extent_crs="EPSG:32634", crs=crs, resolution=resolution)
+        return gdal.Open(str(run(request))).ReadAsArray()
+
+    eopf = composite("eopf.tif", str(demo_cube.eopf_catalog), EOPF)
+    assert eopf.tobytes() == composite("cog.tif", str(demo_cube.catalog), COG).tobytes()
+    assert np.isfinite(eopf).mean() > 0.5
 
 
 def test_over_http_the_series_and_composite_equal_the_local_ones(demo_cube, nginx_server, eopf_items, truth,

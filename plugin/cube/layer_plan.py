@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from ..stac.hrefs import GdalSource, gdal_source, redact_text, zarr_gdal_path
 from ..stac.items import item_datetime, item_self_href
 from ..stac.sources import Source
 from ..stac.tiles import tile_id
-from ..stac.zarr_hrefs import asset_of
+from ..stac.zarr_hrefs import asset_of, declared_crs
 from .vrt import colour_stretch, percentile_stretch, stack_vrt
 
 TRUE_COLOUR = ("red", "green", "blue")
@@ -66,12 +66,12 @@ def asset_source(item: dict, asset: str, source: Source, signer: Callable[[str],
                  credentials: Mapping[str, str] | None = None, header_file: str = "") -> tuple[GdalSource, str]:
     """The GDAL source of one band of an item (asset key or common name), and its asset key."""
     band = resolve_band(item, asset)
-    href = (asset_of(item, band.asset_key) or {})["href"]
-    return (
-        gdal_source(href, base=item_self_href(item), s3=source.s3, signer=signer, credentials=credentials,
-                    header_file=header_file, auth_scope=source.url),
-        band.asset_key,
-    )
+    found = asset_of(item, band.asset_key) or {}
+    gdal_src = gdal_source(found["href"], base=item_self_href(item), s3=source.s3, signer=signer,
+                           credentials=credentials, header_file=header_file, auth_scope=source.url)
+    if gdal_src.path.startswith("ZARR:"):  # EOPF arrays: GDAL reads their grid, the item gives their CRS
+        gdal_src = replace(gdal_src, srs=declared_crs(item, found))
+    return gdal_src, band.asset_key
 
 
 def plan_layers(
@@ -113,12 +113,14 @@ def plan_layers(
         decibels = len(keys) == 1 and keys[0].lower() in SAR_ASSETS
         description = ", ".join(s.description for s in sources)  # the hrefs, never a header file path
         forget_refusals(s.path for s in sources)
+        srs = next((s.srs for s in sources if s.srs), "")  # a CRS GDAL does not read: given in a VRT
         try:
-            if len(sources) == 1 and not decibels:
+            if len(sources) == 1 and not decibels and not srs:
                 path = sources[0].path
             else:
-                vrt = _vrt_name(workdir, [s.path for s in sources] + (["dB"] if decibels else []))
-                path = stack_vrt(list(sources), str(vrt), list(keys), decibels=decibels)
+                parts = [s.path for s in sources] + (["dB"] if decibels else []) + ([srs] if srs else [])
+                vrt = _vrt_name(workdir, parts)
+                path = stack_vrt(list(sources), str(vrt), list(keys), decibels=decibels, srs=srs)
             stretch = tuple(
                 percentile_stretch(GdalSource(path, config, description), band=i + 1) for i in range(len(sources))
             )
@@ -132,7 +134,7 @@ def plan_layers(
             name=f"{start:%Y-%m-%d} {'/'.join(keys)}", path=path, config=config, source_name=source.name,
             collection=item.get("collection", ""), item_id=item.get("id", ""), assets=tuple(keys), tile=tile,
             start=start, end=end, stretch=stretch, decibels=decibels,
-            hrefs=tuple(item["assets"][k]["href"] for k in keys),
+            hrefs=tuple((asset_of(item, k) or {}).get("href", "") for k in keys),
         ))
     return plans, problems
 

@@ -46,18 +46,20 @@ def _gdal_path(path: str) -> str:
 
 
 def stack_vrt(sources: Sequence[GdalSource], out_path: str, band_names: Sequence[str], *,
-              decibels: bool = False) -> str:
+              decibels: bool = False, srs: str = "") -> str:
     """One VRT band per single-band source, on the finest grid among them (nearest resampling).
 
     ``band_names`` become the band descriptions. With ``decibels`` each band is ``10·log10`` of its
     source (radar backscatter in linear power), computed by GDAL's ``dB`` pixel function when read.
+    ``srs`` ("EPSG:32634") is the VRT's CRS when its sources declare none GDAL reads (EOPF Zarr arrays).
     Returns ``out_path``.
     """
     if not sources:
         raise ValueError("A composite needs at least one band")
     if len(band_names) != len(sources):
         raise ValueError(f"{len(sources)} bands but {len(band_names)} band names: {list(band_names)}")
-    options = gdal.BuildVRTOptions(separate=True, resolution="highest", resampleAlg="nearest")
+    options = gdal.BuildVRTOptions(separate=True, resolution="highest", resampleAlg="nearest",
+                                   **({"outputSRS": srs} if srs else {}))
     description = ", ".join(s.description or s.path for s in sources)
     with gdal_config(merged_config(sources)):
         gdal.ErrorReset()
