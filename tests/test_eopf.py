@@ -232,6 +232,15 @@ def test_a_point_series_equals_the_cog_demo_and_the_truth(eopf_items, cog_items,
     assert any(o.valid for o in eopf.observations) and not all(o.valid for o in eopf.observations)
 
 
+def test_items_with_group_assets_only_give_the_same_series(eopf_items, truth):
+    """SR_10m/SR_20m and SCL_20m only: each band read from its group's array, scaled as the array says."""
+    groups = [{**item, "assets": {k: a for k, a in item["assets"].items() if k.startswith("SR_") or k == "SCL_20m"}}
+              for item in eopf_items]
+    got, expected = _series(groups, truth, "forest_a"), _series(eopf_items, truth, "forest_a")
+    assert [o.values for o in got.observations] == [o.values for o in expected.observations]
+    assert [o.clear for o in got.observations] == [o.clear for o in expected.observations]
+
+
 def _composite(demo_cube, out: Path, source: str, collection: str) -> np.ndarray:
     request = AnalysisRequest(source=source, collection=collection, operation="composite",
                               bands=("blue", "red", "nir", "swir16", "NDVI"), periods=(SUMMER,), output=str(out),
