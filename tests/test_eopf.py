@@ -15,6 +15,7 @@ import pytest
 from demo_series import check_against_truth
 from osgeo import gdal
 from qgis.core import QgsRasterLayer
+from qgis_desktop import qgis_process
 from servers.process import run_checked, server_env, servers_bin
 from servers.s3 import UPLOADER
 
@@ -314,3 +315,20 @@ def test_from_a_bucket_the_arrays_and_the_series_equal_the_local_ones(eopf_bucke
     remote = _series(items, truth, "forest_a", s3=s3, credentials=keys)
     assert [o.values for o in remote.observations] == [o.values for o in _series(eopf_items, truth, "forest_a")
                                                        .observations]
+
+
+def test_processing_takes_the_eopf_catalog_unchanged(demo_cube, tmp_path):
+    """`cubescope:composite` in a real qgis_process: the same COG from the EOPF catalog as from the COG one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    assert qgis_process(home, "plugins", "enable", "cubescope").returncode == 0
+    outputs = {}
+    for catalog, collection in ((demo_cube.eopf_catalog, EOPF), (demo_cube.catalog, COG)):
+        out = outputs[collection] = tmp_path / f"{collection}.tif"
+        done = qgis_process(home, "run", "cubescope:composite", "--", f"SOURCE={catalog}", f"COLLECTION={collection}",
+                            "BANDS=red,nir,NDVI", "START=2023-06-01", "END=2023-08-31", "METHOD=0",
+                            "EXTENT=732320,733600,5042880,5044160 [EPSG:32634]", "MAX_CLOUD=100", f"OUTPUT={out}")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    got, expected = gdal.Open(str(outputs[EOPF])), gdal.Open(str(outputs[COG]))
+    assert got.ReadAsArray().tobytes() == expected.ReadAsArray().tobytes()
+    assert got.GetMetadata()["CUBESCOPE_DATES"] == expected.GetMetadata()["CUBESCOPE_DATES"]
