@@ -7,6 +7,7 @@ Real files and servers throughout."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -240,6 +241,18 @@ def test_items_with_group_assets_only_give_the_same_series(eopf_items, truth):
     got, expected = _series(groups, truth, "forest_a"), _series(eopf_items, truth, "forest_a")
     assert [o.values for o in got.observations] == [o.values for o in expected.observations]
     assert [o.clear for o in got.observations] == [o.clear for o in expected.observations]
+
+
+def test_a_composite_from_items_with_group_assets_only_equals_the_full_ones(demo_cube, tmp_path):
+    """No B08_10m: the arrays' own scale_factor, add_offset and fill value (read once, at planning)."""
+    copy = tmp_path / "eopf"
+    shutil.copytree(demo_cube.root / "eopf", copy)
+    for path in copy.glob(f"{EOPF}/*/*.json"):
+        item = json.loads(path.read_text())
+        item["assets"] = {k: a for k, a in item["assets"].items() if k.startswith("SR_") or k == "SCL_20m"}
+        path.write_text(json.dumps(item))
+    full = _composite(demo_cube, tmp_path / "full.tif", str(demo_cube.eopf_catalog), EOPF)
+    assert _composite(demo_cube, tmp_path / "groups.tif", str(copy / "catalog.json"), EOPF).tobytes() == full.tobytes()
 
 
 def _composite(demo_cube, out: Path, source: str, collection: str) -> np.ndarray:

@@ -27,6 +27,7 @@ from ..ops.quality import QualityRule, rule_for, rule_from_user
 from ..ops.statistics import decimal_year
 from .grid import OutputGrid, output_grid
 from .load import TimeSlice, grid_longitude, group_by_solar_day, touching
+from .zarr_scaling import ZARR_ATTRIBUTES, with_array_scaling
 
 if TYPE_CHECKING:
     from .analysis_request import AnalysisRequest, Period
@@ -136,13 +137,16 @@ def resolve_quality(request: AnalysisRequest, reference: dict) -> tuple[QualityR
     return rule, _asset_key(reference, rule.band), []
 
 
-def _stack(items: list[dict], slices: list[TimeSlice], key: str, reference: dict) -> tuple[BandStack, str | None]:
-    info = resolve_band(reference, key)
+def _stack(items: list[dict], slices: list[TimeSlice], key: str, reference: dict,
+           request: AnalysisRequest) -> tuple[BandStack, str | None]:
+    info = with_array_scaling(resolve_band(reference, key), request)
     scales, offsets = [], []
     for time_slice in slices:
         try:
             band = resolve_band(items[time_slice.items[0]], key)
         except BandNotFound:
+            band = info
+        if band.scaling == "none" and info.scaling == ZARR_ATTRIBUTES:  # an EOPF group's array, as the reference's
             band = info
         scales.append(float(band.scale))
         offsets.append(float(band.offset))
@@ -185,7 +189,7 @@ def plan_periods(request: AnalysisRequest, items_per_period: list[list[dict]],
         slices = group_by_solar_day(items, longitude)
         stacks, floats, size = [], [], 0
         for key in keys:
-            stack, dtype = _stack(items, slices, key, reference)
+            stack, dtype = _stack(items, slices, key, reference, request)
             if stack.nodata is None and key != quality_key:
                 floats.append(key)
                 dtype = "float32"
