@@ -116,6 +116,8 @@ def test_unloading_while_a_task_still_waits_for_a_thread_reports_nothing(qgis_ap
         dock.open_demo_cube(demo_cube.root)
     search(dock, qtbot)
     manager = QgsApplication.taskManager()
+    # Tasks an earlier test left finishing (a cancelled demo cube on a busy machine) would hold a thread.
+    qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=2 * WAIT_MS)
     release = threading.Event()
     blockers = [_Blocker(release) for _ in range(QThreadPool.globalInstance().maxThreadCount())]
     logged: list[str] = []
