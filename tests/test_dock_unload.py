@@ -118,6 +118,7 @@ def test_unloading_while_a_task_still_waits_for_a_thread_reports_nothing(qgis_ap
     manager = QgsApplication.taskManager()
     # Tasks an earlier test left finishing (a cancelled demo cube on a busy machine) would hold a thread.
     qtbot.waitUntil(lambda: manager.countActiveTasks() == 0, timeout=2 * WAIT_MS)
+    qgis_canvas.waitWhileRendering()  # map renders run on the same global thread pool
     release = threading.Event()
     blockers = [_Blocker(release) for _ in range(QThreadPool.globalInstance().maxThreadCount())]
     logged: list[str] = []
