@@ -4,9 +4,9 @@ cannot be read, each for its own reason: for the tests of inputs that are skippe
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
+
+from cut_catalog import linked_copy
 
 #: The README's forest point: every broken file below covers it (tile 34TGR, spring 2023).
 FOREST = (24.0025633, 45.5085915)
@@ -18,13 +18,7 @@ def catalog_with_broken_reds(demo_cube, folder: Path, gone_url: str = "") -> tup
     The second 34TGR item's red points at ``gone_url`` (an HTTP 404; a local file that is not there
     when empty), the third's red.tif is a PNG (its thumbnail), the fourth's is cut in half."""
 
-    def copy(source: str, target: str) -> None:
-        if source.endswith(".json"):
-            shutil.copy2(source, target)
-        else:
-            os.symlink(source, target)
-
-    shutil.copytree(demo_cube.catalog.parent, folder, copy_function=copy)
+    linked_copy(demo_cube, folder)
     items = sorted((folder / "demo-s2-l2a").glob("*_T34TGR/*.json"))[:4]
     gone = gone_url or str(folder / "no-such-dir" / "red.tif")
     document = json.loads(items[1].read_text())

@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 
-def catalog_with_cut_red(demo_cube, folder: Path) -> Path:
-    """A copy of the demo catalog (its JSON copied, its rasters linked) whose Sentinel-2 red COGs end where
-    their second row of tiles starts: real files that a read fails on partway through."""
-    from osgeo import gdal
+def linked_copy(demo_cube, folder: Path) -> Path:
+    """A copy of the demo's STAC catalog in ``folder`` to edit: its JSON copied, its rasters linked (cheap,
+    and a test that changes a raster replaces the link, never the demo's file). Returns the catalog."""
 
     def copy(source: str, target: str) -> None:
         if source.endswith(".json"):
@@ -20,6 +19,15 @@ def catalog_with_cut_red(demo_cube, folder: Path) -> Path:
             os.symlink(source, target)
 
     shutil.copytree(demo_cube.catalog.parent, folder, copy_function=copy)
+    return folder / demo_cube.catalog.name
+
+
+def catalog_with_cut_red(demo_cube, folder: Path) -> Path:
+    """A copy of the demo catalog (its JSON copied, its rasters linked) whose Sentinel-2 red COGs end where
+    their second row of tiles starts: real files that a read fails on partway through."""
+    from osgeo import gdal
+
+    linked_copy(demo_cube, folder)
     for red in sorted((folder / "demo-s2-l2a").glob("*/red.tif")):
         source = red.resolve()
         dataset = gdal.Open(str(source))  # kept while its band is used (GDAL would crash)

@@ -10,13 +10,12 @@ covers its whole interval on the time slider.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cut_catalog import linked_copy
 from osgeo import gdal
 
 from cubescope.plugin.analysis.engine.analysis_request import AnalysisRequest, Period
@@ -35,13 +34,7 @@ FOREST = (24.0025633, 45.5085915)
 def interval_catalog(demo_cube, folder: Path) -> Path:
     """The demo catalog (JSON copied, rasters linked) whose Sentinel-2 items have `datetime: null` and
     the interval [datetime, datetime + 1 h]."""
-    def copy(source: str, target: str) -> None:
-        if source.endswith(".json"):
-            shutil.copy2(source, target)
-        else:
-            os.symlink(source, target)
-
-    shutil.copytree(demo_cube.catalog.parent, folder, copy_function=copy)
+    linked_copy(demo_cube, folder)
     for path in (folder / "demo-s2-l2a").glob("*/*.json"):
         item = json.loads(path.read_text())
         when = parse_datetime(item["properties"]["datetime"])
