@@ -19,6 +19,7 @@ from ..demo import DemoCube, default_demo_dir
 from ..log import log
 from ..stac.bands import list_bands
 from ..stac.catalog_client import PagingLimits, SearchQuery
+from ..stac.items import sort_by_date
 from ..stac.paging import PAGE_LIMIT, TIME_LIMIT, PagingStop
 from ..stac.sources import Source, SourceKind
 from ..stac.static_catalog import CollectionSummary
@@ -38,6 +39,7 @@ from .layer_loader import (
     play_on_controller,
     zoom_if_outside,
 )
+from .result_stream import ResultStream, SearchPreparation
 from .results_model import ResultsModel
 from .search_form import follow_collection, read_paging_limits, read_query, set_up_search_form
 from .source_access import SourceAccess
@@ -72,6 +74,8 @@ class BrowsePanel(QObject):
         self.results = ResultsModel(self)
         form.resultsTree.setModel(self.results)
         self.selection = FootprintSelection(form.resultsTree, self.results)
+        self.stream = ResultStream(self.results, self.selection, self._rows_added, self)
+        self._preparation: SearchPreparation | None = None
         form.sourceProgress.hide()
         form.searchProgress.hide()
         set_up_search_form(form, canvas)
@@ -86,6 +90,7 @@ class BrowsePanel(QObject):
     # -- tasks -------------------------------------------------------------------------------------
     def cancel_all(self) -> None:
         self.tasks.cancel_all()
+        self.stream.stop()
 
     def busy(self) -> bool:
         return self.tasks.busy()
@@ -198,25 +203,49 @@ class BrowsePanel(QObject):
         if self.source.kind == SourceKind.ZARR:
             log(self.tr("A Zarr cube needs no search: use Time stack to load its time steps."), "info", bar=self.bar)
             return
+        if self.source.kind in (SourceKind.WTSS, SourceKind.WLTS):
+            log(self.tr("A WTSS or WLTS service needs no search: pick the pixel tool and click the map (Time "
+                        "series tab)."), "info", bar=self.bar)
+            return
         query = self.query()
         self.form.searchButton.setEnabled(False)
         self.form.cancelSearchButton.setEnabled(True)
         self.form.searchProgress.setRange(0, 0)
         self.form.searchProgress.show()
         self.form.searchCount.setText(self.tr("searching…"))
+        collection = self.current_collection()
+        # Pages are shown while they arrive, prepared in the task's thread (result_stream).
+        self.stream.begin(self.tr("Footprints {c}").format(c=collection.id if collection else ""))
+        self._preparation = SearchPreparation()
         task = CallTask(self.tr("Cubescope: searching {name}").format(name=self.source.name),
-                        run_search, self.source, query, self.access.keys(self.source))
+                        run_search, self.source, query, self.access.keys(self.source), self._preparation)
         task.progressChanged.connect(lambda value: self.tasks.is_current("search", task) and (
             self.form.searchProgress.setRange(0, 100) or self.form.searchProgress.setValue(int(value))))
         self.tasks.start("search", task, self._search_done, self._search_failed, self._search_progress)
 
     def _search_progress(self, value) -> None:
-        received, matched = value
+        received, matched, prepared = value
         self.form.searchCount.setText(
             self.tr("{n} of {m} items").format(n=received, m=matched) if matched else
             self.tr("{n} items").format(n=received))
+        if prepared is not None:
+            self.stream.push_page(prepared)
+
+    def _rows_added(self, new_tiles: bool) -> None:
+        if new_tiles:
+            self.form.resultsTree.expandToDepth(0)
+            self.form.resultsTree.resizeColumnToContents(0)
 
     def _search_failed(self, message: str) -> None:
+        """The items received before are kept (their clusters made here: the task made none)."""
+        received = sort_by_date(self.stream.received)
+        if received and self._preparation is not None:
+            self.stream.push_end(self._preparation.last(received), lambda: self._search_failed_shown(message, received))
+        else:
+            self._search_failed_shown(message, self.items)
+
+    def _search_failed_shown(self, message: str, items: list[dict]) -> None:
+        self.items = items
         self._search_ui_idle()
         self.form.searchCount.setText(self.tr("{n} items").format(n=len(self.items)))
         log(message, "warning" if message.startswith("Cancelled") else "critical", bar=self.bar)
@@ -227,8 +256,17 @@ class BrowsePanel(QObject):
         self.form.searchProgress.hide()
 
     def _search_done(self, outcome: SearchOutcome) -> None:
+        if outcome.prepared is not None:  # shown once the pages queued before it are
+            self.stream.push_end(outcome.prepared, lambda: self._search_shown(outcome))
+        else:
+            self.show_items(outcome.items)
+            self._search_shown(outcome, thumbnails=False)
+
+    def _search_shown(self, outcome: SearchOutcome, thumbnails: bool = True) -> None:
+        self.items = outcome.items
         self._search_ui_idle()
-        self.show_items(outcome.items)
+        if thumbnails:
+            self._items_shown(outcome.items)
         self.form.searchCount.setText(self.tr("{n} items").format(n=len(outcome.items)))
         self.form.searchCount.setToolTip(self._stop_message(outcome.stop) if outcome.stop else "")
         if outcome.stop:
@@ -249,15 +287,19 @@ class BrowsePanel(QObject):
         return stop.message(where)
 
     def show_items(self, items: list[dict]) -> None:
-        """Fill the tile/date tree and the footprints layer (replacing the previous search's)."""
+        """Fill the tile/date tree and the footprints layer at once (replacing the previous search's)."""
+        self.stream.stop()
         self.items = items
         groups = group_by_tile(items)
         self.results.set_groups(groups)
-        self.form.resultsTree.expandToDepth(0)
-        self.form.resultsTree.resizeColumnToContents(0)
+        self._rows_added(True)
         tiles = {item.get("id", ""): group.tile for group in groups for item in group.items}
         collection = self.current_collection()
         self.selection.show(items, self.tr("Footprints {c}").format(c=collection.id if collection else ""), tiles)
+        self._items_shown(items)
+
+    def _items_shown(self, items: list[dict]) -> None:
+        """The asset list and the thumbnails of a search's items."""
         if items and not self.form.assetCombo.count():
             for band in list_bands(items[0]):
                 self.form.assetCombo.addItem(band.asset_key, band.asset_key)

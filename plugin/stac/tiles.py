@@ -96,7 +96,7 @@ def _group(tile: str, items: list[dict]) -> TileGroup:
     return TileGroup(tile, tuple(sort_by_date(items)), epsg, union_bbox(item_bbox(i) for i in items))
 
 
-def _natural_key(text: str) -> list[object]:
+def natural_key(text: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -155,7 +155,7 @@ def group_by_tile(items: Iterable[dict]) -> list[TileGroup]:
             untiled.append(item)
         else:
             tiled.setdefault(tile, []).append(item)
-    groups = sorted((_group(tile, members) for tile, members in tiled.items()), key=lambda g: _natural_key(g.tile))
+    groups = sorted((_group(tile, members) for tile, members in tiled.items()), key=lambda g: natural_key(g.tile))
     clusters = [_group(_centre_name(union_bbox(item_bbox(i) for i in members)), members)
                 for members in _cluster(untiled)]
-    return groups + sorted(_distinct(clusters), key=lambda g: _natural_key(g.tile))
+    return groups + sorted(_distinct(clusters), key=lambda g: natural_key(g.tile))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from qgis.core import QgsFeedback
 
@@ -22,6 +23,7 @@ from ..stac.object_store import ObjectStoreFetcher
 from ..stac.paging import PagingStop
 from ..stac.sources import Source, SourceKind
 from ..stac.static_catalog import CollectionSummary
+from .service_tasks import service_collections, test_service
 
 
 def _feedback(task) -> QgsFeedback:
@@ -60,6 +62,8 @@ def _describe_zarr(source: Source, credentials: Mapping[str, str] | None, header
 
 def test_source(task, source: Source, credentials: Mapping[str, str] | None = None,
                 headers: Mapping[str, str] | None = None) -> str:
+    if source.kind in (SourceKind.WTSS, SourceKind.WLTS):
+        return test_service(task, source)
     if source.kind == SourceKind.ZARR:
         description = _describe_zarr(source, credentials, headers)
         return f"Connected: Zarr cube with {len(description.variables)} variables, {len(description.times)} dates"
@@ -85,6 +89,8 @@ def zarr_collection(description) -> CollectionSummary:
 def list_collections(task, source: Source, credentials: Mapping[str, str] | None = None,
                      headers: Mapping[str, str] | None = None) -> list[CollectionSummary]:
     """All collections, page after page; each page is also streamed to the dock as it arrives."""
+    if source.kind in (SourceKind.WTSS, SourceKind.WLTS):  # coverages, or land-use collections
+        return service_collections(task, source)
     if source.kind == SourceKind.ZARR:
         description = _describe_zarr(source, credentials, headers)
         task.partial.emit(("zarr", description))
@@ -110,10 +116,15 @@ class SearchOutcome:
     error: str = ""
     stop: PagingStop | None = None
     """Why paging stopped although the catalog offered more (page cap, time limit, a server repeating itself)."""
+    prepared: Any = None
+    """What ``prepare.last`` made of all the items, in the task's thread (None without ``prepare``)."""
 
 
 def run_search(task, source: Source, query: SearchQuery,
-               credentials: Mapping[str, str] | None = None) -> SearchOutcome:
+               credentials: Mapping[str, str] | None = None, prepare: Any = None) -> SearchOutcome:
+    """The search's pages, each streamed as (items so far, matched, ``prepare.page(page items)``) while
+    it arrives. ``prepare`` (the dock's) does in this thread what the main thread should not: whatever
+    it makes of a page, and of all the items at the end (``prepare.last``, in the outcome)."""
     outcome = SearchOutcome()
     try:
         for page in client_for(task, source, credentials).search(query, is_canceled=task.isCanceled):
@@ -121,12 +132,15 @@ def run_search(task, source: Source, query: SearchQuery,
             outcome.skipped.extend(page.skipped)
             outcome.matched = page.matched if page.matched is not None else outcome.matched
             outcome.stop = page.stop or outcome.stop
-            task.partial.emit((len(outcome.items), outcome.matched))
+            prepared = prepare.page(page.items) if prepare is not None else None
+            task.partial.emit((len(outcome.items), outcome.matched, prepared))
             if outcome.matched:
                 task.setProgress(min(100.0, 100.0 * len(outcome.items) / outcome.matched))
     except (HttpError, ValueError) as error:  # ValueError: CQL2 that cannot be parsed or evaluated here
         outcome.error = str(error)
     outcome.items = sort_by_date(outcome.items)
+    if prepare is not None and not task.isCanceled():
+        outcome.prepared = prepare.last(outcome.items)
     return outcome
 
 

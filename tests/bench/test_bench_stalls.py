@@ -12,10 +12,16 @@ on it, so they are printed, not asserted. What is asserted is that the dock show
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import sys
+import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from demo_dock import S2, WAIT_MS, search
@@ -37,6 +43,11 @@ REPEATS = 3
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 
+#: CUBESCOPE_STALL_TRACE=1: a watchdog thread samples the main thread's stack while it is late, and the
+#: benchmark prints where the stalls were spent (the tool used to find them).
+TRACE = bool(os.environ.get("CUBESCOPE_STALL_TRACE"))
+
+
 class StallMonitor:
     """A timer ticking every 10 ms on the main thread; the gaps between ticks are its stalls."""
 
@@ -45,18 +56,50 @@ class StallMonitor:
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
         self.ticks: list[float] = []
+        self.late: Counter[str] = Counter()
+        self._done = threading.Event()
 
     def _tick(self) -> None:
         self.ticks.append(time.perf_counter())
 
+    def _watch(self, main: int) -> None:
+        while not self._done.wait(0.01):
+            if time.perf_counter() - self.ticks[-1] > 0.05:
+                frame = sys._current_frames().get(main)
+                stack = traceback.extract_stack(frame)[-14:] if frame is not None else []
+                self.late[" < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))] += 1
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif time.perf_counter() - self._gc_start > 0.05:
+            print(f"  GC gen {info['generation']} at {self._gc_start - self.ticks[0]:.2f} s took "
+                  f"{1000 * (time.perf_counter() - self._gc_start):.0f} ms, {info['collected']} collected")
+
     def __enter__(self) -> StallMonitor:
         self.ticks = [time.perf_counter()]
+        if TRACE:
+            import gc
+            gc.callbacks.append(self._gc)
+            print("  tracked objects:", len(gc.get_objects()), "frozen:", gc.get_freeze_count())
         self.timer.start()
+        if TRACE:
+            self._done.clear()
+            threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
         return self
 
     def __exit__(self, *_exc) -> None:
+        if TRACE:
+            import gc
+            gc.callbacks.remove(self._gc)
         self.timer.stop()
+        self._done.set()
         self.ticks.append(time.perf_counter())
+        for stack, count in self.late.most_common(6):
+            print(f"  late {count * 10} ms in: {stack}")
+        if TRACE:
+            print("  stalls at (s after start, ms):", [(round(a - self.ticks[0], 2), round((b - a) * 1000))
+                                                      for a, b in zip(self.ticks, self.ticks[1:]) if b - a > 0.1])
 
     @property
     def gaps_ms(self) -> list[float]:
