@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..stac.hrefs import GdalSource, gdal_source, zarr_gdal_path
+from ..stac.http import local_path
 from .zarr_compat import read_only_store, zarr_major
 from .zarr_description import ZarrDescription, ZarrError, ZarrVariable, describe_dataset
 from .zarr_stores import RemoteStore, default_fetcher, http_reader, vsi_reader
@@ -60,8 +61,9 @@ def open_zarr_dataset(
     url = url.rstrip("/")
     target: Any
     if "://" not in url or url.startswith("file://"):
-        target = gdal_source(url).path
-        path = Path(target)
+        # The store's own folder (gdal_source would read a path inside a store as one of its arrays).
+        path = local_path(url) or Path(url)
+        target = str(path)
         if not path.is_dir():
             raise ZarrError(f"{url}: no such directory")
         has = {key: (path / key).is_file() for key in _METADATA_KEYS}
