@@ -222,6 +222,8 @@ class BrowsePanel(QObject):
         task.progressChanged.connect(lambda value: self.tasks.is_current("search", task) and (
             self.form.searchProgress.setRange(0, 100) or self.form.searchProgress.setValue(int(value))))
         self.tasks.start("search", task, self._search_done, self._search_failed, self._search_progress)
+        # The outcome is the dock's now: the task deleted later must not take 10,000 items with it at once.
+        task.succeeded.connect(lambda _outcome, task=task: setattr(task, "result", None))
 
     def _search_progress(self, value) -> None:
         received, matched, prepared = value
@@ -263,6 +265,7 @@ class BrowsePanel(QObject):
             self._search_shown(outcome, thumbnails=False)
 
     def _search_shown(self, outcome: SearchOutcome, thumbnails: bool = True) -> None:
+        self.stream.release(self.items)
         self.items = outcome.items
         self._search_ui_idle()
         if thumbnails:

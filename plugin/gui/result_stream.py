@@ -181,14 +181,21 @@ class ResultStream(QObject):
 
     def _finish(self, end: PreparedEnd, start: int, then: Callable[[], None]) -> None:
         self._start()
+        rows = self.results.rowCount()
         following = self.results.finish_groups(end.groups, start, CLUSTER_ROWS)
+        self._on_rows(self.results.rowCount() > rows)  # clusters added: the tree's column fits them
         if following < len(end.groups):
             self._queue.appendleft(lambda: self._finish(end, following, then))
-            self._on_rows(True)
             return
         units: list[Callable[[], None]] = [
             lambda first=first: self.selection.add(end.features[first:first + BATCH * 2])
             for first in range(0, len(end.features), BATCH * 2)]
-        for unit in reversed([*units, lambda: self._on_rows(True), lambda: self._collections.resume(True), then]):
+        for unit in reversed([*units, lambda: self._collections.resume(True), then]):
             self._queue.appendleft(unit)
-        self._on_rows(True)
+
+    def release(self, items: list[dict]) -> None:
+        """Let go of a replaced search's items a thousand at a time: freeing 10,000 items (330,000
+        objects) at once holds the main thread for about 100 ms."""
+        held = list(items)
+        for _ in range(0, len(held), 1000):
+            self._push(lambda: held.__delitem__(slice(0, 1000)))
