@@ -221,7 +221,12 @@ def _send(method: str, url: str, json_body: Any, headers: Mapping[str, str] | No
                             for k in reply.rawHeaderList()}
         return int(status), reason, response_headers, content
     finally:
-        sip.delete(reply)
+        # The wrapper goes with the reply, in one step under the GIL: deleted with sip.delete, a wrapper
+        # still referenced (a frame, a traceback) stayed in sip's map, and the next reply Qt put at the
+        # same address came back as that deleted wrapper ("wrapped C/C++ object of type QNetworkReply
+        # has been deleted", seen in the WTSS/WLTS dock tests).
+        sip.transferback(reply)
+        del reply
 
 
 def auth_headers(authcfg: str, url: str) -> dict[str, str]:

@@ -231,3 +231,45 @@ def test_fail_on_bad_input_stops_at_the_first_unreadable_cog(home, demo_cube, ng
     assert stopped, log[-3000:]
     assert stopped.group(1) in causes and stopped.group(2).startswith(causes[stopped.group(1)])
     assert "Traceback" not in log
+
+
+#: pointtimeseries on a WTSS coverage, as the README writes it (the service's URL after "wtss:").
+WTSS_ARGS = ("run", "cubescope:pointtimeseries", "--", "SOURCE=wtss:{url}", "COLLECTION=demo-s2-l2a",
+             "BANDS=red,nir,ndvi", "POINTS={points}", "ID_FIELD=name", "START=2023-01-01", "END=2023-12-31",
+             "OUTPUT={output}")
+
+
+def test_a_wtss_coverage_as_source(home, wtss_server, catalog_items, truth, tmp_path):
+    """The README's WTSS line: the table equals the STAC table of the same pixels (one tile each)."""
+    coords = {name: (truth["points"][name]["lon"], truth["points"][name]["lat"])
+              for name in ("forest_a", "grassland_b")}
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Point", "coordinates": list(xy)}}
+        for name, xy in coords.items()]}))
+    output = tmp_path / "wtss.gpkg"
+    before = len(wtss_server.requests)
+    run, log = _run(home, *[a.format(url=wtss_server.url, points=points, output=output) for a in WTSS_ARGS])
+    assert run.returncode == 0, log[-3000:]
+    rows, types = _table(output)
+    assert list(types) == ["point_id", "datetime", "item_id", "red", "nir", "ndvi", "valid"]
+    in_2023 = [i for i in catalog_items if i["properties"]["datetime"] < "2024"]
+    with CogStackReader(in_2023) as reader:
+        stac = _expected(reader, coords, ["red", "nir", "ndvi"], rule_for(in_2023[0]))
+    mine = [{k: v for k, v in row.items() if k != "item_id"} for row in rows]
+    assert mine == [{k: v for k, v in row.items() if k != "item_id"} for row in stac] and len(rows) > 10
+    assert {r["item_id"] for r in rows} == {r["datetime"] for r in rows}, "a WTSS date has no item: its time"
+    assert "Quality rule: Sentinel-2 SCL" in log
+    asked = [r for r in wtss_server.requests[before:] if r[1] == "/demo-s2-l2a/timeseries"]
+    assert asked and all(r[3]["end_datetime"] <= "2023-12-31T23:59:59Z" for r in asked)
+
+
+def test_a_wtss_source_without_its_coverage_says_so(home, wtss_server, tmp_path):
+    points = tmp_path / "points.geojson"
+    points.write_text(README_POINTS)
+    run, log = _run(home, "run", "cubescope:pointtimeseries", "--", f"SOURCE=wtss:{wtss_server.url}",
+                    "BANDS=red", f"POINTS={points}", f"OUTPUT={tmp_path / 'none.gpkg'}")
+    assert run.returncode != 0 and "COLLECTION is required for a WTSS source" in log
+    run, log = _run(home, "run", "cubescope:pointtimeseries", "--", f"SOURCE=wtss:{wtss_server.url}",
+                    "COLLECTION=S2-16D-2", "BANDS=red", f"POINTS={points}", f"OUTPUT={tmp_path / 'none.gpkg'}")
+    assert run.returncode != 0 and f"{wtss_server.url}/S2-16D-2" in log and "404" in log

@@ -151,7 +151,7 @@ def test_a_wlts_trajectory_equals_the_demo_land_cover_truth(name, wlts_server, f
     assert trajectory.classes() == [expected]
     assert trajectory.rows("P1") == [{"point_id": "P1", "datetime": f"{LANDCOVER_YEAR}-01-01T00:00:00Z",
                                       "collection": "demo-landcover", "class": expected}]
-    _method, path, query, _body = next(r for r in reversed(wlts_server.requests) if r[1] == "/trajectory")
+    _method, _path, query, _body = next(r for r in reversed(wlts_server.requests) if r[1] == "/trajectory")
     assert query["collections"] == "demo-landcover"
     assert float(query["longitude"]) == point["lon"] and float(query["latitude"]) == point["lat"]
 

@@ -1,4 +1,4 @@
-"""Add or edit a connection: STAC API, static catalog or Zarr cube; auth and S3 options; a test."""
+"""Add or edit a connection: STAC API, static catalog, Zarr cube, WTSS or WLTS; auth and S3 options; a test."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from ..tasks.source_tasks import test_source
 
 _FORM, _ = uic.loadUiType(str(Path(__file__).resolve().parents[2] / "ui" / "connection_dialog.ui"))
 
-KINDS = [(SourceKind.STAC_API, "STAC API"), (SourceKind.STATIC, "Static STAC catalog"), (SourceKind.ZARR, "Zarr cube")]
+KINDS = [(SourceKind.STAC_API, "STAC API"), (SourceKind.STATIC, "Static STAC catalog"), (SourceKind.ZARR, "Zarr cube"),
+         (SourceKind.WTSS, "Web Time Series Service (WTSS)"),
+         (SourceKind.WLTS, "Web Land Trajectory Service (WLTS)")]
 SIGNING = [("", "None"), ("planetary-computer", "Microsoft Planetary Computer (SAS tokens)"),
            ("bdc", "Brazil Data Cube (access token from the auth configuration)")]
 

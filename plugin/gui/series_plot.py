@@ -1,5 +1,6 @@
 """The time-series plot: pyqtgraph with a date axis, one curve per point and band, observations marked,
-masked ones drawn hollow (or hidden), hover tooltips, click to open that date's scene."""
+masked ones drawn hollow (or hidden), hover tooltips, click to open that date's scene; under it, the
+land-use band of WLTS trajectories (`land_use_band`), on the same time axis."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from qgis.PyQt.QtWidgets import QVBoxLayout, QWidget
 
 from ..analysis.timeseries import Observation
 from . import pyqtgraph_compat
+from .land_use_band import LandUseBand
 
 pyqtgraph_compat.install()
 
@@ -55,6 +57,9 @@ class SeriesPlot(QWidget):
         self.widget.getAxis("bottom").setTextPen("k")
         self.legend = self.widget.addLegend(offset=(8, 8), labelTextColor="k")
         layout.addWidget(self.widget)
+        self.band = LandUseBand(self, self.legend)
+        layout.addWidget(self.band)
+        self.band.link_to(self.widget)
         self._curves: dict[tuple[int, str], _Curve] = {}
         self.hide_masked = False
 
@@ -113,7 +118,12 @@ class SeriesPlot(QWidget):
             self.widget.removeItem(curve.line)
             self.widget.removeItem(curve.marks)
         self._curves.clear()
+        self.band.clear()
         self.legend.clear()
+
+    def legend_names(self) -> list[str]:
+        """The legend's entries: curves ("P1 ndvi") and land-use classes."""
+        return [label.text for _sample, label in self.legend.items]
 
     def curve_count(self) -> int:
         return len(self._curves)
@@ -134,4 +144,4 @@ class SeriesPlot(QWidget):
             self.observation_clicked.emit(points[0].data()[0])
 
     def export_png(self, path: str) -> bool:
-        return self.widget.grab().save(path, "PNG")
+        return self.grab().save(path, "PNG")  # with the land-use band

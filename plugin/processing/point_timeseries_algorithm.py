@@ -1,4 +1,5 @@
-"""`cubescope:pointtimeseries`: the time series at points, from a STAC collection's COGs or a Zarr cube.
+"""`cubescope:pointtimeseries`: the time series at points, from a STAC collection's COGs, a Zarr cube or a
+WTSS coverage (SOURCE ``wtss:<service URL>``, COLLECTION the coverage).
 
 The same engine as the dock's map tool (`analysis.timeseries.read_series`); one reader serves all the
 points, so files opened for the first point are reused for the next.
@@ -37,6 +38,7 @@ from ..analysis.ops.quality import PRESETS, QualityRule, rule_for, rule_for_band
 from ..analysis.timeseries import plan_read, read_series, row_fields, series_to_rows
 from ..cube.cog_reader import CogStackReader
 from ..cube.reader import PixelReader, ReaderError
+from ..cube.wtss_reader import WtssReader
 from ..cube.zarr_cube import ZarrError
 from ..cube.zarr_reader import ZarrReader
 from ..network import qgis_fetcher, qgis_gdal_http_config
@@ -51,6 +53,8 @@ from ..tasks.thread_state import keep_thread_state
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 #: Half the side of the search box around a lone point, degrees (~100 m): footprints touching it.
 _POINT_MARGIN = 0.001
+#: SOURCE's prefix for a Web Time Series Service: "wtss:https://data.inpe.br/bdc/wtss/v4".
+WTSS_PREFIX = "wtss:"
 #: Skipped inputs listed one by one in the feedback at the end of a run (the rest are counted).
 _LISTED_SKIPPED = 200
 
@@ -86,7 +90,9 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
             "Reads the values of bands and spectral indices through time at each point of POINTS, from a STAC "
             "API or static catalog (SOURCE and COLLECTION; items searched around the points between START and "
             "END with at most MAX_CLOUD % cloud cover) or from a Zarr cube (SOURCE; COLLECTION and MAX_CLOUD "
-            "are ignored).\n\nBANDS: comma-separated band names (asset keys such as B04 or common names such as "
+            "are ignored), or from a Web Time Series Service (SOURCE wtss: followed by the service's URL, "
+            "COLLECTION the coverage; MAX_CLOUD is ignored, the coverage's quality attribute masks).\n\n"
+            "BANDS: comma-separated band names (asset keys such as B04 or common names such as "
             f"red) and/or indices ({', '.join(sorted(INDICES))}), computed from reflectance with each band's scale "
             "and offset applied.\n\nThe quality band (Sentinel-2 scl, Landsat QA_PIXEL, BDC CMASK/Fmask) is found "
             "from the metadata; QUALITY_BAND and CLEAR_VALUES (e.g. 4,5,6,7,11 or bits:1,3,4 for bits to mask) "
@@ -104,9 +110,9 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS name)
         self.addParameter(QgsProcessingParameterString(
-            self.SOURCE, "STAC API URL, static catalog URL or path, or Zarr cube URL or path"))
+            self.SOURCE, "STAC API URL, static catalog URL or path, Zarr cube URL or path, or wtss:<WTSS URL>"))
         self.addParameter(QgsProcessingParameterString(
-            self.COLLECTION, "Collection id (STAC only)", optional=True))
+            self.COLLECTION, "Collection id (STAC) or coverage (WTSS)", optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, "Bands and indices, comma-separated (e.g. red,nir,ndvi)"))
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -207,6 +213,8 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
         values = self.parameterAsString(parameters, self.CLEAR_VALUES, context).strip()
         if isinstance(reader, ZarrReader):
             found = rule_for_bands(reader.variable_attrs())
+        elif isinstance(reader, WtssReader):
+            found = rule_for_bands(reader.band_attrs())
         else:
             items = reader.items()
             found = rule_for(items[0]) if items else None
@@ -235,12 +243,18 @@ class PointTimeSeriesAlgorithm(QgsProcessingAlgorithm):
     def _reader(self, url: str, points, parameters, context, feedback) -> PixelReader:
         collection = self.parameterAsString(parameters, self.COLLECTION, context).strip()
         try:
+            if url.lower().startswith(WTSS_PREFIX):
+                if not collection:
+                    raise QgsProcessingException("COLLECTION is required for a WTSS source: the coverage's name")
+                return WtssReader(url[len(WTSS_PREFIX):].strip(), collection, qgis_fetcher(feedback=feedback),
+                                  start=self._date(parameters, self.START, context),
+                                  end=self._date(parameters, self.END, context, end_of_day=True))
             if guess_kind(url) == SourceKind.ZARR:
                 return ZarrReader(url, start=self._date(parameters, self.START, context),
                                   end=self._date(parameters, self.END, context, end_of_day=True),
                                   fetch=qgis_fetcher(feedback=feedback))
             return self._stac_reader(url, collection, points, parameters, context, feedback)
-        except (ZarrError, ReaderError, ValueError) as error:
+        except (ZarrError, ReaderError, ValueError, HttpError) as error:
             raise QgsProcessingException(str(error)) from error
 
     @staticmethod
