@@ -180,6 +180,9 @@ screenshots: setup
 	@env -u QT_QPA_PLATFORM $(PYENV) xvfb-run -a -s '-screen 0 1600x1000x24' \
 		qgis --profiles-path $(abspath $(PROFILE_DIR)) --profile cubescope --nologo --noversioncheck \
 		--code tests/tools/screenshots.py
+	@env -u QT_QPA_PLATFORM $(PYENV) xvfb-run -a -s '-screen 0 1600x1000x24' \
+		qgis --profiles-path $(abspath $(PROFILE_DIR)) --profile cubescope --nologo --noversioncheck \
+		--code tests/tools/screenshot_bdc_services.py
 	@ls -1 resources/screenshots/*.png 2>/dev/null || true
 
 clean:
