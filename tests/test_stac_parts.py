@@ -134,7 +134,8 @@ def test_sources_round_trip_through_plain_dicts() -> None:
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"name": "x", "kind": "wms", "url": "u"}, "kind must be one of 'stac-api', 'static', 'zarr', 'wtss', 'wlts', got 'wms'"),
+    ({"name": "x", "kind": "wms", "url": "u"},
+     "kind must be one of 'stac-api', 'static', 'zarr', 'wtss', 'wlts', got 'wms'"),
     ({"name": "", "kind": "static", "url": "u"}, "name must be a non-empty text"),
     ({"name": "x", "kind": "static"}, "source field 'url' is missing"),
     ({"name": "x", "kind": "static", "url": "u", "signing": "aws"}, "signing must be one of"),
