@@ -221,3 +221,20 @@ def test_a_saved_project_reopens_with_layers_and_provenance(dock, qtbot, tmp_pat
     assert reopened.isValid() and reopened.bandCount() == 3
     assert {k: reopened.customProperty(f"cubescope/{k}") for k in provenance} == provenance
     assert provenance["assets"] == "nir,red,green" and provenance["collection"] == "demo-s2-l2a"
+
+
+def test_a_land_cover_map_is_drawn_with_its_own_colours(dock, qtbot):
+    """A class map with a colour table (the demo's land cover) keeps its palette: classes in their colours,
+    not a grey stretch of class numbers."""
+    search(dock, qtbot, collection="demo-landcover")
+    panel = dock.browse
+    tile_row = panel.results.index(0, 0)
+    dock.form.resultsTree.selectionModel().select(panel.results.index(0, 0, tile_row),
+                                                  dock.form.resultsTree.selectionModel().Rows |
+                                                  dock.form.resultsTree.selectionModel().ClearAndSelect)
+    with qtbot.waitSignal(panel.layers_loaded, timeout=WAIT_MS) as blocker:
+        panel.load_selected(["data"])
+    (layer,) = blocker.args[0]
+    assert layer.renderer().type() == "paletted"
+    classes = layer.renderer().classes()
+    assert len(classes) >= 5 and len({c.color.name() for c in classes}) == len(classes)

@@ -11,6 +11,7 @@ GDAL's caches (a remote file's header is then read from memory); the GUI thread 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from qgis.core import (
     QgsInterval,
     QgsLayerTreeGroup,
     QgsMultiBandColorRenderer,
+    QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -33,6 +35,7 @@ from qgis.core import (
 )
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDateTime, QObject, Qt, QTimer
+from qgis.PyQt.QtGui import QColor
 
 from ..cube.layer_plan import LayerPlan, plan_layers, plan_zarr_layers
 from ..network import AssetAccess, scope_gdal_options
@@ -115,10 +118,22 @@ def style(layer: QgsRasterLayer, plan: LayerPlan) -> None:
         for band, setter in enumerate(setters, start=1):
             setter(contrast_enhancement(provider.dataType(band), plan.stretch[band - 1] if plan.stretch else None))
         layer.setRenderer(renderer)
+    elif provider.colorInterpretation(1) == Qgis.RasterColorInterpretation.PaletteIndex:
+        # A class map with its own colour table (land cover): QGIS's paletted renderer shows its colours.
+        layer.setRenderer(QgsPalettedRasterRenderer(provider, 1, _table_classes(provider.colorTable(1))))
     elif plan.stretch:
         renderer = QgsSingleBandGrayRenderer(provider, 1)
         renderer.setContrastEnhancement(contrast_enhancement(provider.dataType(1), plan.stretch[0]))
         layer.setRenderer(renderer)
+
+
+def _table_classes(table) -> list:
+    """The classes of a GDAL colour table: its 256 entries less the padding (the colour most of them
+    share), so the legend lists the land-cover classes, not 245 black ones."""
+    classes = QgsPalettedRasterRenderer.colorTableToClassData(table)
+    colours = Counter(c.color.name(QColor.NameFormat.HexArgb) for c in classes)
+    padding, count = colours.most_common(1)[0] if colours else ("", 0)
+    return [c for c in classes if c.color.name(QColor.NameFormat.HexArgb) != padding] if count > 1 else classes
 
 
 def contrast_enhancement(data_type, stretch: tuple[float, float] | None) -> QgsContrastEnhancement:
