@@ -127,3 +127,27 @@ def test_the_dock_list_and_the_footprints_show_the_interval(qgis_app):
 
     assert shown("2022-02-02") and shown("2022-02-06") and shown("2022-02-09")
     assert not shown("2022-02-10") and not shown("2022-02-01")
+
+
+def test_the_plot_hover_shows_an_items_interval(demo_cube, tmp_path, qgis_app):
+    """Items known by an 8-day interval: the series' observations carry it, and the plot's hover reads
+    "2023-06-13/2023-06-21 red = …" instead of a single day."""
+    from cubescope.plugin.gui.series_plot import SeriesPlot
+
+    catalog = linked_copy(demo_cube, tmp_path / "stac")
+    for path in sorted((catalog.parent / "demo-s2-l2a").glob("*_T34TGR/*.json"))[:3]:
+        item = json.loads(path.read_text())
+        when = parse_datetime(item["properties"]["datetime"])
+        item["properties"].update(datetime=None, start_datetime=item["properties"]["datetime"],
+                                  end_datetime=(when + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        path.write_text(json.dumps(item))
+    everything = Period(datetime(2023, 1, 1), datetime(2024, 12, 31))
+    items = [i for i in search_items(_request(catalog, tmp_path / "x.tif"), everything)
+             if i["properties"]["datetime"] is None]
+    assert len(items) == 3
+    with CogStackReader(items) as reader:
+        series = read_series(reader, *FOREST, ["red"])
+    expected = [item_when(item) for item in sorted(items, key=item_datetime)]
+    assert [o.period for o in series.observations] == expected and all("/" in p for p in expected)
+    first = series.observations[0]
+    assert SeriesPlot._tip(0.0, 0.05, (first, "red")).startswith(f"{expected[0]}  red = 0.0500")

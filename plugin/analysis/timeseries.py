@@ -51,6 +51,8 @@ class Observation:
     valid: bool = True
     """Usable for analysis: every band was read, not all are no data, and the quality rule says clear
     (no rule: True)."""
+    period: str = ""
+    """The item's interval ("2022-02-02/2022-02-09") when it is known by one only; empty for an instant."""
 
     @property
     def has_data(self) -> bool:
@@ -186,7 +188,7 @@ def _observation(values: PointValues, plan: ReadPlan, rule: QualityRule | None) 
     valid = not values.failed_bands and has_data and (clear is True if rule is not None else True)
     return Observation(datetime=scene.datetime, item_id=scene.item_id, tile=scene.tile, values=out,
                        quality=quality, clear=clear, group=scene.group, order=scene.order,
-                       errors=tuple(values.errors), failed=failed, valid=valid)
+                       errors=tuple(values.errors), failed=failed, valid=valid, period=scene.period)
 
 
 def _summarise(errors: dict[str, list[str]]) -> list[str]:

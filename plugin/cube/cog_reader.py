@@ -19,7 +19,7 @@ from typing import Any
 
 from ..stac.bands import AmbiguousBand, BandInfo, BandNotFound, available_band_names, list_bands, resolve_band
 from ..stac.hrefs import GdalSource, gdal_source
-from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, union_bbox
+from ..stac.items import Bbox, ItemError, item_bbox, item_datetime, item_name, item_self_href, item_when, union_bbox
 from ..stac.tiles import tile_id
 from ..stac.unreadable import SkippedInputs, StopAtFirstBadInputError, UnreadableInputError
 from ..stac.zarr_hrefs import asset_of, declared_crs
@@ -95,6 +95,12 @@ class _Click:
             self.finish(task.scene_index)
 
 
+def _interval(item: dict) -> str:
+    """The item's interval when it has no single datetime (a MODIS composite), for the plot's hover."""
+    props = item.get("properties") or {}
+    return "" if props.get("datetime") else item_when(item)
+
+
 class CogStackReader:
     """A `PixelReader` over STAC items (dicts, asset hrefs absolute or relative to the item's self link).
 
@@ -137,8 +143,8 @@ class CogStackReader:
         dated.sort(key=lambda entry: entry[:3])
         self._items = [entry[3] for entry in dated]
         self._scenes = [Scene(datetime=when, item_id=name, tile=tile or None,
-                              group=when.date().isoformat(), order=i)
-                        for i, (when, tile, name, _) in enumerate(dated)]
+                              group=when.date().isoformat(), order=i, period=_interval(item))
+                        for i, (when, tile, name, item) in enumerate(dated)]
         self._max_workers = max_workers
         self._handles_per_thread = handles_per_thread
         self._workers: tuple[AffineWorkers, HandleCache[OpenedCog]] | None = None

@@ -44,6 +44,9 @@ class Scene:
     """Scenes with the same group are one observation (one day of a COG stack); see timeseries.dedupe."""
     order: int = 0
     """Position in the timeline (date, then tile, then id): the tie-breaker when scenes of a group compete."""
+    period: str = ""
+    """The item's interval as a user reads it ("2022-02-02/2022-02-09") when it is known by one only
+    (`datetime` null); empty for an instant."""
 
 
 @dataclass

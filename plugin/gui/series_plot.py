@@ -137,7 +137,8 @@ class SeriesPlot(QWidget):
     def _tip(x: float, y: float, data) -> str:
         observation, band = data
         state = "" if observation.valid else "  (masked)"
-        return f"{observation.datetime:%Y-%m-%d}  {band} = {y:.4f}{state}\n{observation.item_id}"
+        when = observation.period or f"{observation.datetime:%Y-%m-%d}"  # an interval item shows its interval
+        return f"{when}  {band} = {y:.4f}{state}\n{observation.item_id}"
 
     def _clicked(self, _item, points, *_args) -> None:
         if len(points):
