@@ -7,6 +7,8 @@ gap over 100 ms. Side by side, (d) the same search paged by CatalogClient alone 
 no dock): the dock must show all 10,000 items within 1.5x that time.
 Each search is measured 3 times (medians printed); figures depend on the machine and what else runs
 on it, so they are printed, not asserted. What is asserted is that the dock shows every item.
+CUBESCOPE_STALL_TRACE=1 also prints where the main thread spent each stall, and CPython's slow
+garbage collections.
 """
 
 from __future__ import annotations
