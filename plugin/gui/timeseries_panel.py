@@ -306,13 +306,14 @@ class TimeSeriesPanel(QObject):
 
     def _cancel(self) -> None:
         # Forgotten before it is cancelled: a task still queued reports its cancel from within cancel().
-        for task in (self._task, self._trajectory_task):
+        tasks = (self._task, self._trajectory_task)
+        self._task = self._trajectory_task = None
+        for task in tasks:
             if task is not None:
                 try:
                     task.cancel()
-                except RuntimeError:
+                except RuntimeError:  # the C++ task finished and was deleted already
                     pass
-        self._task = self._trajectory_task = None
 
     # -- markers, clear, export -------------------------------------------------------------------------
     def _add_marker(self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> None:
