@@ -13,6 +13,7 @@ from pathlib import Path
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QObject, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap
+from qgis.PyQt.QtWidgets import QHeaderView
 
 from ..cube.layer_plan import FALSE_COLOUR, TRUE_COLOUR
 from ..demo import DemoCube, default_demo_dir
@@ -49,6 +50,16 @@ SOURCE_ROLE = Qt.ItemDataRole.UserRole + 2
 MAX_THUMBNAILS = 300
 
 
+def _fit_columns(tree) -> None:
+    """Tile / date takes the width the clouds column leaves: measuring it from the rows would cost a pass
+    over 10,000 of them, and measured on the first page it cut later dates ("2023...")."""
+    header = tree.header()
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+    header.resizeSection(1, tree.fontMetrics().horizontalAdvance("Clouds 100 %") + 16)
+
+
 class BrowsePanel(QObject):
     """Controller of the Browse tab's widgets (``form``), reporting to ``bar`` and the log."""
 
@@ -73,6 +84,7 @@ class BrowsePanel(QObject):
 
         self.results = ResultsModel(self)
         form.resultsTree.setModel(self.results)
+        _fit_columns(form.resultsTree)
         self.selection = FootprintSelection(form.resultsTree, self.results)
         self.stream = ResultStream(self.results, self.selection, self._rows_added, self)
         self._preparation: SearchPreparation | None = None
@@ -236,7 +248,6 @@ class BrowsePanel(QObject):
     def _rows_added(self, new_tiles: bool) -> None:
         if new_tiles:
             self.form.resultsTree.expandToDepth(0)
-            self.form.resultsTree.resizeColumnToContents(0)
 
     def _search_failed(self, message: str) -> None:
         """The items received before are kept (their clusters made here: the task made none)."""
