@@ -11,7 +11,7 @@ from typing import Any
 from osgeo import gdal, osr
 
 from ..stac.bands import BandInfo
-from ..stac.gdal_env import gdal_config, open_saying_why
+from ..stac.gdal_env import gdal_config, open_saying_why, share_with_gdal_threads
 from ..stac.hrefs import GdalSource
 from ..stac.unreadable import UnreadableInputError, cause_of, check_format
 from .handle_cache import HandleCache
@@ -119,6 +119,7 @@ def read_pixel(source: GdalSource, band: BandInfo, media_type: str, lon: float, 
     """The physical value of one file at (lon, lat), `OUTSIDE`, or raises CogReadError (an
     UnreadableInputError: its url and cause). Runs in a worker thread; the file stays open in it."""
     with gdal_config(source.config):
+        share_with_gdal_threads(source.path)  # GDAL 3.13 reads a Zarr array's chunks in its own threads
         gdal.PushErrorHandler("CPLQuietErrorHandler")
         try:
             opened, _ = handles.get(source.path, lambda: open_cog(source, media_type))
