@@ -177,12 +177,11 @@ package: venv
 screenshots: setup
 	@PYTHONPATH=$(abspath $(PKG_ROOT)) $(PY) -m cubescope.plugin.demo $(DEMO_DIR)
 	@$(PY) tests/qgis_desktop.py profile $(PROFILE_DIR)
-	@env -u QT_QPA_PLATFORM $(PYENV) xvfb-run -a -s '-screen 0 1600x1000x24' \
+	@for script in screenshots screenshot_bdc_services; do \
+		env -u QT_QPA_PLATFORM $(PYENV) PYTHONPATH=$(abspath $(PKG_ROOT)):$(SITE):$(abspath tests):$(abspath tests/tools) \
+		xvfb-run -a -s '-screen 0 1600x1000x24' \
 		qgis --profiles-path $(abspath $(PROFILE_DIR)) --profile cubescope --nologo --noversioncheck \
-		--code tests/tools/screenshots.py
-	@env -u QT_QPA_PLATFORM $(PYENV) xvfb-run -a -s '-screen 0 1600x1000x24' \
-		qgis --profiles-path $(abspath $(PROFILE_DIR)) --profile cubescope --nologo --noversioncheck \
-		--code tests/tools/screenshot_bdc_services.py
+		--code tests/tools/$$script.py || exit 1; done
 	@ls -1 resources/screenshots/*.png 2>/dev/null || true
 
 clean:

@@ -6,69 +6,20 @@ dock-wtss-wlts.png (the dock alone); QGIS quits afterwards.
 """
 
 import json
-import os
-import sys
-import traceback
-from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle
-from qgis.PyQt.QtCore import QEventLoop, Qt, QTimer
-from qgis.PyQt.QtWidgets import QDockWidget
+from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsRectangle
+from qgis_session import OUT, laid_out, run_and_quit, settle, wait_signal, wait_until
+from servers.bdc_services import start_wlts, start_wtss
 
-OUT = Path(os.environ.get("CUBESCOPE_SCREENSHOTS", "resources/screenshots")).resolve()
-TESTS = Path("tests").resolve()  # run from the repository's root, as `make screenshots` does (no __file__ here)
+from cubescope.plugin.stac.sources import Source, SourceKind
+
 iface = qgis.utils.iface
 
 
-def settle(ms: int) -> None:
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def wait_until(condition, timeout_s: float) -> bool:
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.timeout.connect(lambda: condition() and loop.quit())
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    poll.start(100)
-    if not condition():
-        loop.exec()
-    poll.stop()
-    return bool(condition())
-
-
-def wait_signal(signal, timeout_s: float):
-    received = []
-    loop = QEventLoop()
-    signal.connect(lambda *args: (received.append(args), loop.quit()))
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    if not received:
-        raise RuntimeError(f"no signal within {timeout_s} s")
-    return received[0]
-
-
 def main() -> None:
-    sys.path.insert(0, str(TESTS))
-    from servers.bdc_services import start_wlts, start_wtss
-
-    from cubescope.plugin.stac.sources import Source, SourceKind
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    window = iface.mainWindow()
-    window.resize(1600, 1000)
-    window.showMaximized()
-    settle(500)
-    left = [dock for dock in window.findChildren(QDockWidget)
-            if dock.isVisible() and window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea]
-    window.resizeDocks(left, [260] * len(left), Qt.Orientation.Horizontal)
-    plugin = qgis.utils.plugins["cubescope"]
-    window.resizeDocks([plugin.dock], [560], Qt.Orientation.Horizontal)
+    window, plugin = laid_out(560)
     dock = plugin.dock
-    if not wait_until(lambda: bool(dock.collection_ids()), 180):
-        raise RuntimeError("the dock did not list the demo catalog within 180 s")
     stac = dock.demo_cube.root / "stac"
     truth = json.loads((dock.demo_cube.truth / "truth.json").read_text())
     wtss, wlts = start_wtss(stac), start_wlts(stac)
@@ -102,11 +53,4 @@ def main() -> None:
         wlts.stop()
 
 
-try:
-    main()
-except Exception:  # noqa: BLE001 (always quit QGIS, report what went wrong)
-    (OUT / "screenshots-bdc-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-finally:
-    QgsApplication.taskManager().cancelAll()
-    QgsProject.instance().setDirty(False)
-    os._exit(0)
+run_and_quit(main, "screenshots-bdc-error.txt")

@@ -4,49 +4,13 @@ open two demo scenes so the map is not empty, and save PNGs of the window and th
 Screenshots go to resources/screenshots/ (kept out of the plugin ZIP); QGIS quits afterwards.
 """
 
-import os
-import traceback
-from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsProject
-from qgis.PyQt.QtCore import QDateTime, QEventLoop, Qt, QTimer
-from qgis.PyQt.QtWidgets import QDockWidget
+from qgis.core import QgsProject
+from qgis.PyQt.QtCore import QDateTime
+from qgis_session import OUT, laid_out, run_and_quit, settle, wait_signal
 
-OUT = Path(os.environ.get("CUBESCOPE_SCREENSHOTS", "resources/screenshots")).resolve()
 iface = qgis.utils.iface
-
-
-def wait_until(condition, timeout_s: float) -> bool:
-    """Spin the event loop until ``condition()`` or the deadline; bounded, never a bare sleep loop."""
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.timeout.connect(lambda: condition() and loop.quit())
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    poll.start(100)
-    if not condition():
-        loop.exec()
-    poll.stop()
-    return bool(condition())
-
-
-def settle(ms: int) -> None:
-    """Let QGIS paint (rendering is asynchronous) before grabbing."""
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def wait_signal(signal, timeout_s: float):
-    """Run the event loop until ``signal`` fires (its arguments are returned) or the deadline."""
-    received = []
-    loop = QEventLoop()
-    signal.connect(lambda *args: (received.append(args), loop.quit()))
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    if not received:
-        raise RuntimeError(f"no signal within {timeout_s} s")
-    return received[0]
 
 
 def browse_demo(dock) -> None:
@@ -158,19 +122,7 @@ def analysis_zarr_std(dock) -> None:
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    window = iface.mainWindow()
-    window.resize(1600, 1000)
-    window.showMaximized()
-    settle(500)
-    # A fresh 3.40 profile gives the Browser and Layers panels a sliver of the width: give them room.
-    left = [dock for dock in window.findChildren(QDockWidget)
-            if dock.isVisible() and window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea]
-    window.resizeDocks(left, [260] * len(left), Qt.Orientation.Horizontal)
-    window.resizeDocks([qgis.utils.plugins["cubescope"].dock], [520], Qt.Orientation.Horizontal)
-    plugin = qgis.utils.plugins["cubescope"]
-    if not wait_until(lambda: bool(plugin.dock.collection_ids()), 180):
-        raise RuntimeError("the dock did not list the demo catalog within 180 s")
+    _window, plugin = laid_out(520)
     browse_demo(plugin.dock)
     iface.mapCanvas().zoomToFullExtent()
     iface.mapCanvas().refresh()
@@ -200,13 +152,4 @@ def main() -> None:
     iface.mainWindow().grab().save(str(OUT / "qgis-dock-analysis-zarr.png"))
 
 
-try:
-    main()
-except Exception:  # noqa: BLE001 (always quit QGIS, report what went wrong)
-    (OUT / "screenshots-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-finally:
-    # Quit without QGIS's "save the project?" / "cancel running tasks?" dialogs: nothing here is worth
-    # keeping beyond the PNGs, and a dialog under Xvfb would wait forever.
-    QgsApplication.taskManager().cancelAll()
-    QgsProject.instance().setDirty(False)
-    os._exit(0)
+run_and_quit(main, "screenshots-error.txt")
